@@ -1,0 +1,3 @@
+from nnctl.cli import main
+
+main()

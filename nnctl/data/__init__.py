@@ -1,0 +1,1 @@
+"""Data: sources (builtin, inline, csv, npz), splits, normalisation."""

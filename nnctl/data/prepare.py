@@ -1,0 +1,200 @@
+"""From raw arrays to train/val/test splits the model can consume: checks, task, splits, scaling.
+
+Splits are drawn from one permutation seeded by `seed` (the same examples every time); normalisation
+statistics are fitted on the training split only and saved in the run directory.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nnctl.data.sources import Raw, read
+from nnctl.errors import DataError
+
+
+@dataclass
+class Scaler:
+    """x' = (x - shift) / scale, per feature."""
+
+    kind: str
+    shift: np.ndarray
+    scale: np.ndarray
+
+    @staticmethod
+    def fit(kind: str, x: np.ndarray) -> "Scaler":
+        flat = x.reshape(len(x), -1) if x.ndim > 1 else x.reshape(len(x), 1)
+        if kind == "standard":
+            shift, scale = flat.mean(0), flat.std(0)
+        elif kind == "minmax":
+            shift, scale = flat.min(0), flat.max(0) - flat.min(0)
+        else:
+            shift, scale = np.zeros(flat.shape[1]), np.ones(flat.shape[1])
+        scale = np.where(scale > 0, scale, 1.0)
+        return Scaler(kind, shift.astype(np.float32), scale.astype(np.float32))
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        if self.kind == "none" or x is None:
+            return x
+        flat = x.reshape(len(x), -1)
+        return ((flat - self.shift) / self.scale).astype(np.float32).reshape(x.shape)
+
+    def invert(self, x: np.ndarray) -> np.ndarray:
+        if self.kind == "none":
+            return x
+        flat = x.reshape(len(x), -1)
+        return (flat * self.scale + self.shift).astype(np.float32).reshape(x.shape)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "shift": self.shift, "scale": self.scale}
+
+    @staticmethod
+    def from_dict(d: dict) -> "Scaler":
+        return Scaler(str(d["kind"]), np.asarray(d["shift"], np.float32), np.asarray(d["scale"], np.float32))
+
+
+@dataclass
+class Dataset:
+    task: str
+    input_shape: tuple
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    num_classes: int | None
+    scaler: Scaler
+    target_scaler: Scaler
+    class_names: list[str] | None = None
+    origin: str = ""
+    sizes: dict = field(default_factory=dict)
+
+    def split(self, name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return {"train": (self.x_train, self.y_train), "val": (self.x_val, self.y_val),
+                "test": (self.x_test, self.y_test)}[name]
+
+
+def check_finite(a: np.ndarray, what: str) -> None:
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        idx = np.argwhere(~np.isfinite(a))[0]
+        row = int(idx[0])
+        col = f", column {int(idx[1])}" if len(idx) > 1 else ""
+        raise DataError(f"{what}: non-finite value {a[tuple(idx)]} at row {row}{col} (remove or impute NaN/inf)")
+
+
+def infer_task(y: np.ndarray, out_units: int) -> str:
+    integral = y.dtype.kind in "biu" or (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0))
+    if integral and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)):
+        return "binary" if out_units == 1 else "classification"
+    if y.ndim == 2 and y.shape[1] == out_units > 1 and np.all((y == 0) | (y == 1)) and np.all(y.sum(1) == 1):
+        return "classification"  # one-hot rows
+    return "regression"
+
+
+def targets_for(task: str, y: np.ndarray, out_shape: tuple, what: str) -> np.ndarray:
+    """Targets in the form losses expect: class indices (N,), 0/1 floats (N, k) or values (N, *out)."""
+    units = out_shape[-1] if out_shape else 1
+    if task == "classification":
+        if y.ndim == 2 and y.shape[1] > 1:
+            y = np.argmax(y, 1)
+        y = y.reshape(len(y))
+        if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+            raise DataError(f"{what}: classification labels must be whole numbers, got {y[np.mod(y, 1) != 0][0]}")
+        y = y.astype(np.int64)
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= units:
+            raise DataError(f"{what}: labels range {lo}..{hi} but the output layer has {units} units "
+                            f"(labels must be 0..{units - 1}): set the last layer's units to {hi + 1}")
+        return y.astype(np.int32)
+    if task == "binary":
+        y = y.astype(np.float32).reshape(len(y), -1)
+        if not np.all((y == 0) | (y == 1)):
+            raise DataError(f"{what}: binary labels must be 0 or 1, found {np.unique(y)[:5].tolist()}")
+        if y.shape[1] != units:
+            raise DataError(f"{what}: {y.shape[1]} label(s) per example but the output layer has {units} units")
+        return y
+    y = y.astype(np.float32)
+    per = math.prod(y.shape[1:]) if y.ndim > 1 else 1
+    if per != math.prod(out_shape):
+        raise DataError(f"{what}: targets have {per} value(s) per example but the model outputs "
+                        f"{list(out_shape)}: change the last layer")
+    return y.reshape((len(y), *out_shape))
+
+
+def _reshape(x: np.ndarray, shape: tuple, what: str) -> np.ndarray:
+    if x.ndim == 1:
+        x = x[:, None]
+    if tuple(x.shape[1:]) == tuple(shape):
+        return x
+    if math.prod(x.shape[1:]) != math.prod(shape):
+        raise DataError(f"{what}: examples have shape {list(x.shape[1:])} but the model expects {list(shape)}")
+    return x.reshape((len(x), *shape))
+
+
+def prepare(spec, analysis, base_dir: Path, scaler: Scaler | None = None,
+            target_scaler: Scaler | None = None) -> Dataset:
+    """Load, check, split and scale the data of a spec (scalers given: reuse a run's saved ones)."""
+    d = spec.data
+    raw: Raw = read(d, base_dir, spec.seed)
+    where = raw.origin or d.source
+    if len(raw.x) != len(raw.y):
+        raise DataError(f"{where}: x has {len(raw.x)} examples but y has {len(raw.y)}")
+    if len(raw.x) == 0:
+        raise DataError(f"{where}: no examples")
+    check_finite(raw.x, f"{where} x")
+    check_finite(np.asarray(raw.y, np.float64) if raw.y.dtype.kind in "biuf" else raw.y, f"{where} y")
+    if raw.x_test is not None:
+        if len(raw.x_test) != len(raw.y_test):
+            raise DataError(f"{where}: test x has {len(raw.x_test)} examples but test y has {len(raw.y_test)}")
+        check_finite(raw.x_test, f"{where} test x")
+
+    shape = analysis.input_shape
+    x = _reshape(raw.x, shape, f"{where} x")
+    out_shape = analysis.output_shape
+    task = d.task or infer_task(raw.y, out_shape[-1])
+
+    rng = np.random.default_rng(spec.seed)
+    n = len(x)
+    order = rng.permutation(n) if d.shuffle else np.arange(n)
+    x_test = y_test = None
+    if raw.x_test is not None:
+        x_test, y_test = _reshape(raw.x_test, shape, f"{where} test x"), raw.y_test
+        rest = order
+    else:
+        n_test = int(round(n * d.test_split))
+        test_idx, rest = order[:n_test], order[n_test:]
+        if n_test:
+            x_test, y_test = x[test_idx], raw.y[test_idx]
+    n_val = int(round(len(rest) * d.validation_split))
+    val_idx, train_idx = rest[:n_val], rest[n_val:]
+    if len(train_idx) == 0:
+        raise DataError(f"{where}: no training examples left after the validation/test splits ({n} in all)")
+    x_train, y_train = x[train_idx], raw.y[train_idx]
+    x_val, y_val = (x[val_idx], raw.y[val_idx]) if n_val else (None, None)
+
+    scaler = scaler or Scaler.fit(d.normalize, x_train)
+    x_train, x_val, x_test = (scaler.apply(a) if a is not None else None for a in (x_train, x_val, x_test))
+
+    def tgt(y, what):
+        if y is None:
+            return None
+        return targets_for(task, y, out_shape, f"{where} {what}") if task != "autoencoder" else None
+
+    if task == "autoencoder":
+        y_train, y_val, y_test = x_train, x_val, x_test
+        target_scaler = Scaler.fit("none", x_train[:1])
+    else:
+        y_train, y_val, y_test = tgt(y_train, "y"), tgt(y_val, "y (validation)"), tgt(y_test, "y (test)")
+        if task == "regression" and target_scaler is None:
+            target_scaler = Scaler.fit(d.normalize_target, y_train)
+        target_scaler = target_scaler or Scaler.fit("none", y_train[:1].astype(np.float32))
+        if task == "regression":
+            y_train, y_val, y_test = (target_scaler.apply(a) if a is not None else None for a in (y_train, y_val, y_test))
+    num_classes = out_shape[-1] if task == "classification" else (2 if task == "binary" else None)
+    sizes = {"train": len(x_train), "val": 0 if x_val is None else len(x_val), "test": 0 if x_test is None else len(x_test)}
+    return Dataset(task, tuple(shape), x_train, y_train, x_val, y_val, x_test, y_test, num_classes, scaler,
+                   target_scaler, raw.class_names, where, sizes)

@@ -1,0 +1,85 @@
+"""Early stopping as an immutable value: `update(epoch, value)` returns a new value.
+
+It is a pytree of arrays, so the same code runs on the host (tests, per-step loops) and inside a compiled
+multi-epoch loop on the device. Semantics follow Keras 3 `EarlyStopping` exactly, plus Lightning's
+thresholds:
+
+* Epochs before `start_from_epoch` (0-based) are ignored.
+* An epoch *improves* when, for mode min, value < best - min_delta (max: value > best + min_delta).
+  Improving epochs record best/best_epoch and reset the wait counter, but only when the value also beats
+  `baseline` (if given); otherwise the counter keeps running.
+* On a non-improving epoch the counter increases; training stops when it reaches `patience`
+  (and the epoch is not the first). So patience=3 stops at the 3rd epoch in a row without improvement.
+* `stopping_threshold`: stop as soon as the value is at least that good (<= for min, >= for max).
+* `divergence_threshold`: stop as soon as the value is worse than it (> for min, < for max).
+* A NaN/inf monitored value stops training.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import struct
+
+REASONS = ["", "patience", "stopping_threshold", "divergence_threshold", "nonfinite_monitor", "nonfinite",
+           "steps", "interrupted"]
+
+
+def reason_code(name: str) -> int:
+    return REASONS.index(name)
+
+
+@struct.dataclass
+class EarlyStopping:
+    best: jnp.ndarray
+    best_epoch: jnp.ndarray
+    wait: jnp.ndarray
+    stopped: jnp.ndarray
+    reason: jnp.ndarray
+    sign: float = struct.field(pytree_node=False, default=1.0)  # +1: min, -1: max
+    patience: int = struct.field(pytree_node=False, default=0)
+    min_delta: float = struct.field(pytree_node=False, default=0.0)
+    baseline: float | None = struct.field(pytree_node=False, default=None)
+    start_from_epoch: int = struct.field(pytree_node=False, default=0)
+    stopping_threshold: float | None = struct.field(pytree_node=False, default=None)
+    divergence_threshold: float | None = struct.field(pytree_node=False, default=None)
+    enabled: bool = struct.field(pytree_node=False, default=True)
+
+    @classmethod
+    def create(cls, mode: str = "min", patience: int = 0, min_delta: float = 0.0, baseline: float | None = None,
+               start_from_epoch: int = 0, stopping_threshold: float | None = None,
+               divergence_threshold: float | None = None, enabled: bool = True) -> "EarlyStopping":
+        sign = 1.0 if mode == "min" else -1.0
+        return cls(best=jnp.float32(jnp.inf * sign), best_epoch=jnp.int32(-1), wait=jnp.int32(0),
+                   stopped=jnp.bool_(False), reason=jnp.int32(0), sign=sign, patience=patience,
+                   min_delta=abs(min_delta), baseline=baseline, start_from_epoch=start_from_epoch,
+                   stopping_threshold=stopping_threshold, divergence_threshold=divergence_threshold,
+                   enabled=enabled)
+
+    def _improves(self, value, reference):
+        return self.sign * (value - reference) < -self.min_delta
+
+    def update(self, epoch, value) -> tuple["EarlyStopping", jnp.ndarray]:
+        """The state after `epoch` (0-based) ended with `value`; also whether it improved."""
+        value = jnp.asarray(value, jnp.float32)
+        active = (epoch >= self.start_from_epoch) & ~self.stopped
+        improved = active & self._improves(value, self.best)
+        beats_baseline = True if self.baseline is None else self._improves(value, jnp.float32(self.baseline))
+        wait = jnp.where(active, self.wait + 1, self.wait)
+        wait = jnp.where(improved & beats_baseline, 0, wait)
+        best = jnp.where(improved, value, self.best)
+        best_epoch = jnp.where(improved, epoch, self.best_epoch)
+
+        reason = jnp.int32(0)
+        if self.enabled:
+            reason = jnp.where(~improved & (wait >= self.patience) & (epoch > 0), reason_code("patience"), reason)
+            if self.divergence_threshold is not None:
+                reason = jnp.where(self.sign * (value - self.divergence_threshold) > 0,
+                                   reason_code("divergence_threshold"), reason)
+            if self.stopping_threshold is not None:
+                reason = jnp.where(self.sign * (value - self.stopping_threshold) <= 0,
+                                   reason_code("stopping_threshold"), reason)
+            reason = jnp.where(~jnp.isfinite(value), reason_code("nonfinite_monitor"), reason)
+        reason = jnp.where(active, reason, 0)
+        stopped = self.stopped | (reason > 0)
+        return self.replace(best=best, best_epoch=best_epoch, wait=wait, stopped=stopped,
+                            reason=jnp.where(self.stopped, self.reason, reason)), improved

@@ -1,0 +1,110 @@
+"""Weight initializers, by name: `kernel_init: he_normal` or `{type: normal, stddev: 0.01}`.
+
+Each entry returns a Flax-style initializer `init(key, shape, dtype)`. `values` gives explicit arrays
+(worked examples); its shape is checked against the layer's parameter while shapes are threaded.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax.nn import initializers as ji
+
+from nnctl.registry import FnRegistry
+
+INITIALIZERS = FnRegistry("initializer")
+register = INITIALIZERS.register
+
+
+@register("zeros")
+def zeros():
+    """All zeros."""
+    return ji.zeros
+
+
+@register("ones")
+def ones():
+    """All ones."""
+    return ji.ones
+
+
+@register("constant")
+def constant(value: float = 0.0):
+    """Every entry equal to `value`."""
+    return ji.constant(value)
+
+
+@register("values")
+def values(values: list):
+    """Explicit values (nested lists), e.g. the weights of a worked example. Dense kernels are [inputs, units]."""
+    arr = jnp.asarray(values)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jnp.asarray(arr, dtype).reshape(shape)
+
+    init.values_shape = tuple(arr.shape)  # checked against the parameter shape by the layer
+    return init
+
+
+@register("normal")
+def normal(mean: float = 0.0, stddev: float = 0.05):
+    """N(mean, stddev^2)."""
+    base = ji.normal(stddev)
+    return lambda key, shape, dtype=jnp.float32: base(key, shape, dtype) + mean
+
+
+@register("uniform")
+def uniform(minval: float = -0.05, maxval: float = 0.05):
+    """U(minval, maxval)."""
+    return lambda key, shape, dtype=jnp.float32: ji.uniform(maxval - minval)(key, shape, dtype) + minval
+
+
+@register("truncated_normal")
+def truncated_normal(stddev: float = 0.05):
+    """Normal truncated at two standard deviations."""
+    return ji.truncated_normal(stddev)
+
+
+@register("glorot_uniform", "xavier_uniform")
+def glorot_uniform():
+    """U(-l, l), l = sqrt(6 / (fan_in + fan_out))."""
+    return ji.glorot_uniform()
+
+
+@register("glorot_normal", "xavier_normal")
+def glorot_normal():
+    """Truncated normal, variance 2 / (fan_in + fan_out)."""
+    return ji.glorot_normal()
+
+
+@register("he_uniform", "kaiming_uniform")
+def he_uniform():
+    """U(-l, l), l = sqrt(6 / fan_in)."""
+    return ji.he_uniform()
+
+
+@register("he_normal", "kaiming_normal")
+def he_normal():
+    """Truncated normal, variance 2 / fan_in (for ReLU)."""
+    return ji.he_normal()
+
+
+@register("lecun_normal")
+def lecun_normal():
+    """Truncated normal, variance 1 / fan_in (for SELU)."""
+    return ji.lecun_normal()
+
+
+@register("lecun_uniform")
+def lecun_uniform():
+    """U(-l, l), l = sqrt(3 / fan_in)."""
+    return ji.lecun_uniform()
+
+
+@register("orthogonal")
+def orthogonal(scale: float = 1.0):
+    """A random orthogonal matrix times `scale`."""
+    return ji.orthogonal(scale)
+
+
+def build(opts):
+    return INITIALIZERS.build(opts)

@@ -1,0 +1,84 @@
+"""The layer base class and the graph module that wires layers together.
+
+A layer type is one class: its fields are the spec keys, `out_shape` threads shapes (and turns shape
+mistakes into spec errors), and `apply` builds the Flax (linen) submodules inside the network's compact
+`__call__`. Shapes never include the batch dimension.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Optional
+
+from pydantic import Field
+
+from nnctl.registry import Registry, Strict
+from nnctl.spec.refs import ActivationRef, InitRef
+
+Shape = tuple[int, ...]
+
+
+class ShapeError(ValueError):
+    """A layer cannot take the shape it is given; the message says why and how to fix it."""
+
+
+class LayerSpec(Strict):
+    """Keys every layer accepts."""
+
+    name: Optional[str] = Field(None, description="layer name (default <type>_<index>); used in parameter paths")
+    inputs: Optional[list[str]] = Field(None, description="names of the layers feeding this one (default: the "
+                                                          "previous layer; the model input is `input`)")
+    activation: Optional[ActivationRef] = Field(None, description="activation applied to the layer's output")
+    trainable: bool = Field(True, description="false: the layer's parameters are not updated (frozen)")
+
+    n_inputs: ClassVar[int | None] = 1  # None: any number >= 2 (merge layers)
+    has_params: ClassVar[bool] = False
+
+    # --- shape threading ---------------------------------------------------------------------------
+    def out_shape(self, shapes: list[Shape]) -> Shape:
+        raise NotImplementedError
+
+    def warnings(self, shapes: list[Shape]) -> list[str]:
+        """Shape remarks that are legal but probably unintended (e.g. a conv that drops a row)."""
+        return []
+
+    # --- building ----------------------------------------------------------------------------------
+    def apply(self, xs: list[Any], train: bool) -> Any:
+        """Output before `activation`, computed inside the parent module's compact call."""
+        raise NotImplementedError
+
+    def children(self) -> list["LayerSpec"]:
+        return []
+
+
+LAYERS: Registry[type[LayerSpec]] = Registry("layer type")
+
+
+def register_layer(cls: type[LayerSpec]) -> type[LayerSpec]:
+    (name, *aliases) = cls.model_fields["type"].annotation.__args__
+    LAYERS.register(name, *aliases)(cls)
+    return cls
+
+
+class KernelMixin(Strict):
+    """Keys of layers with a weight kernel and a bias."""
+
+    kernel_init: InitRef = Field("glorot_uniform", description="initializer of the kernel")
+    bias_init: InitRef = Field("zeros", description="initializer of the bias")
+    use_bias: bool = True
+    kernel_regularizer: Optional["Regularizer"] = Field(None, description="L1/L2 penalty on the kernel, added to the loss")
+
+    has_params: ClassVar[bool] = True
+
+
+class Regularizer(Strict):
+    l1: float = Field(0.0, ge=0)
+    l2: float = Field(0.0, ge=0)
+
+
+KernelMixin.model_rebuild()
+
+
+def vector_in(layer: LayerSpec, shape: Shape, what: str = "a vector") -> int:
+    if len(shape) != 1:
+        raise ShapeError(f"({layer.type}) expects {what}, got {shape}: add a flatten layer before it")
+    return shape[0]

@@ -1,0 +1,109 @@
+"""Losses, by name. Each returns one value per example; the trainer averages them over the real
+(unmasked) examples of a batch.
+
+A loss receives the model's output *before* the last layer's activation (`logits`) and the head: when
+the head is softmax/sigmoid, cross-entropies are computed from logits (stable); every other loss sees
+the activated output, exactly as the notes define it. `mse` is the mean over outputs of the squared
+error (Keras' definition): for two outputs it equals the notes' E_total = sum 1/2 (target - out)^2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from nnctl.registry import FnRegistry
+
+LOSSES = FnRegistry("loss")
+register = LOSSES.register
+
+_EPS = 1e-7
+
+
+@dataclass(frozen=True)
+class Head:
+    """The last layer's activation: its name and function."""
+
+    name: str
+    fn: Callable
+
+
+def dense_target(out, y):
+    """Targets shaped like the output: integer class labels become one-hot."""
+    if jnp.issubdtype(y.dtype, jnp.integer) and y.ndim == out.ndim - 1:
+        return jax.nn.one_hot(y, out.shape[-1], dtype=out.dtype)
+    return y.astype(out.dtype).reshape(out.shape)
+
+
+def _per_example(v):
+    return v.reshape(v.shape[0], -1).mean(axis=1)
+
+
+@register("mse", "mean_squared_error")
+def mse(logits, y, head, /):
+    """Mean squared error."""
+    out = head.fn(logits)
+    return _per_example((out - dense_target(out, y)) ** 2)
+
+
+@register("mae", "mean_absolute_error", "l1")
+def mae(logits, y, head, /):
+    """Mean absolute error (L1)."""
+    out = head.fn(logits)
+    return _per_example(jnp.abs(out - dense_target(out, y)))
+
+
+@register("huber")
+def huber(logits, y, head, /, delta: float = 1.0):
+    """Quadratic within `delta` of the target, linear beyond."""
+    out = head.fn(logits)
+    return _per_example(optax.losses.huber_loss(out, dense_target(out, y), delta=delta))
+
+
+@register("binary_crossentropy", "bce")
+def binary_crossentropy(logits, y, head, /, label_smoothing: float = 0.0):
+    """-[y log p + (1 - y) log(1 - p)] per output, averaged over outputs."""
+    t = dense_target(logits, y)
+    if label_smoothing:
+        t = t * (1 - label_smoothing) + 0.5 * label_smoothing
+    if head.name == "sigmoid":
+        return _per_example(optax.losses.sigmoid_binary_cross_entropy(logits, t))
+    p = jnp.clip(head.fn(logits), _EPS, 1 - _EPS)
+    return _per_example(-(t * jnp.log(p) + (1 - t) * jnp.log(1 - p)))
+
+
+@register("categorical_crossentropy", "cross_entropy", "sparse_categorical_crossentropy")
+def categorical_crossentropy(logits, y, head, /, label_smoothing: float = 0.0):
+    """-sum_c y_c log p_c; integer labels or one-hot targets."""
+    t = dense_target(logits, y)
+    if label_smoothing:
+        t = t * (1 - label_smoothing) + label_smoothing / t.shape[-1]
+    if head.name == "softmax":
+        ce = optax.losses.softmax_cross_entropy(logits, t)
+    else:
+        ce = -jnp.sum(t * jnp.log(jnp.clip(head.fn(logits), _EPS, 1.0)), axis=-1)
+    return _per_example(ce)
+
+
+@register("kl_divergence", "kld")
+def kl_divergence(logits, y, head, /):
+    """sum_c y_c log(y_c / p_c), targets are distributions."""
+    t = dense_target(logits, y)
+    logp = jax.nn.log_softmax(logits) if head.name == "softmax" else jnp.log(jnp.clip(head.fn(logits), _EPS, 1))
+    return _per_example(jnp.sum(jnp.where(t > 0, t * (jnp.log(jnp.clip(t, _EPS, 1)) - logp), 0.0), axis=-1))
+
+
+@register("hinge")
+def hinge(logits, y, head, /):
+    """mean(max(0, 1 - t * out)) with targets in {-1, +1} (0/1 labels are mapped to -1/+1)."""
+    out = head.fn(logits)
+    t = dense_target(out, y)
+    t = jnp.where(t > 0, 1.0, -1.0)
+    return _per_example(jnp.maximum(0.0, 1.0 - t * out))
+
+
+CLASSIFICATION_LOSSES = {"binary_crossentropy", "categorical_crossentropy", "hinge", "kl_divergence"}

@@ -1,0 +1,133 @@
+"""Metrics, by name. Metrics are computed from sums accumulated on device over a whole epoch
+(a confusion matrix for classification, sums of errors for regression), so a metric over an epoch is
+exact, not an average of per-batch values, and nothing syncs with the host per step.
+
+Precision, recall and F1 are macro averages over classes; for a binary task they are those of the
+positive class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from nnctl.losses import dense_target
+from nnctl.registry import Registry
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    needs: str  # "confusion" | "regression"
+    value: Callable  # sums -> scalar (jnp)
+    mode: str  # "max" or "min": which direction is better (early stopping default)
+    doc: str
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def _metric(name: str, needs: str, mode: str, doc: str, *aliases: str):
+    def deco(fn):
+        METRICS.register(name, *aliases)(Metric(name, needs, fn, mode, doc))
+        return fn
+
+    return deco
+
+
+def _safe_div(a, b):
+    return jnp.where(b > 0, a / jnp.where(b > 0, b, 1), 0.0)
+
+
+def _per_class(cm):
+    tp = jnp.diag(cm)
+    return tp, cm.sum(axis=0), cm.sum(axis=1)  # true positives, predicted counts, actual counts
+
+
+def _binary(cm):
+    return cm.shape[0] == 2
+
+
+@_metric("accuracy", "confusion", "max", "fraction of examples whose predicted class is the label", "acc")
+def accuracy(s):
+    cm = s["confusion"]
+    return _safe_div(jnp.trace(cm), cm.sum())
+
+
+@_metric("precision", "confusion", "max", "TP / (TP + FP), macro-averaged (positive class if binary)")
+def precision(s):
+    tp, pred, _ = _per_class(s["confusion"])
+    p = _safe_div(tp, pred)
+    return p[1] if _binary(s["confusion"]) else p.mean()
+
+
+@_metric("recall", "confusion", "max", "TP / (TP + FN), macro-averaged (positive class if binary)")
+def recall(s):
+    tp, _, actual = _per_class(s["confusion"])
+    r = _safe_div(tp, actual)
+    return r[1] if _binary(s["confusion"]) else r.mean()
+
+
+@_metric("f1", "confusion", "max", "harmonic mean of precision and recall, macro-averaged", "f1_score")
+def f1(s):
+    tp, pred, actual = _per_class(s["confusion"])
+    p, r = _safe_div(tp, pred), _safe_div(tp, actual)
+    f = _safe_div(2 * p * r, p + r)
+    return f[1] if _binary(s["confusion"]) else f.mean()
+
+
+@_metric("mse", "regression", "min", "mean squared error", "mean_squared_error")
+def mse(s):
+    return _safe_div(s["sse"].sum(), s["n"] * s["sse"].size)
+
+
+@_metric("rmse", "regression", "min", "root mean squared error")
+def rmse(s):
+    return jnp.sqrt(mse(s))
+
+
+@_metric("mae", "regression", "min", "mean absolute error", "mean_absolute_error")
+def mae(s):
+    return _safe_div(s["sae"].sum(), s["n"] * s["sae"].size)
+
+
+@_metric("r2", "regression", "max", "coefficient of determination, averaged over outputs", "r2_score")
+def r2(s):
+    ss_tot = s["syy"] - _safe_div(s["sy"] ** 2, s["n"])
+    return jnp.mean(1.0 - _safe_div(s["sse"], ss_tot))
+
+
+def batch_sums(needs: set[str], out, y, mask, num_classes: int) -> dict:
+    """Sums over one batch (mask: 1 for real examples, 0 for padding) that metrics are computed from."""
+    sums = {}
+    m = mask.astype(jnp.float32)
+    if "confusion" in needs:
+        if out.shape[-1] == 1 or not jnp.issubdtype(y.dtype, jnp.integer):  # binary / multi-label
+            pred = (out > 0.5).astype(jnp.int32).reshape(out.shape[0], -1)
+            true = (dense_target(out, y) > 0.5).astype(jnp.int32).reshape(out.shape[0], -1)
+            w = jnp.broadcast_to(m[:, None], pred.shape)
+            c = 2
+        else:
+            pred, true, w, c = jnp.argmax(out, -1)[:, None], y.reshape(-1, 1), m[:, None], num_classes
+        oh_t = jax.nn.one_hot(true.reshape(-1), c) * w.reshape(-1, 1)
+        sums["confusion"] = oh_t.T @ jax.nn.one_hot(pred.reshape(-1), c)
+    if "regression" in needs:
+        t = dense_target(out, y)
+        flat = lambda v: v.reshape(v.shape[0], -1)  # noqa: E731
+        err, tt = flat(out - t), flat(t)
+        sums.update(
+            sse=(err**2 * m[:, None]).sum(0), sae=(jnp.abs(err) * m[:, None]).sum(0),
+            sy=(tt * m[:, None]).sum(0), syy=(tt**2 * m[:, None]).sum(0), n=m.sum(),
+        )
+    return sums
+
+
+def needs_of(names) -> set[str]:
+    return {METRICS.get(n).needs for n in names}
+
+
+def compute(names, sums) -> dict:
+    return {METRICS.canonical(n): METRICS.get(n).value(sums) for n in names}

@@ -1,0 +1,242 @@
+"""Optimizers and learning-rate schedules (all Optax), and the chain a spec's training policy becomes:
+
+    multi_transform({trainable: chain(clip, weight_decay, optimizer, plateau), frozen: set_to_zero})
+
+Clipping, weight decay, freezing and per-group learning rates are links of that one chain.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Annotated, Any, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import optax
+from pydantic import Discriminator, Field, Tag
+
+from nnctl.registry import FnRegistry
+from nnctl.spec.refs import ref_type
+
+SCHEDULES = FnRegistry("learning-rate schedule")
+OPTIMIZERS = FnRegistry("optimizer")
+
+
+# ---------------------------------------------------------------------------------------------- schedules
+# Each returns (learning rate: float or schedule fn, extra chain link or None). Steps are optimizer steps.
+
+@SCHEDULES.register("constant")
+def constant(total_steps, steps_per_epoch, /, value: float = 0.01):
+    """A fixed learning rate."""
+    return value, None
+
+
+@SCHEDULES.register("cosine")
+def cosine(total_steps, steps_per_epoch, /, initial: float = 0.01, decay_steps: Optional[int] = None,
+           alpha: float = 0.0):
+    """Cosine decay from `initial` to `alpha * initial` over `decay_steps` (default: the whole run)."""
+    return optax.cosine_decay_schedule(initial, decay_steps or total_steps, alpha), None
+
+
+@SCHEDULES.register("exponential")
+def exponential(total_steps, steps_per_epoch, /, initial: float = 0.01, decay_rate: float = 0.96,
+                decay_steps: Optional[int] = None, staircase: bool = False):
+    """initial * decay_rate ^ (step / decay_steps); decay_steps defaults to one epoch."""
+    return optax.exponential_decay(initial, decay_steps or steps_per_epoch, decay_rate, staircase=staircase), None
+
+
+@SCHEDULES.register("step", "piecewise")
+def step(total_steps, steps_per_epoch, /, initial: float = 0.01, factor: float = 0.1,
+         every_epochs: Optional[int] = None, boundaries: Optional[list[int]] = None):
+    """Multiply by `factor` every `every_epochs` epochs, or at the given step `boundaries`."""
+    if (every_epochs is None) == (boundaries is None):
+        raise ValueError("give exactly one of `every_epochs` or `boundaries` (steps)")
+    if every_epochs is not None:
+        if every_epochs <= 0:
+            raise ValueError("every_epochs must be positive")
+        boundaries = list(range(every_epochs * steps_per_epoch, max(total_steps, 1), every_epochs * steps_per_epoch))
+    return optax.piecewise_constant_schedule(initial, {int(b): factor for b in boundaries}), None
+
+
+@SCHEDULES.register("linear_warmup_cosine", "warmup_cosine")
+def linear_warmup_cosine(total_steps, steps_per_epoch, /, peak: float = 0.01, warmup_steps: Optional[int] = None,
+                         decay_steps: Optional[int] = None, init_value: float = 0.0, end_value: float = 0.0):
+    """Linear warm-up from `init_value` to `peak` (default: 5% of the run), then cosine decay to `end_value`."""
+    decay = decay_steps or total_steps
+    warm = warmup_steps if warmup_steps is not None else max(1, decay // 20)
+    if warm >= decay:
+        raise ValueError(f"warmup_steps ({warm}) must be smaller than decay_steps ({decay})")
+    return optax.warmup_cosine_decay_schedule(init_value, peak, warm, decay, end_value), None
+
+
+@SCHEDULES.register("reduce_on_plateau")
+def reduce_on_plateau(total_steps, steps_per_epoch, /, initial: float = 0.01, factor: float = 0.5,
+                      patience: int = 5, cooldown: int = 0, rtol: float = 1e-4, min_scale: float = 1e-3):
+    """Multiply the rate by `factor` when the epoch's training loss has not improved for `patience` epochs."""
+    link = optax.contrib.reduce_on_plateau(factor=factor, patience=patience, rtol=rtol, atol=0.0, cooldown=cooldown,
+                                           accumulation_size=max(1, steps_per_epoch), min_scale=min_scale)
+    return initial, link
+
+
+ScheduleRef = ref_type(SCHEDULES)
+
+
+def _lr_kind(v: Any) -> str:
+    return "schedule" if isinstance(v, (dict, str)) or hasattr(v, "type") else "number"
+
+
+LearningRate = Annotated[
+    Union[Annotated[Annotated[float, Field(gt=0)], Tag("number")], Annotated[ScheduleRef, Tag("schedule")]],
+    Discriminator(_lr_kind),
+]
+
+
+# --------------------------------------------------------------------------------------------- optimizers
+
+@OPTIMIZERS.register("sgd", "gd")
+def sgd(learning_rate: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False):
+    """(Stochastic) gradient descent: w <- w - lr * g. With batch_size: full it is batch gradient descent."""
+    return optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov)
+
+
+@OPTIMIZERS.register("momentum")
+def momentum(learning_rate: LearningRate = 0.01, momentum: float = 0.9, nesterov: bool = False):
+    """SGD with momentum: v <- beta v + g; w <- w - lr v (Nesterov's look-ahead with nesterov: true)."""
+    return optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
+
+
+@OPTIMIZERS.register("adagrad")
+def adagrad(learning_rate: LearningRate = 0.01, initial_accumulator_value: float = 0.1, eps: float = 1e-7):
+    """Per-parameter rates scaled by the root of the sum of past squared gradients."""
+    return optax.adagrad(learning_rate, initial_accumulator_value=initial_accumulator_value, eps=eps)
+
+
+@OPTIMIZERS.register("adadelta")
+def adadelta(learning_rate: LearningRate = 1.0, rho: float = 0.9, eps: float = 1e-6):
+    """Adagrad with decaying averages of squared gradients and squared updates."""
+    return optax.adadelta(learning_rate, rho=rho, eps=eps)
+
+
+@OPTIMIZERS.register("rmsprop")
+def rmsprop(learning_rate: LearningRate = 0.001, decay: float = 0.9, eps: float = 1e-7, momentum: float = 0.0,
+            centered: bool = False):
+    """Divides the gradient by a running RMS of recent gradients."""
+    return optax.rmsprop(learning_rate, decay=decay, eps=eps, momentum=momentum or None, centered=centered)
+
+
+@OPTIMIZERS.register("adam")
+def adam(learning_rate: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+    """Adaptive moment estimation: momentum (b1) plus RMSProp scaling (b2), bias-corrected."""
+    return optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
+
+
+@OPTIMIZERS.register("adamw")
+def adamw(learning_rate: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+          weight_decay: float = 1e-4):
+    """Adam with decoupled weight decay."""
+    return optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+
+
+@OPTIMIZERS.register("nadam")
+def nadam(learning_rate: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+    """Adam with Nesterov momentum."""
+    return optax.nadam(learning_rate, b1=b1, b2=b2, eps=eps)
+
+
+@OPTIMIZERS.register("adamax")
+def adamax(learning_rate: LearningRate = 0.002, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+    """Adam with the infinity norm."""
+    return optax.adamax(learning_rate, b1=b1, b2=b2, eps=eps)
+
+
+@OPTIMIZERS.register("lion")
+def lion(learning_rate: LearningRate = 1e-4, b1: float = 0.9, b2: float = 0.99, weight_decay: float = 0.0):
+    """Sign of an interpolated momentum (evolved sign momentum)."""
+    return optax.lion(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay)
+
+
+OptimizerRef = ref_type(OPTIMIZERS)
+
+
+def build_learning_rate(lr: Any, total_steps: int, steps_per_epoch: int):
+    """(rate or schedule fn, extra link or None) from a spec's learning_rate."""
+    if isinstance(lr, (int, float)):
+        return float(lr), None
+    return SCHEDULES.build(lr, total_steps, steps_per_epoch)
+
+
+def build_optimizer(opts: Any, total_steps: int, steps_per_epoch: int, weight_decay: float | None = None):
+    """The optimizer link(s) of the chain; `weight_decay` (train.weight_decay) is decoupled for adamw/lion
+    and added to the gradient (L2-style) before the optimizer otherwise."""
+    lr, extra = build_learning_rate(opts.learning_rate, total_steps, steps_per_epoch)
+    kwargs = {k: getattr(opts, k) for k in type(opts).model_fields if k != "type"}
+    kwargs["learning_rate"] = lr
+    links = []
+    if weight_decay:
+        if "weight_decay" in kwargs:
+            kwargs["weight_decay"] = weight_decay
+        else:
+            links.append(optax.add_decayed_weights(weight_decay))
+    links.append(OPTIMIZERS.get(opts.type)(**kwargs))
+    if extra is not None:
+        links.append(extra)
+    return links, lr
+
+
+def clip_link(clip: Any):
+    """The clipping link for a validated gradient_clipping spec (or None)."""
+    if clip is None:
+        return None
+    if clip.max_value is not None:
+        return optax.clip(clip.max_value)
+    if clip.per_tensor:
+        return _per_tensor_clip(clip.max_norm)
+    return optax.clip_by_global_norm(clip.max_norm)
+
+
+def _per_tensor_clip(max_norm: float):
+    def update(updates, state, params=None):
+        def clip(g):
+            n = jnp.sqrt(jnp.sum(g * g))
+            return g * jnp.minimum(1.0, max_norm / jnp.maximum(n, 1e-12))
+        return jax.tree.map(clip, updates), state
+    return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
+
+
+def clipped_flag(clip: Any, grads) -> jax.Array:
+    """1.0 when this step's gradients were clipped (for the logged clip fraction)."""
+    if clip is None:
+        return jnp.float32(0)
+    leaves = jax.tree.leaves(grads)
+    if clip.max_value is not None:
+        return jnp.any(jnp.stack([jnp.any(jnp.abs(g) > clip.max_value) for g in leaves])).astype(jnp.float32)
+    if clip.per_tensor:
+        return jnp.any(jnp.stack([jnp.sqrt(jnp.sum(g * g)) > clip.max_norm for g in leaves])).astype(jnp.float32)
+    return (optax.global_norm(grads) > clip.max_norm).astype(jnp.float32)
+
+
+# ------------------------------------------------------------------------------------------------ freezing
+
+def param_paths(params) -> list[str]:
+    return ["/".join(str(getattr(k, "key", k)) for k in path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+
+
+def frozen_mask(params, globs: list[str], frozen_layers: list[str]):
+    """Tree of booleans: True for parameters that must not change."""
+    def is_frozen(path, _):
+        p = "/".join(str(getattr(k, "key", k)) for k in path)
+        return any(fnmatch.fnmatchcase(p, g) for g in globs) or any(
+            p == f"{n}" or p.startswith(f"{n}/") for n in frozen_layers)
+    return jax.tree_util.tree_map_with_path(is_frozen, params)
+
+
+def build_chain(train: Any, params_shape, total_steps: int, steps_per_epoch: int, frozen_layers: list[str]):
+    """The whole Optax transformation of a spec's `train` section, and the frozen mask."""
+    links = [link for link in [clip_link(train.gradient_clipping)] if link is not None]
+    opt_links, lr = build_optimizer(train.optimizer, total_steps, steps_per_epoch, train.weight_decay)
+    inner = optax.chain(*links, *opt_links)
+    mask = frozen_mask(params_shape, list(train.freeze), frozen_layers)
+    if not any(jax.tree.leaves(mask)):
+        return inner, mask, lr
+    labels = jax.tree.map(lambda f: "frozen" if f else "train", mask)
+    return optax.multi_transform({"train": inner, "frozen": optax.set_to_zero()}, labels), mask, lr

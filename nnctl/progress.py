@@ -1,0 +1,78 @@
+"""What `nnctl train` shows: a start-up banner, a live progress bar with the latest metrics, a final table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+class TrainDisplay:
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.progress = None
+        self.task = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.stop()
+        return False
+
+    def start(self, built, run_dir) -> None:
+        if not self.enabled:
+            return
+        import jax
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        spec, data, loop = built.loaded.spec, built.data, built.loop
+        c = Console(stderr=True, highlight=False)
+        es = spec.train.early_stopping
+        devices = ", ".join(sorted({d.platform for d in jax.devices()})) + f" x{len(jax.devices())}"
+        c.print(f"[bold]{spec.name or run_dir.name}[/]  -> {run_dir}")
+        c.print(f"  device: {devices}   data: {data.origin} ({data.task}) train {data.sizes['train']}, "
+                f"val {data.sizes['val']}, test {data.sizes['test']}")
+        c.print(f"  model: {built.param_count:,} parameters   optimizer: {built.chain_desc}   "
+                f"batch {loop.batch_size} x {loop.n_batches} steps/epoch   epochs {built.epochs}   loop: {built.fuse}")
+        if es is not None:
+            c.print(f"  early stopping: {es.monitor} ({es.mode}) patience {es.patience}, min_delta {es.min_delta}"
+                    f"{', restore best' if es.restore_best else ''}")
+        self.progress = Progress(TextColumn("[bold]epoch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TextColumn("{task.fields[metrics]}"), console=c, transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=built.epochs, metrics="compiling...")
+
+    def epoch(self, rec: dict) -> None:
+        if self.progress is None:
+            return
+        shown = {k: v for k, v in rec.items() if k.startswith(("train/", "val/"))}
+        text = "  ".join(f"{k}={_fmt(v)}" for k, v in shown.items())
+        self.progress.update(self.task, completed=rec["epoch"], metrics=text)
+
+    def final(self, summary: dict) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        c = Console(highlight=False)
+        t = Table(title=f"{summary['name']}: {summary['status']}"
+                        + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""))
+        t.add_column("")
+        t.add_column("value", justify="right")
+        for k, v in summary["final"].items():
+            t.add_row(k, _fmt(v))
+        t.add_row("best epoch", f"{summary['best_epoch']} ({summary['monitor']} = {_fmt(summary['best_value'])})")
+        t.add_row("epochs / steps", f"{summary['epochs_run']} / {summary['steps']}")
+        t.add_row("compile / train time", f"{summary['compile_seconds']:.2f} s / {summary['train_seconds']:.2f} s")
+        t.add_row("steps/s", _fmt(summary["steps_per_second"]))
+        c.print(t)
+        if summary.get("message"):
+            c.print(f"[red]{summary['message']}[/]")
+        c.print(f"run directory: {summary['run_dir']}")

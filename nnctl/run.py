@@ -1,0 +1,463 @@
+"""Run-level operations the CLI and tests call: train, evaluate, predict.
+
+`train_run` = load spec -> prepare data -> build objective and loop -> fit (a generator of epoch records)
+-> write the run directory. Progress display is a callback, not part of the loop.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from nnctl import rundir
+from nnctl.early_stopping import REASONS, EarlyStopping
+from nnctl.errors import DataError, RunDirError
+
+
+# ------------------------------------------------------------------------------------------ building
+
+@dataclass
+class Built:
+    loaded: Any
+    data: Any
+    obj: Any
+    loop: Any
+    epochs: int
+    fuse: str
+    param_count: int
+    chain_desc: str
+
+
+def _regularizers(layers, prefix=""):
+    out = []
+    for layer in layers:
+        reg = getattr(layer, "kernel_regularizer", None)
+        if reg is not None and (reg.l1 or reg.l2):
+            out.append((f"{prefix}{layer.name}", reg.l1, reg.l2))
+        out += _regularizers(layer.children(), f"{prefix}{layer.name}/")
+    return out
+
+
+def _has_conv(layers) -> bool:
+    return any(layer.type.startswith(("conv", "max_pool", "avg_pool")) or _has_conv(layer.children())
+               for layer in layers)
+
+
+def build(loaded, data) -> Built:
+    import jax
+    import jax.numpy as jnp
+
+    from nnctl.model import abstract_variables, build_network, frozen_layer_names, head_activation
+    from nnctl.optim import build_chain
+    from nnctl.spec.check import monitor_key
+    from nnctl.train import Loop, Supervised
+
+    spec = loaded.spec
+    t = spec.train
+    net = build_network(spec.model)
+    n_train = len(data.x_train)
+    bs = n_train if t.batch_size == "full" else min(int(t.batch_size), n_train)
+    nb = math.ceil(n_train / bs)
+    if t.steps is not None:
+        epochs, max_steps = math.ceil(t.steps / nb), t.steps
+    else:
+        epochs, max_steps = t.epochs, 2**31 - 1
+    total_steps = epochs * nb if t.steps is None else t.steps
+    abstract = abstract_variables(net, data.input_shape)
+    params_shape = abstract["params"]
+    tx, frozen, lr = build_chain(t, params_shape, total_steps, nb, frozen_layer_names(spec.model.layers))
+    trainable = jax.tree.map(lambda f: not f, frozen)
+    obj = Supervised(net, head_activation(spec.model), t.loss, tuple(t.metrics), data.num_classes or 2, tx,
+                     trainable, tuple(_regularizers(spec.model.layers)), t.gradient_clipping, lr)
+
+    es_spec = t.early_stopping
+    from nnctl.metrics import METRICS
+    if es_spec is not None:
+        monitor = monitor_key(es_spec.monitor)
+        mode = es_spec.mode
+        if mode == "auto":
+            mode = METRICS.get(monitor[1]).mode if monitor[1] in METRICS else "min"
+        es = EarlyStopping.create(mode, es_spec.patience, es_spec.min_delta, es_spec.baseline,
+                                  es_spec.start_from_epoch, es_spec.stopping_threshold, es_spec.divergence_threshold)
+        restore = es_spec.restore_best
+    else:
+        monitor = ("val", "loss") if data.x_val is not None else ("train", "loss")
+        es, restore = EarlyStopping.create("min", enabled=False), False
+
+    fuse = t.fuse
+    if fuse == "auto":
+        fuse = "steps" if (jax.default_backend() == "cpu" and _has_conv(spec.model.layers)) else "epochs"
+    n_val = 0 if data.x_val is None else len(data.x_val)
+    extra = {}
+    try:
+        import optax
+        if optax.tree_utils.tree_get(jax.eval_shape(tx.init, params_shape), "scale") is not None:
+            extra["plateau_scale"] = lambda s: optax.tree_utils.tree_get(s, "scale")
+    except Exception:
+        pass
+    loop = Loop(obj, n_train, bs, n_val, max(bs, 256), spec.data.shuffle, max_steps, monitor, es, restore,
+                t.on_nonfinite == "stop", tuple(loaded.analysis.output_shape), jnp.asarray(data.y_train).dtype,
+                spec.seed, True, extra)
+    count = sum(math.prod(x.shape) for x in jax.tree.leaves(params_shape))
+    chain = []
+    if t.gradient_clipping:
+        c = t.gradient_clipping
+        chain.append(f"clip(max_value={c.max_value})" if c.max_value else
+                     f"clip_{'per_tensor' if c.per_tensor else 'global'}_norm({c.max_norm})")
+    if t.weight_decay:
+        chain.append(f"weight_decay({t.weight_decay})")
+    chain.append(t.optimizer.type)
+    if any(not v for v in jax.tree.leaves(trainable)):
+        chain.append("freeze")
+    return Built(loaded, data, obj, loop, epochs, fuse, count, " -> ".join(chain))
+
+
+# ------------------------------------------------------------------------------------------- fitting
+
+@dataclass
+class FitResult:
+    carry: Any
+    records: list
+    compile_s: float
+    train_s: float
+    status: str
+    reason: str
+    weights: dict
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM: the loop finishes the call in flight, then saves and stops."""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def __call__(self, signum, frame):
+        self.signum = signum
+
+
+def fit(b: Built, on_epoch: Callable[[dict], None] = lambda r: None, stop: StopFlag | None = None,
+        target_chunk_s: float = 0.25) -> FitResult:
+    import jax
+    import jax.numpy as jnp
+
+    from nnctl.train import stack_records, steps_mode_fns
+
+    loop, data = b.loop, b.data
+    init_key = jax.random.fold_in(jax.random.key(b.loaded.spec.seed), 0)
+    t0 = time.perf_counter()
+    state = jax.jit(b.obj.init, static_argnums=1)(init_key, tuple(data.input_shape))
+    carry = jax.tree.map(jnp.copy, loop.init_carry(state))
+    train_data = (jnp.asarray(data.x_train), jnp.asarray(data.y_train))
+    val_data = (jnp.asarray(data.x_val), jnp.asarray(data.y_val)) if data.x_val is not None else None
+    records: list[dict] = []
+    compile_s = time.perf_counter() - t0
+    train_s = 0.0
+    stop = stop or StopFlag()
+
+    def emit(recs, seconds):
+        for r in recs:
+            r["time"] = seconds / max(len(recs), 1)
+            r["epoch"] = int(r["epoch"]) + 1
+            records.append(r)
+            on_epoch(r)
+
+    if b.fuse == "epochs":
+        chunk = jax.jit(loop.chunk, static_argnums=4, donate_argnums=0)
+        compiled: dict[int, Any] = {}
+
+        def run(carry, k):
+            nonlocal compile_s
+            if k not in compiled:
+                t = time.perf_counter()
+                compiled[k] = chunk.lower(carry, train_data, val_data, jnp.int32(b.epochs), k).compile()
+                compile_s += time.perf_counter() - t
+            t = time.perf_counter()
+            carry, recs = compiled[k](carry, train_data, val_data, jnp.int32(b.epochs))
+            recs = stack_records(recs)
+            return carry, recs, time.perf_counter() - t
+
+        k = 1
+        while int(carry["epoch"]) < b.epochs and not bool(carry["stopped"]) and stop.signum is None:
+            carry, recs, secs = run(carry, k)
+            train_s += secs
+            emit(recs, secs)
+            if len(records) >= 2 and k == 1:  # first call compiled and warmed up: size the chunks
+                per_epoch = max(secs / max(len(recs), 1), 1e-6)
+                left = b.epochs - int(carry["epoch"])
+                k = int(min(max(1, target_chunk_s / per_epoch), max(left, 1)))
+                k = 1 << max(0, k.bit_length() - 1)  # a power of two: few distinct programs
+    else:
+        fns = steps_mode_fns(loop)
+        st = carry.pop("state")
+        while int(carry["epoch"]) < b.epochs and not bool(carry["stopped"]) and stop.signum is None:
+            t = time.perf_counter()
+            epoch = carry["epoch"]
+            idx, mask = fns["perm"](epoch)
+            sums = fns["sums0"]()
+            for i in range(loop.n_batches):
+                st, sums = fns["step"](st, sums, train_data, idx, mask, epoch, i)
+            carry, rec = fns["end"](carry, st, sums, val_data, epoch)
+            st = carry.pop("state")
+            rec = {**rec, "active": jnp.bool_(True), "epoch": epoch}
+            recs = stack_records(jax.tree.map(lambda a: jnp.asarray(a)[None], rec))
+            secs = time.perf_counter() - t
+            if not records:  # the first epoch compiled the step
+                compile_s += secs
+            else:
+                train_s += secs
+            emit(recs, secs)
+        carry["state"] = st
+
+    reason = REASONS[int(carry["reason"])]
+    if stop.signum is not None and not bool(carry["stopped"]):
+        status, reason = "interrupted", "interrupted"
+    elif reason in ("nonfinite",):
+        status = "failed"
+    elif reason:
+        status = "stopped_early"
+    else:
+        status = "finished"
+    weights = loop.final_weights(carry)
+    return FitResult(carry, records, compile_s, train_s, status, reason, weights)
+
+
+# -------------------------------------------------------------------------------------------- train
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    summary: dict
+    records: list = field(default_factory=list)
+
+
+def train_run(spec_path: str, out: str | None = None, overrides: tuple[str, ...] = (), seed: int | None = None,
+              on_start: Callable[[Built, Path], None] = lambda b, p: None,
+              on_epoch: Callable[[dict], None] = lambda r: None, runs_root: str = "runs") -> TrainResult:
+    from nnctl.data.prepare import prepare
+    from nnctl.spec import load_spec
+
+    ov = tuple(overrides) + ((f"seed={seed}",) if seed is not None else ())
+    loaded = load_spec(spec_path, ov)
+    spec = loaded.spec
+    data = prepare(spec, loaded.analysis, loaded.base_dir)
+    b = build(loaded, data)
+    name = spec.name or Path(spec_path).stem
+    run = rundir.new_run_dir(out, name, runs_root)
+    rundir.write_spec(run, spec)
+    rundir.write_json(run / "origin.json", {"spec_file": str(Path(spec_path).resolve()),
+                                            "spec_dir": str(Path(loaded.base_dir).resolve()), "overrides": list(ov)})
+    metrics_file = open(run / rundir.METRICS, "w", encoding="utf-8")
+    on_start(b, run)
+
+    def record(r):
+        import json
+        metrics_file.write(json.dumps({k: v for k, v in r.items() if k not in ("improved",)}) + "\n")
+        metrics_file.flush()
+        on_epoch(r)
+
+    stop = StopFlag()
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        res = fit(b, record, stop)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        metrics_file.close()
+
+    carry = res.carry
+    rundir.write_state(run, res.weights, carry["state"]["opt_state"],
+                       {"x": data.scaler.to_dict(), "y": data.target_scaler.to_dict()},
+                       {"seed": spec.seed, "epoch": int(carry["epoch"]), "step": int(carry["state"]["step"])})
+    summary = summarize(b, res, run)
+    rundir.write_json(run / rundir.SUMMARY, summary)
+    if stop.signum is not None:
+        from nnctl.errors import TrainingInterrupted
+        code = 130 if stop.signum == signal.SIGINT else 143
+        raise TrainingInterrupted(f"interrupted at epoch {summary['epochs_run']}: the run so far is saved in {run}",
+                                  code)
+    return TrainResult(run, summary, res.records)
+
+
+def summarize(b: Built, res: FitResult, run: Path) -> dict:
+    carry, recs = res.carry, res.records
+    split, metric = b.loop.monitor
+    key = f"{split}/{metric}"
+    best_epoch = int(carry["es"].best_epoch) + 1 if int(carry["es"].best_epoch) >= 0 else None
+    best_value = float(carry["es"].best) if best_epoch else None
+    if best_epoch is None and recs:  # no early stopping: best by the default monitor
+        vals = [r.get(key, r["train/loss"]) for r in recs]
+        mode_max = metric in ("accuracy", "precision", "recall", "f1", "r2")
+        i = int(np.nanargmax(vals) if mode_max else np.nanargmin(vals))
+        best_epoch, best_value = recs[i]["epoch"], float(vals[i])
+    steps = int(carry["state"]["step"])
+    bad = [int(v) for v in np.asarray(carry["bad"])]
+    s = {
+        "name": b.loaded.spec.name or run.name, "run_dir": str(run), "status": res.status,
+        "stop_reason": res.reason or None, "epochs_run": len(recs), "epochs_planned": b.epochs, "steps": steps,
+        "monitor": key, "best_epoch": best_epoch, "best_value": best_value,
+        "restored_best": bool(b.loop.restore_best and best_epoch is not None and res.reason != "nonfinite"),
+        "compile_seconds": round(res.compile_s, 4), "train_seconds": round(res.train_s, 4),
+        "steps_per_second": round(steps / res.train_s, 1) if res.train_s > 0 else None,
+        "parameters": b.param_count, "fuse": b.fuse, "data_sizes": b.data.sizes, "task": b.data.task,
+        "final": {k: v for k, v in (recs[-1] if recs else {}).items()
+                  if k.startswith(("train/", "val/"))},
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if res.reason == "nonfinite":
+        what = {1: "loss", 2: "gradients"}.get(bad[1], "loss")
+        s["nonfinite"] = {"epoch": bad[2] + 1, "step": bad[0], "quantity": what}
+        s["message"] = (f"non-finite {what} at epoch {bad[2] + 1}, step {bad[0]}: training stopped and the "
+                        f"weights of the last good epoch were kept (lower the learning rate or clip gradients)")
+    return s
+
+
+# ------------------------------------------------------------------------------------- eval / predict
+
+@dataclass
+class Restored:
+    loaded: Any
+    built: Built
+    weights: dict
+    scalers: tuple
+
+
+def restore(run_dir: str | Path) -> Restored:
+    """Rebuild the model from a run's saved spec and put its weights into it."""
+    from nnctl.data.prepare import Scaler, prepare
+    from nnctl.model import abstract_variables, build_network
+    from nnctl.spec import load_spec
+
+    run = rundir.check_run_dir(run_dir)
+    loaded = load_spec(run / rundir.SPEC)
+    saved = rundir.read_msgpack(run / rundir.WEIGHTS)
+    sc = rundir.read_json(run / rundir.SCALERS)
+    try:
+        scalers = (Scaler.from_dict(sc["x"]), Scaler.from_dict(sc["y"]))
+    except (KeyError, TypeError) as e:
+        raise RunDirError(f"{run / rundir.SCALERS} is malformed ({e})") from None
+    base = _data_base(run)
+    loaded.base_dir = base
+    data = prepare(loaded.spec, loaded.analysis, base, *scalers)
+    b = build(loaded, data)
+    abstract = abstract_variables(build_network(loaded.spec.model), data.input_shape)
+    template = {"params": abstract["params"], "model_state": {k: v for k, v in abstract.items() if k != "params"}}
+    weights = rundir.restore_into(template, saved, str(run / rundir.WEIGHTS))
+    return Restored(loaded, b, weights, scalers)
+
+
+def _data_base(run: Path) -> Path:
+    meta = run / "origin.json"
+    if meta.exists():
+        return Path(rundir.read_json(meta).get("spec_dir", "."))
+    return Path(".")
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    r = restore(run_dir)
+    data, loop = r.built.data, r.built.loop
+    x, y = data.split(split)
+    if x is None:
+        have = [s for s in ("train", "val", "test") if data.split(s)[0] is not None]
+        raise DataError(f"this run has no {split} split (set data.{'test' if split == 'test' else 'validation'}_split "
+                        f"in the spec); available: {', '.join(have)}")
+    state = {"params": r.weights["params"], "model_state": r.weights["model_state"]}
+    sums = jax.jit(lambda s, d: loop.evaluate(s, d, len(x)))(state, (jnp.asarray(x), jnp.asarray(y)))
+    out = {k: float(v) for k, v in r.built.obj.finalize(sums).items()}
+    result = {"run_dir": str(run_dir), "split": split, "examples": int(len(x)), "metrics": out, "task": data.task}
+    if "confusion" in sums:
+        result["confusion_matrix"] = np.asarray(sums["confusion"]).astype(int).tolist()
+        result["class_names"] = data.class_names
+    return result
+
+
+def predict_run(run_dir: str | Path, input_path: str, output: str | None = None) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    r = restore(run_dir)
+    data = r.built.data
+    x = read_inputs(input_path, r.loaded, data.input_shape)
+    x = r.scalers[0].apply(x)
+    predict = jax.jit(r.built.obj.predict)
+    out = np.asarray(predict(r.weights["params"], r.weights["model_state"], jnp.asarray(x)))
+    result: dict[str, Any] = {"run_dir": str(run_dir), "input": input_path, "examples": len(x), "task": data.task}
+    if data.task == "classification":
+        result["classes"] = out.argmax(-1).tolist()
+        result["probabilities"] = out.tolist()
+    elif data.task == "binary":
+        result["classes"] = (out > 0.5).astype(int).reshape(len(out), -1).tolist()
+        result["probabilities"] = out.tolist()
+    else:
+        result["values"] = r.scalers[1].invert(out).tolist() if data.task == "regression" else out.tolist()
+    if output:
+        write_predictions(Path(output), result, data.class_names)
+    return result
+
+
+def read_inputs(path: str, loaded, input_shape) -> np.ndarray:
+    from nnctl.data.prepare import check_finite
+    from nnctl.data.sources import csv_header
+
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"no such input file: {p}")
+    if p.suffix == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            name = loaded.spec.data.x if isinstance(loaded.spec.data.x, str) and loaded.spec.data.x in z.files else (
+                "x" if "x" in z.files else z.files[0])
+            x = np.asarray(z[name], np.float32)
+    else:
+        header = csv_header(p)
+        d = loaded.spec.data
+        feats = d.features if d.source == "csv" and d.features else None
+        if feats is None and d.source == "csv":
+            targets = [d.target] if isinstance(d.target, str) else list(d.target)
+            feats = [c for c in header if c not in targets]
+        try:
+            arr = np.genfromtxt(p, delimiter=",", names=True, dtype=np.float64, encoding="utf-8")
+        except ValueError as e:
+            raise DataError(f"{p}: cannot read as numeric CSV ({e})") from None
+        names = list(arr.dtype.names or [])
+        cols = feats if feats is not None else names
+        missing = [c for c in cols if c not in names]
+        if missing:
+            raise DataError(f"{p}: missing feature columns {missing}")
+        x = np.stack([np.atleast_1d(arr[c]) for c in cols], 1).astype(np.float32)
+    check_finite(x, str(p))
+    n = math.prod(input_shape)
+    if math.prod(x.shape[1:]) != n:
+        raise DataError(f"{p}: examples have {math.prod(x.shape[1:])} values, the model expects {list(input_shape)}")
+    return x.reshape((len(x), *input_shape))
+
+
+def write_predictions(path: Path, result: dict, class_names) -> None:
+    if path.suffix == ".npz":
+        arrays = {k: np.asarray(v) for k, v in result.items() if k in ("classes", "probabilities", "values")}
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+        return
+    rows = []
+    if "values" in result:
+        vals = np.asarray(result["values"]).reshape(len(result["values"]), -1)
+        header = [f"y{i}" for i in range(vals.shape[1])] if vals.shape[1] > 1 else ["prediction"]
+        rows = [header] + [[f"{v:.6g}" for v in row] for row in vals]
+    else:
+        probs = np.asarray(result["probabilities"]).reshape(len(result["probabilities"]), -1)
+        cls = np.asarray(result["classes"]).reshape(len(probs), -1)[:, 0]
+        names = class_names or [str(i) for i in range(max(probs.shape[1], 2))]
+        header = ["class"] + [f"p_{n}" for n in (names if probs.shape[1] > 1 else [names[-1]])]
+        rows = [header] + [[names[c] if c < len(names) else str(c)] + [f"{v:.6g}" for v in p] for c, p in zip(cls, probs)]
+    path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+
+
+def iter_epochs(records) -> Iterator[dict]:
+    yield from records

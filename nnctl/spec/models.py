@@ -1,0 +1,173 @@
+"""The spec language as typed, frozen objects. `load_spec` (nnctl.spec) is the only code that sees YAML."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from nnctl.errors import choices_text, did_you_mean
+from nnctl.layers import AnyLayer
+from nnctl.layers.graph import resolve_names
+from nnctl.losses import LOSSES
+from nnctl.metrics import METRICS
+from nnctl.optim import OptimizerRef
+from nnctl.registry import Strict
+from nnctl.spec.refs import ref_type
+
+LossRef = ref_type(LOSSES)
+
+BUILTIN_DATASETS = ["xor", "and", "or", "xnor", "iris", "wine", "breast_cancer", "digits", "diabetes", "moons",
+                    "circles", "spirals", "sine"]
+
+
+class DataSpec(Strict):
+    """Where the examples come from and how they are split and scaled."""
+
+    source: str = Field(..., description="builtin:<name> | inline | csv | npz")
+    x: Optional[Union[list, str]] = Field(None, description="inline: feature rows; npz: name of the input array")
+    y: Optional[Union[list, str]] = Field(None, description="inline: targets; npz: name of the target array")
+    path: Optional[str] = Field(None, description="csv/npz: file path (relative to the spec file)")
+    target: Optional[Union[str, list[str]]] = Field(None, description="csv: target column name(s)")
+    features: Optional[list[str]] = Field(None, description="csv: feature columns (default: all but the target)")
+    test: Optional[dict[str, str]] = Field(None, description="npz: {x: name, y: name} of a fixed test split")
+    task: Optional[Literal["classification", "binary", "regression", "autoencoder"]] = Field(
+        None, description="inferred from the labels when omitted")
+    validation_split: float = Field(0.0, ge=0.0, lt=1.0)
+    test_split: float = Field(0.0, ge=0.0, lt=1.0)
+    shuffle: bool = Field(True, description="shuffle the training examples every epoch")
+    normalize: Literal["none", "minmax", "standard"] = Field("none", description="feature scaling, fitted on the "
+                                                                                  "training split only")
+    normalize_target: Literal["none", "minmax", "standard"] = Field("none", description="regression: scale "
+                                                                    "targets (undone for predictions)")
+    n_samples: Optional[int] = Field(None, gt=0, description="builtin generators: number of examples")
+    noise: Optional[float] = Field(None, ge=0, description="builtin generators: noise level")
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if v in ("inline", "csv", "npz"):
+            return v
+        if v.startswith("builtin:"):
+            name = v.split(":", 1)[1]
+            if name not in BUILTIN_DATASETS:
+                raise ValueError(f"unknown built-in dataset '{name}'.{did_you_mean(name, BUILTIN_DATASETS)} "
+                                 f"Choices: {choices_text(BUILTIN_DATASETS)}")
+            return v
+        hint = did_you_mean(v, ["inline", "csv", "npz"] + [f"builtin:{n}" for n in BUILTIN_DATASETS])
+        raise ValueError(f"unknown data source '{v}'.{hint} Use builtin:<name>, inline, csv or npz")
+
+    @model_validator(mode="after")
+    def _needs(self) -> "DataSpec":
+        kind = self.source
+        need = {"inline": ["x", "y"], "csv": ["path", "target"], "npz": ["path", "x", "y"]}.get(kind, [])
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"source {kind} needs {', '.join(missing)}")
+        if kind == "inline" and not (isinstance(self.x, list) and isinstance(self.y, list)):
+            raise ValueError("inline data needs x and y as lists")
+        if kind == "npz" and not (isinstance(self.x, str) and isinstance(self.y, str)):
+            raise ValueError("npz data needs x and y as array names")
+        if self.validation_split + self.test_split >= 1.0:
+            raise ValueError("validation_split + test_split must leave some training data (sum < 1)")
+        return self
+
+
+class ModelSpec(Strict):
+    type: Literal["sequential"] = Field("sequential", description="plain network (graph of layers)")
+    input_shape: Optional[list[int]] = Field(None, description="per-example input shape (default: from the data)")
+    layers: list[AnyLayer] = Field(..., min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        if isinstance(v, dict) and "layers" in v:
+            v = dict(v)
+            v["layers"] = resolve_names(v["layers"])
+        return v
+
+    @field_validator("input_shape")
+    @classmethod
+    def _shape(cls, v):
+        if v is not None and (not v or any(d <= 0 for d in v)):
+            raise ValueError(f"input_shape must be a list of positive sizes, got {v}")
+        return v
+
+
+class ClipSpec(Strict):
+    """Gradient clipping: global L2 norm (`max_norm`), per-tensor norm (`per_tensor: true`) or elementwise."""
+
+    max_norm: Optional[float] = Field(None, gt=0)
+    per_tensor: bool = False
+    max_value: Optional[float] = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> "ClipSpec":
+        if (self.max_norm is None) == (self.max_value is None):
+            raise ValueError("give exactly one of max_norm (L2 norm) or max_value (elementwise)")
+        if self.per_tensor and self.max_norm is None:
+            raise ValueError("per_tensor applies to max_norm only")
+        return self
+
+
+class EarlyStoppingSpec(Strict):
+    """Keras semantics: after each epoch (from `start_from_epoch` on), an improvement is a value better than
+    the best so far by more than `min_delta`; training stops at the `patience`-th epoch in a row without one."""
+
+    monitor: str = "val_loss"
+    mode: Literal["min", "max", "auto"] = "auto"
+    patience: int = Field(10, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+    baseline: Optional[float] = None
+    start_from_epoch: int = Field(0, ge=0)
+    restore_best: bool = Field(True, description="end with the weights of the best epoch")
+    stopping_threshold: Optional[float] = Field(None, description="stop as soon as the monitor is this good")
+    divergence_threshold: Optional[float] = Field(None, description="stop as soon as the monitor is this bad")
+
+
+class TrainSpec(Strict):
+    loss: LossRef = Field(..., description="loss function")
+    metrics: list[str] = Field(default_factory=list)
+    optimizer: OptimizerRef = Field(default_factory=lambda: {"type": "adam"})
+    batch_size: Union[int, Literal["full"]] = Field(32, description="examples per step, or `full` (batch GD)")
+    epochs: Optional[int] = Field(None, gt=0)
+    steps: Optional[int] = Field(None, gt=0, description="total optimizer steps (instead of epochs)")
+    weight_decay: Optional[float] = Field(None, ge=0)
+    gradient_clipping: Optional[ClipSpec] = None
+    early_stopping: Optional[EarlyStoppingSpec] = None
+    freeze: list[str] = Field(default_factory=list, description="globs over parameter paths, e.g. '*/bias'")
+    on_nonfinite: Literal["stop", "skip_step"] = Field("stop", description="what a NaN/inf loss or gradient does")
+    fuse: Literal["auto", "epochs", "steps"] = Field(
+        "auto", description="compile whole epochs (several per call when tiny) or one step per call")
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, v: list[str]) -> list[str]:
+        bad = [m for m in v if m not in METRICS]
+        if bad:
+            raise ValueError("; ".join(METRICS.unknown_message(m) for m in bad))
+        return [METRICS.canonical(m) for m in v]
+
+    @field_validator("batch_size")
+    @classmethod
+    def _bs(cls, v):
+        if isinstance(v, int) and v <= 0:
+            raise ValueError(f"batch_size must be positive or 'full', got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _length(self) -> "TrainSpec":
+        if self.epochs is not None and self.steps is not None:
+            raise ValueError("give epochs or steps, not both")
+        if self.epochs is None and self.steps is None:
+            object.__setattr__(self, "epochs", 10)
+        return self
+
+
+class Spec(Strict):
+    name: Optional[str] = Field(None, description="run name (default: the spec file's stem)")
+    seed: int = Field(0, ge=0, description="drives initialisation, shuffling, dropout and augmentation")
+    description: Optional[str] = None
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec

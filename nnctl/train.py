@@ -1,0 +1,340 @@
+"""The training loop as pure functions.
+
+* `Supervised` is the objective of plain (and autoencoder) training: `init`, `train_step`, `eval_step`,
+  `finalize`. Other setups (GAN, VAE) provide the same five functions, so the loop below serves them all.
+* `Loop.train_epoch` runs a whole epoch (on-device permutation, padded last batch with a mask, every step)
+  inside one `lax.scan`; `Loop.chunk` runs several epochs, the validation pass and the early-stopping
+  test in one compiled call. Nothing syncs with the host per step; the host reads results once per call.
+* `fuse: steps` (chosen automatically for convolutional models on CPU, where XLA runs conv backward
+  passes inside scan much slower) calls one jitted step per batch, with the same step function.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from nnctl import metrics as M
+from nnctl.early_stopping import EarlyStopping, reason_code
+from nnctl.losses import LOSSES, Head
+
+
+def tree_where(cond, a, b):
+    return jax.tree.map(lambda x, y: jnp.where(cond, x, y), a, b)
+
+
+# ------------------------------------------------------------------------------------------- objective
+
+@dataclass(frozen=True, eq=False)
+class Supervised:
+    """Loss of a network's output against targets (class indices, 0/1 labels, values or the input)."""
+
+    net: Any
+    head: Head
+    loss_opts: Any
+    metric_names: tuple
+    num_classes: int
+    tx: optax.GradientTransformation
+    trainable: Any  # tree of bools (False = frozen), same structure as params
+    regularizers: tuple = ()  # ((layer path, l1, l2), ...)
+    clip: Any = None
+    lr: Any = 0.0  # float or schedule fn, for logging
+
+    # --- variables --------------------------------------------------------------------------------
+    def init(self, key, input_shape) -> dict:
+        x = jnp.zeros((1, *input_shape), jnp.float32)
+        variables = self.net.init({"params": key, "dropout": key}, x, train=False)
+        params = variables["params"]
+        model_state = {k: v for k, v in variables.items() if k != "params"}
+        return {"params": params, "model_state": model_state, "opt_state": self.tx.init(params),
+                "step": jnp.int32(0)}
+
+    def forward(self, params, model_state, x, train: bool, key=None):
+        variables = {"params": params, **model_state}
+        if train and model_state:
+            out, new_state = self.net.apply(variables, x, train=True, head=False, rngs={"dropout": key},
+                                            mutable=list(model_state))
+            return out, dict(new_state)
+        out = self.net.apply(variables, x, train=train, head=False, rngs={"dropout": key} if train else {})
+        return out, model_state
+
+    def predict(self, params, model_state, x):
+        out, _ = self.forward(params, model_state, x, False)
+        return self.head.fn(out)
+
+    # --- losses -----------------------------------------------------------------------------------
+    def penalty(self, params):
+        total = jnp.float32(0)
+        for path, l1, l2 in self.regularizers:
+            node = params
+            for k in path.split("/"):
+                node = node[k]
+            w = node["kernel"]
+            total = total + l1 * jnp.abs(w).sum() + l2 * (w * w).sum()
+        return total
+
+    def per_example(self, logits, y):
+        return LOSSES.build(self.loss_opts, logits, y, self.head)
+
+    # --- accumulators -------------------------------------------------------------------------------
+    def zero_sums(self, out_shape, y_dtype, train: bool) -> dict:
+        out = jax.ShapeDtypeStruct((1, *out_shape), jnp.float32)
+        y = jax.ShapeDtypeStruct((1,) if jnp.issubdtype(y_dtype, jnp.integer) else (1, *out_shape), y_dtype)
+        shapes = jax.eval_shape(lambda o, t: M.batch_sums(M.needs_of(self.metric_names), o, t,
+                                                          jnp.ones(1), self.num_classes), out, y)
+        sums = {"n": jnp.float32(0), "loss": jnp.float32(0), **jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)}
+        if train:
+            sums.update(grad_norm=jnp.float32(0), clipped=jnp.float32(0), steps=jnp.float32(0),
+                        skipped=jnp.float32(0), bad_step=jnp.int32(-1), bad_what=jnp.int32(0))
+        return sums
+
+    def _add_batch(self, sums, logits, y, mask, loss_sum, weight):
+        m = mask * weight
+        batch = M.batch_sums(M.needs_of(self.metric_names), self.head.fn(logits), y, m, self.num_classes)
+        new = dict(sums)
+        for k, v in batch.items():
+            new[k] = sums[k] + v
+        new["n"] = sums["n"] + m.sum()
+        new["loss"] = sums["loss"] + loss_sum * weight
+        return new
+
+    # --- steps ------------------------------------------------------------------------------------
+    def train_step(self, state, sums, x, y, mask, key, max_steps, halt_on_nonfinite: bool):
+        params, ms = state["params"], state["model_state"]
+        n = jnp.maximum(mask.sum(), 1.0)
+
+        def objective(p):
+            logits, new_ms = self.forward(p, ms, x, True, key)
+            per = self.per_example(logits, y)
+            data_loss = (per * mask).sum() / n
+            return data_loss + self.penalty(p), (new_ms, logits)
+
+        (loss, (new_ms, logits)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        grads = jax.tree.map(lambda g, t: g if t else jnp.zeros_like(g), grads, self.trainable)
+        gnorm = optax.global_norm(grads)
+        updates, new_opt = self.tx.update(grads, state["opt_state"], params, value=loss)
+        new_params = optax.apply_updates(params, updates)
+
+        finite_loss, finite_grad = jnp.isfinite(loss), jnp.isfinite(gnorm)
+        active = (state["step"] < max_steps) & (sums["bad_step"] < 0 if halt_on_nonfinite else True)
+        ok = active & finite_loss & finite_grad
+        new_state = {"params": new_params, "model_state": new_ms, "opt_state": new_opt, "step": state["step"] + 1}
+        state = tree_where(ok, new_state, state)
+
+        from nnctl.optim import clipped_flag
+        sums = self._add_batch(sums, logits, y, mask, loss * mask.sum(), ok.astype(jnp.float32))
+        bad = active & ~(finite_loss & finite_grad)
+        sums.update(
+            grad_norm=sums["grad_norm"] + jnp.where(ok, gnorm, 0.0),
+            clipped=sums["clipped"] + jnp.where(ok, clipped_flag(self.clip, grads), 0.0),
+            steps=sums["steps"] + ok,
+            skipped=sums["skipped"] + bad,
+            bad_step=jnp.where(bad & (sums["bad_step"] < 0), state["step"], sums["bad_step"]),
+            bad_what=jnp.where(bad & (sums["bad_step"] < 0), jnp.where(finite_loss, 2, 1), sums["bad_what"]),
+        )
+        return state, sums
+
+    def eval_step(self, state, sums, x, y, mask):
+        logits, _ = self.forward(state["params"], state["model_state"], x, False)
+        per = self.per_example(logits, y)
+        loss_sum = (per * mask).sum() + self.penalty(state["params"]) * mask.sum()
+        return self._add_batch(sums, logits, y, mask, loss_sum, 1.0)
+
+    def finalize(self, sums) -> dict:
+        out = {"loss": sums["loss"] / jnp.maximum(sums["n"], 1.0)}
+        out.update(M.compute(self.metric_names, sums))
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ loop
+
+@dataclass(frozen=True, eq=False)
+class Loop:
+    """Static facts the compiled loop closes over."""
+
+    obj: Any
+    n_train: int
+    batch_size: int
+    n_val: int
+    eval_batch: int
+    shuffle: bool
+    max_steps: int
+    monitor: tuple  # (split, metric)
+    es: EarlyStopping
+    restore_best: bool
+    halt_on_nonfinite: bool
+    out_shape: tuple
+    y_dtype: Any
+    seed: int
+    track_best: bool = True
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_batches(self) -> int:
+        return math.ceil(self.n_train / self.batch_size)
+
+    def epoch_key(self, epoch):
+        return jax.random.fold_in(jax.random.fold_in(jax.random.key(self.seed), 1), epoch)
+
+    def batch_index(self, key):
+        """(n_batches, batch) indices of one epoch and the mask of real (unpadded) examples."""
+        n, b, nb = self.n_train, self.batch_size, self.n_batches
+        perm = jax.random.permutation(jax.random.fold_in(key, 0), n) if self.shuffle else jnp.arange(n)
+        pad = nb * b - n
+        idx = jnp.concatenate([perm, perm[:pad]]) if pad else perm
+        mask = (jnp.arange(nb * b) < n).astype(jnp.float32)
+        return idx.reshape(nb, b), mask.reshape(nb, b)
+
+    # --- one epoch ------------------------------------------------------------------------------------
+    def train_sums0(self):
+        return self.obj.zero_sums(self.out_shape, self.y_dtype, True)
+
+    def train_epoch(self, state, data, epoch):
+        key = self.epoch_key(epoch)
+        idx, mask = self.batch_index(key)
+        x, y = data
+
+        def body(carry, inp):
+            st, sums = carry
+            i, m, b = inp
+            return self.obj.train_step(st, sums, x[i], y[i], m, jax.random.fold_in(key, b + 1), self.max_steps,
+                                       self.halt_on_nonfinite), None
+
+        (state, sums), _ = jax.lax.scan(body, (state, self.train_sums0()), (idx, mask, jnp.arange(self.n_batches)))
+        return state, sums
+
+    def evaluate(self, state, data, n):
+        """Loss and metric sums over a whole split, in fixed-size masked batches."""
+        x, y = data
+        b = min(self.eval_batch, n)
+        nb = math.ceil(n / b)
+        idx = jnp.arange(nb * b) % n
+        mask = (jnp.arange(nb * b) < n).astype(jnp.float32)
+
+        def body(sums, inp):
+            i, m = inp
+            return self.obj.eval_step(state, sums, x[i], y[i], m), None
+
+        sums, _ = jax.lax.scan(body, self.obj.zero_sums(self.out_shape, self.y_dtype, False),
+                               (idx.reshape(nb, b), mask.reshape(nb, b)))
+        return sums
+
+    # --- end of epoch: metrics, early stopping, best/good weights ---------------------------------------
+    def end_epoch(self, carry, sums, val_sums, epoch):
+        state = carry["state"]
+        record = {f"train/{k}": v for k, v in self.obj.finalize(sums).items()}
+        if val_sums is not None:
+            record.update({f"val/{k}": v for k, v in self.obj.finalize(val_sums).items()})
+        steps = jnp.maximum(sums["steps"], 1.0)
+        record["grad_norm"] = sums["grad_norm"] / steps
+        record["clip_fraction"] = sums["clipped"] / steps
+        record["skipped_steps"] = sums["skipped"]
+        record["lr"] = self.learning_rate(state)
+        record["step"] = state["step"]
+        split, metric = self.monitor
+        value = record.get(f"{split}/{metric}", record["train/loss"])
+        es, improved = carry["es"].update(epoch, value)
+        halted = (sums["bad_step"] >= 0) & self.halt_on_nonfinite
+        epoch_ok = sums["bad_step"] < 0
+        new = dict(carry)
+        new["es"] = es
+        if self.track_best:
+            new["best"] = tree_where(improved, {"params": state["params"], "model_state": state["model_state"]},
+                                     carry["best"])
+        new["good"] = tree_where(epoch_ok, {"params": state["params"], "model_state": state["model_state"]},
+                                 carry["good"])
+        reason = jnp.where(halted, reason_code("nonfinite"), es.reason)
+        reason = jnp.where((reason == 0) & (state["step"] >= self.max_steps), reason_code("steps"), reason)
+        new["stopped"] = carry["stopped"] | (reason > 0)
+        new["reason"] = jnp.where(carry["stopped"], carry["reason"], reason)
+        new["bad"] = jnp.where(carry["bad"][0] >= 0, carry["bad"],
+                               jnp.stack([sums["bad_step"], sums["bad_what"], jnp.int32(epoch)]))
+        new["epoch"] = epoch + 1
+        record["monitor"] = value
+        record["improved"] = improved
+        return new, record
+
+    def learning_rate(self, state):
+        lr = self.obj.lr
+        value = lr(state["step"]) if callable(lr) else jnp.float32(lr)
+        scale = self.extra.get("plateau_scale")
+        return value * scale(state["opt_state"]) if scale else value
+
+    def init_carry(self, state) -> dict:
+        snap = {"params": state["params"], "model_state": state["model_state"]}
+        return {"state": state, "es": self.es, "best": snap, "good": snap, "stopped": jnp.bool_(False),
+                "reason": jnp.int32(0), "bad": jnp.array([-1, 0, -1], jnp.int32), "epoch": jnp.int32(0)}
+
+    # --- several epochs in one call -------------------------------------------------------------------------
+    def one_epoch(self, carry, train_data, val_data):
+        epoch = carry["epoch"]
+        state, sums = self.train_epoch(carry["state"], train_data, epoch)
+        val_sums = self.evaluate(state, val_data, self.n_val) if self.n_val else None
+        return self.end_epoch({**carry, "state": state}, sums, val_sums, epoch)
+
+    def chunk(self, carry, train_data, val_data, limit, k: int):
+        """Up to `k` epochs (fewer once stopped or at epoch `limit`); records of skipped epochs are masked."""
+        template = jax.eval_shape(lambda c: self.one_epoch(c, train_data, val_data)[1], carry)
+
+        def body(c, _):
+            active = ~c["stopped"] & (c["epoch"] < limit)
+
+            def run(c):
+                return self.one_epoch(c, train_data, val_data)
+
+            def skip(c):
+                return c, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)
+
+            c2, rec = jax.lax.cond(active, run, skip, c)
+            rec = {**rec, "active": active, "epoch": c["epoch"]}
+            return c2, rec
+
+        return jax.lax.scan(body, carry, None, length=k)
+
+    def final_weights(self, carry):
+        """Weights to keep: the last good ones after a non-finite stop, else the best (restore_best)."""
+        reason = int(carry["reason"])
+        if reason == reason_code("nonfinite"):
+            return carry["good"]
+        if self.restore_best and int(carry["es"].best_epoch) >= 0:
+            return carry["best"]
+        return {"params": carry["state"]["params"], "model_state": carry["state"]["model_state"]}
+
+
+def stack_records(records: dict) -> list[dict]:
+    """Host side: the per-epoch records of one chunk (arrays with a leading epoch axis) -> list of dicts."""
+    host = jax.device_get(records)
+    active = np.asarray(host.pop("active"))
+    out = []
+    for i in np.nonzero(active)[0]:
+        out.append({k: (v[i].item() if np.ndim(v[i]) == 0 else np.asarray(v[i]).tolist()) for k, v in host.items()})
+    return out
+
+
+def steps_mode_fns(loop: Loop) -> dict[str, Callable]:
+    """Jitted pieces for `fuse: steps`: one step per call (buffers donated), then evaluation and end of epoch."""
+    nb, b = loop.n_batches, loop.batch_size
+
+    def perm(epoch):
+        idx, mask = loop.batch_index(loop.epoch_key(epoch))
+        return idx, mask
+
+    def step(state, sums, data, idx, mask, epoch, i):
+        x, y = data
+        key = jax.random.fold_in(loop.epoch_key(epoch), i + 1)
+        return loop.obj.train_step(state, sums, x[idx[i]], y[idx[i]], mask[i], key, loop.max_steps,
+                                   loop.halt_on_nonfinite)
+
+    def end(carry, state, sums, val_data, epoch):
+        val_sums = loop.evaluate(state, val_data, loop.n_val) if loop.n_val else None
+        return loop.end_epoch({**carry, "state": state}, sums, val_sums, epoch)
+
+    del nb, b
+    return {"perm": jax.jit(perm), "step": jax.jit(step, donate_argnums=(0, 1)), "end": jax.jit(end),
+            "sums0": jax.jit(loop.train_sums0)}
