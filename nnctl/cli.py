@@ -287,6 +287,13 @@ def schema(
         print(text)
 
 
+# Commands of other areas live in their own modules (each imports `app` from here and decorates its
+# functions); list them here.
+COMMAND_MODULES: list[str] = []
+for _m in COMMAND_MODULES:
+    __import__(f"nnctl.{_m}")
+
+
 def main() -> None:
     try:
         app()

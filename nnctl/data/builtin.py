@@ -23,6 +23,12 @@ class Builtin:
 BUILTINS: dict[str, Builtin] = {}
 
 
+def register_builtin(name, x_shape, num_classes, doc):
+    """Register a generator `fn(seed, n_samples, noise) -> (x, y)`; x_shape excludes the batch axis;
+    num_classes None means regression (or unlabeled)."""
+    return _register(name, x_shape, num_classes, doc)
+
+
 def _register(name, x_shape, num_classes, doc):
     def deco(fn):
         BUILTINS[name] = Builtin(name, x_shape, num_classes, fn, doc)
@@ -108,3 +114,9 @@ def _sine(seed, n, noise):
     x = rng.uniform(-np.pi, np.pi, (n, 1)).astype(np.float32)
     y = np.sin(x) + rng.normal(0, 0.05 if noise is None else noise, (n, 1))
     return x, y.astype(np.float32)
+
+
+# more generators live in their own modules; importing them registers them
+EXTENSIONS: list[str] = []
+for _m in EXTENSIONS:
+    __import__(f"nnctl.data.{_m}")

@@ -17,8 +17,9 @@ from nnctl.spec.refs import ref_type
 
 LossRef = ref_type(LOSSES)
 
-BUILTIN_DATASETS = ["xor", "and", "or", "xnor", "iris", "wine", "breast_cancer", "digits", "diabetes", "moons",
-                    "circles", "spirals", "sine"]
+from nnctl.data.builtin import BUILTINS
+
+BUILTIN_DATASETS = sorted(BUILTINS)
 
 
 class DataSpec(Strict):
