@@ -9,7 +9,10 @@ from typing import Iterable
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' Did you mean 'x'?' for near misses, else ''."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    word, options = str(word), [str(c) for c in choices]
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not close and len(word) >= 3:  # 'slope' -> 'negative_slope'
+        close = [c for c in options if word.lower() in c.lower() or (len(c) >= 3 and c.lower() in word.lower())][:1]
     return f" Did you mean '{close[0]}'?" if close else ""
 
 

@@ -7,6 +7,7 @@ Each entry returns a Flax-style initializer `init(key, shape, dtype)`. `values` 
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jax.nn import initializers as ji
 
 from nnctl.registry import FnRegistry
@@ -36,7 +37,10 @@ def constant(value: float = 0.0):
 @register("values")
 def values(values: list):
     """Explicit values (nested lists), e.g. the weights of a worked example. Dense kernels are [inputs, units]."""
-    arr = jnp.asarray(values)
+    try:
+        arr = jnp.asarray(np.asarray(values, dtype=np.float32))
+    except (ValueError, TypeError):
+        raise ValueError("values must be a rectangular nested list of numbers (every row the same length)") from None
 
     def init(key, shape, dtype=jnp.float32):
         return jnp.asarray(arr, dtype).reshape(shape)

@@ -111,7 +111,8 @@ def batch_sums(needs: set[str], out, y, mask, num_classes: int) -> dict:
             w = jnp.broadcast_to(m[:, None], pred.shape)
             c = 2
         else:
-            pred, true, w, c = jnp.argmax(out, -1)[:, None], y.reshape(-1, 1), m[:, None], num_classes
+            pred = jnp.argmax(out, -1).reshape(out.shape[0], -1)  # (B, 1), or (B, T) for per-step labels
+            true, w, c = y.reshape(y.shape[0], -1), jnp.broadcast_to(m[:, None], pred.shape), num_classes
         oh_t = jax.nn.one_hot(true.reshape(-1), c) * w.reshape(-1, 1)
         sums["confusion"] = oh_t.T @ jax.nn.one_hot(pred.reshape(-1), c)
     if "regression" in needs:

@@ -10,7 +10,11 @@ import jax.numpy as jnp
 from nnctl.layers.graph import Network
 
 
-def build_network(model_spec: Any) -> Network:
+def build_network(model_spec: Any, num_classes: int | None = None) -> Network:
+    """The model's module; vae and gan models hold two networks (nnctl.objectives.nets)."""
+    if model_spec.type != "sequential":
+        from nnctl.objectives.nets import build_composite
+        return build_composite(model_spec, num_classes)
     return Network(tuple(model_spec.layers))
 
 
@@ -27,13 +31,24 @@ def abstract_variables(net: Network, input_shape: tuple) -> dict:
     return jax.eval_shape(lambda key, x: net.init({"params": key, "dropout": key}, x, train=False), k, x)
 
 
-def head_activation(model_spec: Any):
-    """The last layer's activation as a losses.Head (softmax/sigmoid heads let losses use logits)."""
+def head_activation(model_spec: Any, loss: str | None = None):
+    """The last layer's activation as a losses.Head (softmax/sigmoid heads let losses use logits).
+
+    A last layer without activation under a cross-entropy loss is read as logits (like PyTorch's
+    CrossEntropyLoss or Keras' from_logits=True): softmax (sigmoid for binary_crossentropy) is the head.
+    """
+    import jax
+
     from nnctl import activations
-    from nnctl.losses import Head
+    from nnctl.losses import LOSSES, Head
 
     act = model_spec.layers[-1].activation
-    if act is None:
+    if act is None or activations.ACTIVATIONS.canonical(act.type) == "linear":
+        loss = LOSSES.canonical(loss) if loss else None
+        if loss == "categorical_crossentropy":
+            return Head("softmax", lambda z: jax.nn.softmax(z, -1))
+        if loss == "binary_crossentropy":
+            return Head("sigmoid", jax.nn.sigmoid)
         return Head("linear", lambda z: z)
     name = activations.ACTIVATIONS.canonical(act.type)
     return Head(name, lambda z: activations.apply(act, z))

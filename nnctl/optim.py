@@ -212,7 +212,7 @@ def clipped_flag(clip: Any, grads) -> jax.Array:
         return jnp.any(jnp.stack([jnp.any(jnp.abs(g) > clip.max_value) for g in leaves])).astype(jnp.float32)
     if clip.per_tensor:
         return jnp.any(jnp.stack([jnp.sqrt(jnp.sum(g * g)) > clip.max_norm for g in leaves])).astype(jnp.float32)
-    return (optax.global_norm(grads) > clip.max_norm).astype(jnp.float32)
+    return (optax.tree.norm(grads) > clip.max_norm).astype(jnp.float32)
 
 
 # ------------------------------------------------------------------------------------------------ freezing

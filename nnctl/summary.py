@@ -23,8 +23,12 @@ def param_rows(loaded) -> list[ParamRow]:
     from nnctl.model import abstract_variables, build_network, frozen_layer_names
 
     spec = loaded.spec
-    abstract = abstract_variables(build_network(spec.model), loaded.analysis.input_shape)
-    frozen_layers = frozen_layer_names(spec.model.layers)
+    info = loaded.analysis.data_info
+    abstract = abstract_variables(build_network(spec.model, getattr(info, "num_classes", None)),
+                                  loaded.analysis.input_shape)
+    from nnctl.spec.models import MODEL_PARTS  # vae/gan parts: paths start with the part ("encoder/dense_0")
+    frozen_layers = [n for part in MODEL_PARTS[spec.model.type] for n in frozen_layer_names(
+        getattr(spec.model, part), "" if spec.model.type == "sequential" else f"{part}/")]
     rows = []
     for collection, tree in abstract.items():
         for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
@@ -69,16 +73,31 @@ def params_report(loaded) -> dict:
 
 def model_report(loaded) -> dict:
     """Each layer's output shape, from the spec alone."""
+    from nnctl.layers.graph import thread_shapes
+
     a = loaded.analysis
     layers = []
 
-    def walk(ls, prefix=""):
+    def walk(ls, shapes, prefix=""):
         for layer in ls:
             layers.append({"name": f"{prefix}{layer.name}", "type": layer.type, "inputs": list(layer.inputs),
-                           "output_shape": list(a.shapes.get(layer.name, ())) if not prefix else None,
+                           "output_shape": list(shapes.get(layer.name, ())),
                            "activation": layer.activation.type if layer.activation else None})
-            walk(layer.children(), f"{prefix}{layer.name}/")
-    walk(loaded.spec.model.layers)
+            kids, first = layer.children(), shapes.get(layer.inputs[0]) if layer.inputs else None
+            # a block's layers see the block's input: thread it through them for their own shapes
+            walk(kids, thread_shapes(kids, first)[0] if kids and first is not None else {}, f"{prefix}{layer.name}/")
+    m = loaded.spec.model
+    if m.type == "sequential":
+        walk(m.layers, a.shapes)
+    else:  # vae / gan: each part's layers, named part/layer as the spec check threads them
+        from nnctl.spec.models import MODEL_PARTS
+        for part in MODEL_PARTS[m.type]:
+            walk(getattr(m, part), {k.split("/", 1)[1]: v for k, v in a.shapes.items() if k.startswith(f"{part}/")},
+                 f"{part}/")
+            if part == "encoder":  # the vae adds the mean and log-variance layers after the encoder
+                last = f"encoder/{m.encoder[-1].name}"
+                layers += [{"name": n, "type": "dense", "inputs": [last], "output_shape": [m.latent_dim],
+                            "activation": None} for n in ("z_mean", "z_log_var")]
     return {"input_shape": list(a.input_shape), "output_shape": list(a.output_shape), "layers": layers,
             "warnings": [str(w) for w in a.warnings]}
 

@@ -117,6 +117,6 @@ def _sine(seed, n, noise):
 
 
 # more generators live in their own modules; importing them registers them
-EXTENSIONS: list[str] = []
+EXTENSIONS: list[str] = ["builtin_seq", "builtin_gen"]
 for _m in EXTENSIONS:
     __import__(f"nnctl.data.{_m}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def peek(data, base_dir: Path) -> DataInfo:
                 if data.x not in z.files:
                     raise DataError(f"{p}: no array '{data.x}' (arrays: {', '.join(z.files)})")
                 shape = z[data.x].shape
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
             raise DataError(f"{p}: not a readable npz file ({e})") from None
         return DataInfo(tuple(shape[1:]) if len(shape) > 1 else (1,))
     raise DataError(f"unknown source {src}")

@@ -86,10 +86,20 @@ def check_finite(a: np.ndarray, what: str) -> None:
         raise DataError(f"{what}: non-finite value {a[tuple(idx)]} at row {row}{col} (remove or impute NaN/inf)")
 
 
-def infer_task(y: np.ndarray, out_units: int) -> str:
+def per_step_labels(y: np.ndarray, out_shape: tuple | None) -> bool:
+    """Integer labels (N, T) for an output (T, classes): one class per time step (sequence tagging)."""
+    return out_shape is not None and len(out_shape) == 2 and out_shape[-1] > 1 and y.ndim == 2 \
+        and y.shape[1] == out_shape[0] and y.shape[1] > 1
+
+
+def infer_task(y: np.ndarray, out_units: int, out_shape: tuple | None = None) -> str:
     integral = y.dtype.kind in "biu" or (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0))
+    if integral and per_step_labels(y, out_shape):
+        return "classification"
     if integral and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)):
-        return "binary" if out_units == 1 else "classification"
+        if out_units == 1:
+            return "binary" if np.all((y == 0) | (y == 1)) else "regression"
+        return "classification"
     if y.ndim == 2 and y.shape[1] == out_units > 1 and np.all((y == 0) | (y == 1)) and np.all(y.sum(1) == 1):
         return "classification"  # one-hot rows
     return "regression"
@@ -99,9 +109,12 @@ def targets_for(task: str, y: np.ndarray, out_shape: tuple, what: str) -> np.nda
     """Targets in the form losses expect: class indices (N,), 0/1 floats (N, k) or values (N, *out)."""
     units = out_shape[-1] if out_shape else 1
     if task == "classification":
-        if y.ndim == 2 and y.shape[1] > 1:
-            y = np.argmax(y, 1)
-        y = y.reshape(len(y))
+        if per_step_labels(y, out_shape):
+            pass  # (N, T): one class per time step
+        elif y.ndim == 2 and y.shape[1] > 1:
+            y = np.argmax(y, 1).reshape(len(y))
+        else:
+            y = y.reshape(len(y))
         if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
             raise DataError(f"{what}: classification labels must be whole numbers, got {y[np.mod(y, 1) != 0][0]}")
         y = y.astype(np.int64)
@@ -123,6 +136,17 @@ def targets_for(task: str, y: np.ndarray, out_shape: tuple, what: str) -> np.nda
         raise DataError(f"{what}: targets have {per} value(s) per example but the model outputs "
                         f"{list(out_shape)}: change the last layer")
     return y.reshape((len(y), *out_shape))
+
+
+def stratified_order(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
+    """A random order in which every prefix holds the classes in (nearly) their overall proportions."""
+    keys = y.reshape(len(y), -1)
+    labels = np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
+    rank = np.empty(len(y))
+    for c in np.unique(labels):
+        idx = rng.permutation(np.nonzero(labels == c)[0])
+        rank[idx] = (np.arange(len(idx)) + rng.random()) / len(idx)
+    return np.lexsort((rng.random(len(y)), rank))
 
 
 def _reshape(x: np.ndarray, shape: tuple, what: str) -> np.ndarray:
@@ -155,11 +179,14 @@ def prepare(spec, analysis, base_dir: Path, scaler: Scaler | None = None,
     shape = analysis.input_shape
     x = _reshape(raw.x, shape, f"{where} x")
     out_shape = analysis.output_shape
-    task = d.task or infer_task(raw.y, out_shape[-1])
+    task = d.task or raw.task or infer_task(raw.y, out_shape[-1], tuple(out_shape))
 
     rng = np.random.default_rng(spec.seed)
     n = len(x)
-    order = rng.permutation(n) if d.shuffle else np.arange(n)
+    if d.shuffle and d.stratify and task in ("classification", "binary"):
+        order = stratified_order(rng, targets_for(task, raw.y, out_shape, f"{where} y"))
+    else:
+        order = rng.permutation(n) if d.shuffle else np.arange(n)
     x_test = y_test = None
     if raw.x_test is not None:
         x_test, y_test = _reshape(raw.x_test, shape, f"{where} test x"), raw.y_test

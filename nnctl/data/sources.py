@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ class Raw:
     y_test: np.ndarray | None = None
     class_names: list[str] | None = None
     origin: str = ""
+    task: str | None = None  # known task (built-in regression sets), else inferred
 
 
 def csv_header(p: Path) -> list[str]:
@@ -28,7 +30,14 @@ def csv_header(p: Path) -> list[str]:
             header = next(csv.reader(f))
         except StopIteration:
             raise DataError(f"{p}: the file is empty (expected a header row)") from None
+        except UnicodeDecodeError as e:
+            raise _not_utf8(p, e) from None
     return [h.strip() for h in header]
+
+
+def _not_utf8(p: Path, e: UnicodeDecodeError) -> DataError:
+    return DataError(f"{p}: not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at offset {e.start}): "
+                     f"save the CSV as UTF-8")
 
 
 def _read_csv(data, p: Path) -> Raw:
@@ -49,12 +58,15 @@ def _read_csv(data, p: Path) -> Raw:
     with open(p, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         next(reader)
-        for r in reader:
-            if not r or all(not c.strip() for c in r):
-                continue
-            if len(r) != len(header):
-                raise DataError(f"{p}: row {reader.line_num} has {len(r)} fields, the header has {len(header)}")
-            rows.append((reader.line_num, r))
+        try:
+            for r in reader:
+                if not r or all(not c.strip() for c in r):
+                    continue
+                if len(r) != len(header):
+                    raise DataError(f"{p}: row {reader.line_num} has {len(r)} fields, the header has {len(header)}")
+                rows.append((reader.line_num, r))
+        except UnicodeDecodeError as e:
+            raise _not_utf8(p, e) from None
     if not rows:
         raise DataError(f"{p}: no data rows after the header")
     x = np.empty((len(rows), len(fi)), np.float32)
@@ -82,7 +94,7 @@ def _read_csv(data, p: Path) -> Raw:
 def _read_npz(data, p: Path) -> Raw:
     try:
         z = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"{p}: not a readable npz file ({e})") from None
     with z:
         def get(name, what):
@@ -112,7 +124,8 @@ def read(data, base_dir: Path, seed: int) -> Raw:
         from nnctl.data.builtin import BUILTINS
         b = BUILTINS[src.split(":", 1)[1]]
         x, y = b.load(seed, data.n_samples, data.noise)
-        return Raw(np.asarray(x, np.float32), np.asarray(y), origin=src)
+        return Raw(np.asarray(x, np.float32), np.asarray(y), origin=src,
+                   task="regression" if b.num_classes is None else None)
     if src == "inline":
         try:
             x = np.asarray(data.x, dtype=np.float32)

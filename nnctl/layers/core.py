@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 import flax.linen as nn
 from pydantic import Field
@@ -32,16 +32,21 @@ def bias_init(layer: KernelMixin, shape: Shape):
 
 @register_layer
 class Dense(KernelMixin, LayerSpec):
-    """Fully connected: y = x W + b, W of shape [inputs, units]."""
+    """Fully connected: y = x W + b, W of shape [inputs, units]. On a sequence (steps, features) it is applied
+    to every step with the same weights (Keras' behaviour); images must be flattened first."""
 
     type: Literal["dense", "linear"] = "dense"
     units: int = Field(..., gt=0, description="number of neurons")
 
     def out_shape(self, shapes):
-        n = vector_in(self, shapes[0])
+        shape = shapes[0]
+        if len(shape) == 2:  # a sequence: per step
+            n = shape[-1]
+        else:
+            n = vector_in(self, shape, "a vector (or a sequence of vectors)")
         kernel_init(self, (n, self.units))
         bias_init(self, (self.units,))
-        return (self.units,)
+        return (*shape[:-1], self.units)
 
     def apply(self, xs, train):
         x = xs[0]

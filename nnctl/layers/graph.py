@@ -80,6 +80,8 @@ def thread_shapes(layers: Iterable[LayerSpec], input_shape: Shape, path: tuple =
                     warnings += [(here, w) for w in layer.warnings(ins)]
                 except ShapeError as e:
                     problems.append((here, f"{layer.name} {e}"))
+                except (ValueError, TypeError, ArithmeticError) as e:  # e.g. options that cannot be built, absurd sizes
+                    problems.append((here, f"{layer.name} ({layer.type}): {e}"))
                 except _NestedProblems as e:
                     problems += [(here + p, m) for p, m in e.problems]
         shapes[layer.name] = out

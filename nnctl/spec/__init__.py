@@ -34,6 +34,9 @@ class Loaded:
     located: Located
     base_dir: FsPath
     overridden: dict[tuple, str] = field(default_factory=dict)
+    # False for `validate`/`inspect`: artefacts the spec refers to (model.init_from) may not exist yet,
+    # which is a warning there; training needs them, so it is an error by default.
+    require_sources: bool = True
 
     @property
     def file(self) -> str:
@@ -137,6 +140,9 @@ def _model_at(root: type, loc: tuple) -> type | None:
             continue  # a union member name, or a tag: stay
         ann = nxt
     ann, _ = _unwrap(ann)
+    if typing.get_origin(ann) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        models = [m for m in (_unwrap(a)[0] for a in typing.get_args(ann)) if _is_model(m)]
+        ann = models[0] if len(models) == 1 else ann  # Optional[Model]: the model
     return ann if _is_model(ann) else None
 
 
@@ -189,7 +195,8 @@ def problems_from(err: ValidationError, root: type, located: Located, overridden
             if isinstance(what, str) and what == "type":
                 what = path[-2] if len(path) > 1 and isinstance(path[-2], str) else "type"
             msg = f"unknown {_singular(what)} type '{tag}'.{did_you_mean(tag, tags)} Choices: {choices_text(tags)}"
-            if isinstance(inp, dict) and "type" in inp:
+            raw = _at(located.data, path)
+            if isinstance(raw, dict) and "type" in raw:
                 path = path + ("type",)
         elif kind == "union_tag_not_found":
             ctx = e.get("ctx", {})
@@ -206,6 +213,15 @@ def problems_from(err: ValidationError, root: type, located: Located, overridden
         seen.add((path, kind))
         problems.append(make_problem(located, overridden, path, msg, key=as_key))
     return problems
+
+
+def _at(data: Any, path: tuple) -> Any:
+    for p in path:
+        try:
+            data = data[p]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _choices_of(root: type, loc: tuple) -> list[str]:
@@ -236,7 +252,7 @@ def _short(v: Any) -> str:
 # ----------------------------------------------------------------------------------------------- loading
 
 def load_text(text: str, file: str = "<spec>", overrides: tuple[str, ...] = (), base_dir: FsPath | None = None,
-              check: bool = True) -> Loaded:
+              check: bool = True, require_sources: bool = True) -> Loaded:
     from nnctl.spec.models import Spec
 
     located = load_yaml(text, file)
@@ -251,7 +267,7 @@ def load_text(text: str, file: str = "<spec>", overrides: tuple[str, ...] = (), 
         spec = Spec.model_validate(located.data)
     except ValidationError as err:
         raise SpecError(problems_from(err, Spec, located, overridden)) from None
-    loaded = Loaded(spec, located, base_dir or FsPath("."), overridden)
+    loaded = Loaded(spec, located, base_dir or FsPath("."), overridden, require_sources)
     if check:
         from nnctl.spec.check import check_spec
 
@@ -259,7 +275,8 @@ def load_text(text: str, file: str = "<spec>", overrides: tuple[str, ...] = (), 
     return loaded
 
 
-def load_spec(path: str | FsPath, overrides: tuple[str, ...] = (), check: bool = True) -> Loaded:
+def load_spec(path: str | FsPath, overrides: tuple[str, ...] = (), check: bool = True,
+              require_sources: bool = True) -> Loaded:
     p = FsPath(path)
     if p.is_dir() and (p / "spec.yaml").exists():  # a run directory
         p = p / "spec.yaml"
@@ -269,4 +286,4 @@ def load_spec(path: str | FsPath, overrides: tuple[str, ...] = (), check: bool =
         raise SpecError([Problem("", f"no such spec file: {p}", str(p))]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError([Problem("", f"cannot read the spec: {e}", str(p))]) from None
-    return load_text(text, str(p), tuple(overrides), p.parent, check)
+    return load_text(text, str(p), tuple(overrides), p.parent, check, require_sources)

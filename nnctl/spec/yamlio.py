@@ -16,6 +16,7 @@ from nnctl.errors import Problem, SpecError
 
 MAX_NODES = 200_000  # scalars + containers after alias expansion
 MAX_DEPTH = 64
+MAX_BYTES = 2_000_000  # a spec is a few KB; big data belongs in a csv/npz file
 
 Path = tuple  # of str | int
 
@@ -95,8 +96,19 @@ _LOADER = yaml.SafeLoader("")
 
 def load_yaml(text: str, file: str = "<spec>") -> Located:
     """Parse YAML text into plain data with positions; YAML syntax errors become SpecErrors."""
+    if len(text) > MAX_BYTES:
+        raise SpecError([Problem("", f"the spec is {len(text):,} characters long, more than {MAX_BYTES:,}; refusing "
+                                     "to load it (put large data in a csv or npz file)", file, 1, 1)])
+    deep = _flow_depth(text)
+    if deep is not None:
+        line = text.count("\n", 0, deep) + 1
+        col = deep - (text.rfind("\n", 0, deep) + 1) + 1
+        raise SpecError([Problem("", f"the document nests deeper than {MAX_DEPTH} levels; refusing to load it",
+                                 file, line, col)])
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise SpecError([Problem("", "the document nests too deeply; refusing to load it", file)]) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -114,6 +126,32 @@ def load_yaml(text: str, file: str = "<spec>") -> Located:
         raise SpecError([Problem("", f"unsupported YAML value: {e.problem}", file,
                                  mark.line + 1 if mark else None, mark.column + 1 if mark else None)]) from None
     return b.out
+
+
+_FLOW = __import__("re").compile(r"[\[\]{}'\"#\n]")
+
+
+def _flow_depth(text: str) -> int | None:
+    """Offset of the first `[`/`{` nested deeper than MAX_DEPTH (quotes and comments skipped), else None.
+    Checked before parsing: PyYAML's parser recurses per level and is slow on deep flow nesting."""
+    depth, quote, comment = 0, None, False
+    for m in _FLOW.finditer(text):
+        c = m.group()
+        if comment:
+            comment = c != "\n"
+        elif quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "#":
+            comment = True
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return m.start()
+        elif c in "]}":
+            depth = max(0, depth - 1)
+    return None
 
 
 def parse_scalar(text: str) -> Any:

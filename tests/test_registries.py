@@ -1,0 +1,234 @@
+"""Table-driven tests over every registered activation, initializer, loss, metric, optimizer and schedule.
+
+Each table must cover its whole registry: registering a new entry without a reference here fails."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from pydantic import TypeAdapter
+from sklearn import metrics as skm
+
+from nnctl.activations import ACTIVATIONS
+from nnctl.initializers import INITIALIZERS
+from nnctl.losses import LOSSES, Head
+from nnctl.metrics import METRICS, batch_sums, compute
+from nnctl.optim import OPTIMIZERS, SCHEDULES, OptimizerRef, ScheduleRef, build_learning_rate, build_optimizer
+from nnctl.spec.refs import ActivationRef, InitRef
+
+X = np.linspace(-3, 3, 13).astype(np.float32)
+sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+
+ACT_REF = {
+    "linear": lambda v: v,
+    "step": lambda v: (v > 0).astype(np.float32),
+    "sigmoid": sig,
+    "tanh": np.tanh,
+    "relu": lambda v: np.maximum(v, 0),
+    "leaky_relu": lambda v: np.where(v > 0, v, 0.01 * v),
+    "elu": lambda v: np.where(v > 0, v, np.exp(v) - 1),
+    "selu": lambda v: 1.0507009873554805 * np.where(v > 0, v, 1.6732632423543772 * (np.exp(v) - 1)),
+    "gelu": lambda v: 0.5 * v * (1 + np.vectorize(__import__("math").erf)(v / np.sqrt(2))),
+    "swish": lambda v: v * sig(v),
+    "softplus": lambda v: np.log1p(np.exp(v)),
+    "softmax": lambda v: np.exp(v) / np.exp(v).sum(),
+}
+
+
+def test_activation_table_covers_registry():
+    assert set(ACT_REF) == set(ACTIVATIONS.names(aliases=False))
+
+
+@pytest.mark.parametrize("name", sorted(ACT_REF))
+def test_activation_values(name):
+    opts = TypeAdapter(ActivationRef).validate_python(name)
+    got = np.asarray(ACTIVATIONS.build(opts, jnp.asarray(X)))
+    np.testing.assert_allclose(got, ACT_REF[name](X), rtol=1e-5, atol=1e-6)
+
+
+def test_activation_options_and_aliases():
+    leaky = TypeAdapter(ActivationRef).validate_python({"type": "leaky_relu", "negative_slope": 0.1})
+    assert float(ACTIVATIONS.build(leaky, jnp.float32(-2.0))) == pytest.approx(-0.2)
+    silu = TypeAdapter(ActivationRef).validate_python("silu")
+    assert float(ACTIVATIONS.build(silu, jnp.float32(1.0))) == pytest.approx(1 * sig(1.0), rel=1e-6)
+
+
+INIT_CHECK = {
+    "zeros": ({}, lambda w: np.all(w == 0)),
+    "ones": ({}, lambda w: np.all(w == 1)),
+    "constant": ({"value": 0.35}, lambda w: np.allclose(w, 0.35)),
+    "values": ({"values": [[float(i) for i in range(64)] for _ in range(64)]}, lambda w: w[3, 5] == 5.0),
+    "normal": ({"stddev": 0.5}, lambda w: abs(w.std() - 0.5) < 0.03 and abs(w.mean()) < 0.03),
+    "uniform": ({"minval": -0.2, "maxval": 0.3}, lambda w: w.min() >= -0.2 and w.max() <= 0.3 and abs(w.mean() - 0.05) < 0.02),
+    "truncated_normal": ({"stddev": 0.5}, lambda w: np.abs(w).max() <= 1.0 + 1e-6),
+    "glorot_uniform": ({}, lambda w: np.abs(w).max() <= np.sqrt(6 / 128) + 1e-6 and abs(w.var() - 2 / 128) < 3e-3),
+    "glorot_normal": ({}, lambda w: abs(w.var() - 2 / 128) < 3e-3),
+    "he_uniform": ({}, lambda w: np.abs(w).max() <= np.sqrt(6 / 64) + 1e-6 and abs(w.var() - 2 / 64) < 5e-3),
+    "he_normal": ({}, lambda w: abs(w.var() - 2 / 64) < 5e-3),
+    "lecun_normal": ({}, lambda w: abs(w.var() - 1 / 64) < 3e-3),
+    "lecun_uniform": ({}, lambda w: np.abs(w).max() <= np.sqrt(3 / 64) + 1e-6),
+    "orthogonal": ({}, lambda w: np.allclose(w.T @ w, np.eye(64), atol=1e-4)),
+}
+
+
+def test_initializer_table_covers_registry():
+    assert set(INIT_CHECK) == set(INITIALIZERS.names(aliases=False))
+
+
+@pytest.mark.parametrize("name", sorted(INIT_CHECK))
+def test_initializer(name):
+    opts, check = INIT_CHECK[name]
+    init = INITIALIZERS.build(TypeAdapter(InitRef).validate_python({"type": name, **opts}))
+    w = np.asarray(init(jax.random.key(0), (64, 64), jnp.float32))
+    assert w.shape == (64, 64)
+    assert check(w), name
+
+
+# --------------------------------------------------------------------------------------------- losses
+LOGITS = np.array([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]], np.float32)
+LABELS = np.array([0, 2], np.int32)
+ONEHOT = np.eye(3, dtype=np.float32)[LABELS]
+REG_OUT = np.array([[0.5, -1.0], [2.0, 0.0]], np.float32)
+REG_T = np.array([[0.0, -1.5], [1.0, 2.5]], np.float32)
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+LOSS_REF = {
+    "mse": ("linear", REG_OUT, REG_T, ((REG_OUT - REG_T) ** 2).mean(1)),
+    "least_squares": ("linear", REG_OUT, REG_T, ((REG_OUT - REG_T) ** 2).mean(1)),  # the LSGAN loss outside a gan
+    "mae": ("linear", REG_OUT, REG_T, np.abs(REG_OUT - REG_T).mean(1)),
+    "huber": ("linear", REG_OUT, REG_T, np.where(np.abs(REG_OUT - REG_T) <= 1, 0.5 * (REG_OUT - REG_T) ** 2,
+                                                 np.abs(REG_OUT - REG_T) - 0.5).mean(1)),
+    "binary_crossentropy": ("sigmoid", REG_OUT, (REG_T > 0).astype(np.float32),
+                            -((REG_T > 0) * np.log(sig(REG_OUT)) + (REG_T <= 0) * np.log(1 - sig(REG_OUT))).mean(1)),
+    "categorical_crossentropy": ("softmax", LOGITS, LABELS, -np.log(_softmax(LOGITS)[[0, 1], LABELS])),
+    "kl_divergence": ("softmax", LOGITS, ONEHOT, -np.log(_softmax(LOGITS)[[0, 1], LABELS])),
+    "hinge": ("linear", REG_OUT, (REG_T > 0).astype(np.float32),
+              np.maximum(0, 1 - np.where(REG_T > 0, 1, -1) * REG_OUT).mean(1)),
+}
+HEADS = {"linear": lambda z: z, "sigmoid": jax.nn.sigmoid, "softmax": lambda z: jax.nn.softmax(z, -1)}
+
+
+def test_loss_table_covers_registry():
+    assert set(LOSS_REF) == set(LOSSES.names(aliases=False))
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_REF))
+def test_loss_values(name):
+    head, out, y, want = LOSS_REF[name]
+    opts = TypeAdapter(LOSSES.models[name]).validate_python({"type": name})
+    got = np.asarray(jax.jit(lambda o, t: LOSSES.build(opts, o, t, Head(head, HEADS[head])))(out, y))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_crossentropy_from_logits_equals_from_probabilities():
+    opts = TypeAdapter(LOSSES.models["categorical_crossentropy"]).validate_python({"type": "categorical_crossentropy"})
+    a = LOSSES.build(opts, jnp.asarray(LOGITS), jnp.asarray(LABELS), Head("softmax", HEADS["softmax"]))
+    probs = jax.nn.softmax(jnp.asarray(LOGITS))
+    b = LOSSES.build(opts, probs, jnp.asarray(LABELS), Head("linear", HEADS["linear"]))
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+# -------------------------------------------------------------------------------------------- metrics
+RNG = np.random.default_rng(0)
+P = RNG.random((40, 4)).astype(np.float32)
+Y = RNG.integers(0, 4, 40).astype(np.int32)
+RV = RNG.normal(size=(40, 1)).astype(np.float32)
+RT = (RV + RNG.normal(scale=0.5, size=(40, 1))).astype(np.float32)
+METRIC_REF = {
+    "accuracy": lambda: skm.accuracy_score(Y, P.argmax(1)),
+    "precision": lambda: skm.precision_score(Y, P.argmax(1), average="macro", zero_division=0),
+    "recall": lambda: skm.recall_score(Y, P.argmax(1), average="macro", zero_division=0),
+    "f1": lambda: skm.f1_score(Y, P.argmax(1), average="macro", zero_division=0),
+    "mse": lambda: skm.mean_squared_error(RT, RV),
+    "rmse": lambda: np.sqrt(skm.mean_squared_error(RT, RV)),
+    "mae": lambda: skm.mean_absolute_error(RT, RV),
+    "r2": lambda: skm.r2_score(RT, RV),
+}
+
+
+def test_metric_table_covers_registry():
+    assert set(METRIC_REF) == set(METRICS.names(aliases=False))
+
+
+@pytest.mark.parametrize("name", sorted(METRIC_REF))
+def test_metric_matches_sklearn(name):
+    m = METRICS.get(name)
+    out, y = (P, Y) if m.needs == "confusion" else (RV, RT)
+    # accumulate over two uneven batches, with a padded row masked out: must equal the whole-set value
+    sums = None
+    for sl in (slice(0, 17), slice(17, 40)):
+        o, t = np.concatenate([out[sl], out[:1]]), np.concatenate([y[sl], y[:1]])
+        mask = np.r_[np.ones(len(out[sl])), 0.0].astype(np.float32)
+        b = batch_sums({m.needs}, jnp.asarray(o), jnp.asarray(t), jnp.asarray(mask), 4)
+        sums = b if sums is None else {k: sums[k] + b[k] for k in b}
+    assert float(compute([name], sums)[name]) == pytest.approx(METRIC_REF[name](), rel=1e-5, abs=1e-6)
+
+
+def test_binary_metrics_use_positive_class():
+    p = np.array([[0.9], [0.2], [0.7], [0.4]], np.float32)
+    y = np.array([[1.0], [0.0], [0.0], [1.0]], np.float32)
+    sums = batch_sums({"confusion"}, jnp.asarray(p), jnp.asarray(y), jnp.ones(4), 2)
+    got = compute(["precision", "recall", "accuracy"], sums)
+    assert float(got["precision"]) == pytest.approx(0.5)
+    assert float(got["recall"]) == pytest.approx(0.5)
+    assert float(got["accuracy"]) == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------------------ optimizers/schedules
+OPT_LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.5, "adadelta": 10.0, "rmsprop": 0.05, "adam": 0.1, "adamw": 0.1,
+          "nadam": 0.1, "adamax": 0.1, "lion": 0.05}
+
+
+def test_optimizer_table_covers_registry():
+    assert set(OPT_LR) == set(OPTIMIZERS.names(aliases=False))
+
+
+@pytest.mark.parametrize("name", sorted(OPT_LR))
+def test_optimizer_minimises_quadratic_under_jit(name):
+    opts = TypeAdapter(OptimizerRef).validate_python({"type": name, "learning_rate": OPT_LR[name]})
+    links, _ = build_optimizer(opts, 200, 10)
+    tx = optax.chain(*links)
+    target = jnp.array([1.0, -2.0, 3.0])
+    f = lambda w: jnp.sum((w - target) ** 2)  # noqa: E731
+
+    @jax.jit
+    def run(w):
+        def body(c, _):
+            w, s = c
+            g = jax.grad(f)(w)
+            u, s = tx.update(g, s, w, value=f(w))
+            return (optax.apply_updates(w, u), s), None
+        (w, _), _ = jax.lax.scan(body, (w, tx.init(w)), None, length=200)
+        return w
+
+    w0 = jnp.zeros(3)
+    assert float(f(run(w0))) < 0.05 * float(f(w0)), name
+
+
+SCHED = {
+    "constant": ({"value": 0.1}, lambda f: f(0) == f(99) == pytest.approx(0.1)),
+    "cosine": ({"initial": 0.1}, lambda f: f(0) == pytest.approx(0.1) and f(100) == pytest.approx(0.0, abs=1e-7)),
+    "exponential": ({"initial": 0.1, "decay_rate": 0.5}, lambda f: f(10) == pytest.approx(0.05)),
+    "step": ({"initial": 0.1, "factor": 0.1, "every_epochs": 5}, lambda f: f(49) == pytest.approx(0.1) and f(50) == pytest.approx(0.01)),
+    "linear_warmup_cosine": ({"peak": 0.1, "warmup_steps": 10}, lambda f: f(0) == 0 and f(10) == pytest.approx(0.1)),
+    "reduce_on_plateau": ({"initial": 0.1}, lambda f: f(0) == pytest.approx(0.1)),
+}
+
+
+def test_schedule_table_covers_registry():
+    assert set(SCHED) == set(SCHEDULES.names(aliases=False))
+
+
+@pytest.mark.parametrize("name", sorted(SCHED))
+def test_schedule(name):
+    opts, check = SCHED[name]
+    sched = TypeAdapter(ScheduleRef).validate_python({"type": name, **opts})
+    lr, _ = build_learning_rate(sched, 100, 10)
+    f = (lambda s: float(lr(s))) if callable(lr) else (lambda s: lr)
+    assert check(f)

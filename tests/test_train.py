@@ -1,0 +1,138 @@
+"""Training behaviour: batching, steps, clipping, freezing, non-finite losses, example specs (shrunk)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from flax import serialization
+
+from nnctl.errors import RunDirError
+from nnctl.run import evaluate_run, train_run
+from tests.conftest import SPECS
+
+BP = str(SPECS / "backprop_worked_example.yaml")
+
+
+def weights(run_dir):
+    return serialization.msgpack_restore((run_dir / "weights.msgpack").read_bytes())["params"]
+
+
+INITIAL = {"dense_0": np.array([[0.15, 0.25], [0.20, 0.30]]), "dense_1": np.array([[0.40, 0.50], [0.45, 0.55]])}
+
+
+@pytest.mark.parametrize("clip,check", [
+    ("{max_norm: 0.001}", lambda d: np.sqrt(sum((v ** 2).sum() for v in d.values())) <= 0.001 + 1e-7),
+    ("{max_norm: 0.001, per_tensor: true}", lambda d: all(np.sqrt((v ** 2).sum()) <= 0.001 + 1e-7 for v in d.values())),
+    ("{max_value: 0.0001}", lambda d: all(np.abs(v).max() <= 0.0001 + 1e-7 for v in d.values())),
+])
+def test_gradient_clipping_bounds_the_update(tmp_path, clip, check):
+    res = train_run(BP, out=str(tmp_path / "r"), overrides=("train.epochs=1", "train.optimizer.learning_rate=1.0",
+                                                            f"train.gradient_clipping={clip}"))
+    w = weights(res.run_dir)
+    delta = {k: np.asarray(w[k]["kernel"]) - INITIAL[k] for k in INITIAL}
+    assert check(delta)
+    rec = res.records[0]
+    assert rec["clip_fraction"] == 1.0
+    # the notes' gradients of w5..w8 and w1..w4 (biases are frozen, so they are not in the norm)
+    grads = (0.0821670407, 0.0826676278, -0.0226025404, -0.0227402422, 0.000438568, 0.000877136, 0.000497713,
+             0.000995425)
+    assert rec["grad_norm"] == pytest.approx(np.sqrt(sum(g * g for g in grads)), rel=1e-5)
+
+
+def test_steps_and_short_last_batch(tmp_path):
+    # 150 iris rows: 30 test, 24 validation, 96 train; batch 20 -> 5 batches, the last one of 16 rows
+    res = train_run(str(SPECS / "iris.yaml"), out=str(tmp_path / "r"),
+                    overrides=("train.epochs=null", "train.steps=12", "train.batch_size=20", "train.early_stopping=null"))
+    assert res.summary["steps"] == 12
+    assert res.summary["epochs_run"] == 3 and res.summary["stop_reason"] == "steps"
+
+
+def test_short_last_batch_counts_exactly(tmp_path):
+    # everything frozen: the epoch's training loss is the plain mean over all 96 examples (batches 20 x 5)
+    res = train_run(str(SPECS / "iris.yaml"), out=str(tmp_path / "r"),
+                    overrides=("train.epochs=1", "train.batch_size=20", "train.early_stopping=null",
+                               "train.freeze=['*']", "model.layers[1].rate=0.0"))
+    ev = evaluate_run(res.run_dir, "train")
+    assert ev["examples"] == 96
+    assert res.records[0]["train/loss"] == pytest.approx(ev["metrics"]["loss"], rel=1e-5)
+    assert res.records[0]["train/accuracy"] == pytest.approx(ev["metrics"]["accuracy"])
+
+
+def test_steps_mode_compiles_the_step_once(tmp_path, monkeypatch):
+    import nnctl.train as T
+    made = []
+    orig = T.steps_mode_fns
+
+    def spy(loop):
+        fns = orig(loop)
+        made.append(fns)
+        return fns
+    monkeypatch.setattr(T, "steps_mode_fns", spy)
+    train_run(str(SPECS / "iris.yaml"), out=str(tmp_path / "r"),
+              overrides=("train.epochs=3", "train.fuse=steps", "train.early_stopping=null"))
+    assert made[0]["step"]._cache_size() == 1  # the short last batch did not recompile
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_weights(tmp_path):
+    res = train_run(str(SPECS / "sine_regression.yaml"), out=str(tmp_path / "r"),
+                    overrides=("train.optimizer={type: sgd, learning_rate: 1.0e+6}", "train.epochs=20",
+                               "train.early_stopping=null"))
+    s = res.summary
+    assert s["status"] == "failed" and s["stop_reason"] == "nonfinite"
+    assert s["nonfinite"]["quantity"] in ("loss", "gradients") and s["nonfinite"]["epoch"] >= 1
+    assert "non-finite" in s["message"] and f"epoch {s['nonfinite']['epoch']}" in s["message"]
+    w = weights(res.run_dir)
+    assert all(np.all(np.isfinite(np.asarray(v))) for layer in w.values() for v in layer.values())
+
+
+def test_skip_step_keeps_training(tmp_path):
+    res = train_run(str(SPECS / "sine_regression.yaml"), out=str(tmp_path / "r"),
+                    overrides=("train.optimizer={type: sgd, learning_rate: 1.0e+6}", "train.epochs=3",
+                               "train.on_nonfinite=skip_step", "train.early_stopping=null"))
+    assert res.summary["epochs_run"] == 3
+    assert sum(r["skipped_steps"] for r in res.records) > 0
+
+
+def test_trainable_false_and_regularizer(tmp_path):
+    res = train_run(BP, out=str(tmp_path / "r"), overrides=("train.epochs=5", "model.layers[0].trainable=false"))
+    w = weights(res.run_dir)
+    np.testing.assert_array_equal(np.asarray(w["dense_0"]["kernel"]), INITIAL["dense_0"].astype(np.float32))
+    assert not np.allclose(np.asarray(w["dense_1"]["kernel"]), INITIAL["dense_1"])
+    reg = train_run(BP, out=str(tmp_path / "g"), overrides=("train.epochs=1", "model.layers[0].kernel_regularizer={l2: 1.0}"))
+    assert reg.records[0]["train/loss"] == pytest.approx(0.298371109 + (INITIAL["dense_0"] ** 2).sum(), rel=1e-5)
+
+
+def test_schedule_drives_logged_learning_rate(tmp_path):
+    res = train_run(BP, out=str(tmp_path / "r"), overrides=(
+        "train.epochs=4", "train.optimizer.learning_rate={type: exponential, initial: 0.5, decay_rate: 0.5, decay_steps: 1}"))
+    # lr logged after each epoch's step
+    assert [r["lr"] for r in res.records] == pytest.approx([0.25, 0.125, 0.0625, 0.03125])
+
+
+def test_run_directory_contents_and_no_overwrite(tmp_path):
+    res = train_run(str(SPECS / "xor.yaml"), out=str(tmp_path / "r"), overrides=("train.epochs=3",))
+    for f in ("spec.yaml", "weights.msgpack", "opt_state.msgpack", "scalers.json", "rng.json", "metrics.jsonl",
+              "summary.json"):
+        assert (res.run_dir / f).exists(), f
+    lines = (res.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[0])["epoch"] == 1
+    with pytest.raises(RunDirError, match="already exists"):
+        train_run(str(SPECS / "xor.yaml"), out=str(tmp_path / "r"))
+    # default directories are suffixed, never overwritten
+    a = train_run(str(SPECS / "xor.yaml"), overrides=("train.epochs=1",), runs_root=str(tmp_path / "runs"))
+    b = train_run(str(SPECS / "xor.yaml"), overrides=("train.epochs=1",), runs_root=str(tmp_path / "runs"))
+    assert a.run_dir.name == "xor" and b.run_dir.name == "xor-2"
+
+
+@pytest.mark.parametrize("spec,over,metric,least", [
+    ("iris.yaml", ("train.epochs=40",), "accuracy", 0.8),
+    ("digits_mlp.yaml", ("train.epochs=6",), "accuracy", 0.85),
+    ("diabetes_regression.yaml", ("train.epochs=20",), "r2", 0.2),
+    ("sine_regression.yaml", ("train.epochs=40",), "r2", 0.5),
+    ("residual_mlp.yaml", ("train.epochs=4",), "accuracy", 0.85),
+])
+def test_example_specs_train_shrunk(tmp_path, spec, over, metric, least):
+    res = train_run(str(SPECS / spec), out=str(tmp_path / "r"), overrides=over)
+    ev = evaluate_run(res.run_dir, "test")
+    assert ev["metrics"][metric] >= least and math.isfinite(ev["metrics"]["loss"])
