@@ -10,7 +10,7 @@ from pydantic import Field
 
 from nnctl.layers.base import LAYERS, LayerSpec, Shape, ShapeError, register_layer  # noqa: F401
 
-FAMILIES = ["core", "norm", "blocks"]
+FAMILIES = ["core", "norm", "blocks", "conv", "pool", "recurrent", "embedding", "attention", "merge"]
 
 for _m in FAMILIES:
     importlib.import_module(f"nnctl.layers.{_m}")

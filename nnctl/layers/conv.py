@@ -1,0 +1,256 @@
+"""Convolutions (channels-last): `conv1d`, `conv2d`, `conv2d_transpose`, and `upsample`.
+
+Shapes follow the notes' arithmetic: along each spatial axis out = floor((n + 2P - k_eff) / S) + 1 with
+k_eff = D (k - 1) + 1 for dilation D; `padding: same` gives ceil(n / S). A stride that does not tile
+the padded input is legal but drops the last rows/columns: `warnings` says so with the arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, ClassVar, Literal, Union
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from pydantic import BeforeValidator, Field, NonNegativeInt, PositiveInt
+
+from nnctl import initializers
+from nnctl.layers.base import KernelMixin, LayerSpec, Shape, ShapeError, register_layer
+
+IntOrList = Union[PositiveInt, list[PositiveInt]]
+
+
+def _padding_word(v):
+    if isinstance(v, str) and v not in ("same", "valid"):
+        raise ValueError(f"padding '{v}' is not allowed: use `same`, `valid`, an integer, or one per axis "
+                         f"(an integer or a two-item list: low, high)")
+    return v
+
+
+Padding = Annotated[Union[Literal["same", "valid"], NonNegativeInt, list[Union[NonNegativeInt, list[NonNegativeInt]]]],
+                    BeforeValidator(_padding_word)]
+
+_AXES = {1: ("steps", "step"), 2: ("rows", "row")}
+
+
+def per_axis(layer: LayerSpec, key: str, value, n: int) -> tuple[int, ...]:
+    """An int or a list of `n` ints -> a tuple of `n` ints."""
+    if isinstance(value, int):
+        return (value,) * n
+    if len(value) != n:
+        raise ShapeError(f"({layer.type}) {key} {value} needs {n} value(s), one per spatial axis")
+    return tuple(value)
+
+
+def pads_of(layer: LayerSpec, padding, n: int) -> str | tuple[tuple[int, int], ...]:
+    """"same"/"valid" or explicit (low, high) padding per spatial axis."""
+    if padding == "same":
+        return "SAME"
+    if padding == "valid":
+        return tuple((0, 0) for _ in range(n))
+    if isinstance(padding, int):
+        return tuple((padding, padding) for _ in range(n))
+    if len(padding) != n:
+        raise ShapeError(f"({layer.type}) padding {padding} needs {n} value(s), one per spatial axis "
+                         f"(an integer, or a two-item list: low, high)")
+    out = []
+    for p in padding:
+        if isinstance(p, int):
+            out.append((p, p))
+        elif len(p) == 2:
+            out.append((p[0], p[1]))
+        else:
+            raise ShapeError(f"({layer.type}) padding entry {p} must be an integer or a two-item list: low, high")
+    return tuple(out)
+
+
+def spatial_in(layer: LayerSpec, shape: Shape, rank: int) -> tuple[int, ...]:
+    """The spatial sizes of a channels-last input of `rank` spatial axes."""
+    if len(shape) != rank + 1:
+        want = {1: "(steps, channels)", 2: "(height, width, channels)"}[rank]
+        fix = f"add {{type: reshape, shape: [{shape[0]}, 1]}} before it" if len(shape) == 1 and rank == 1 else \
+            "add a reshape layer before it" if len(shape) < rank + 1 else "use the layer of matching rank"
+        raise ShapeError(f"({layer.type}) expects {want}, got {tuple(shape)}: {fix}")
+    return tuple(shape[:-1])
+
+
+def window_out(layer: LayerSpec, sizes, kernel, strides, dilation, pads, what: str = "kernel"):
+    """Output sizes of a sliding window, and warnings where it does not tile the padded input."""
+    out, remarks = [], []
+    for axis, (n, k, s, d) in enumerate(zip(sizes, kernel, strides, dilation)):
+        if pads == "SAME":
+            out.append(-(-n // s))
+            continue
+        lo, hi = pads[axis]
+        keff = d * (k - 1) + 1
+        if lo >= keff or hi >= keff:
+            raise ShapeError(f"({layer.type}) padding {max(lo, hi)} is not smaller than the {what} "
+                             f"({keff}): the window would see only padding; use padding < {keff}")
+        if n + lo + hi < keff:
+            raise ShapeError(f"({layer.type}) the {what} ({keff}) is larger than the padded input "
+                             f"({n} + {lo + hi} = {n + lo + hi}): use a smaller {what}_size, padding or `same`")
+        out.append((n + lo + hi - keff) // s + 1)
+        if (n + lo + hi - keff) % s:
+            remarks.append((axis, n, k, keff, s, lo, hi))
+    return tuple(out), _tile_warnings(layer, remarks, len(sizes), what)
+
+
+def _tile_warnings(layer, remarks, rank, what) -> list[str]:
+    msgs = []
+    for axis, n, k, keff, s, lo, hi in remarks:
+        dropped = (n + lo + hi - keff) % s
+        pad = f"{lo}" if lo == hi else f"[{lo}, {hi}]"
+        padsum = f"{2 * lo}" if lo == hi else f"{lo} + {hi}"
+        kt = f"{k}" if k == keff else f"{k} (dilated to {keff})"
+        exact = (n + lo + hi - keff) / s + 1
+        fix = next((p for p in range(1, keff) if (n + 2 * p - keff) % s == 0), None)
+        fix_text = f"padding {fix} or `same`" if fix is not None else "`same` padding"
+        if rank == 1:
+            lost = "the last step is" if dropped == 1 else f"the last {dropped} steps are"
+        elif rank == 2:
+            unit = "row" if axis == 0 else "column"
+            lost = f"the last {unit} is" if dropped == 1 else f"the last {dropped} {unit}s are"
+        else:
+            lost = f"{dropped} position(s) on axis {axis} are"
+        msgs.append(f"{layer.name}: input {n}, {what} {kt}, stride {s}, padding {pad}: "
+                    f"({n} + {padsum} − {keff})/{s} + 1 = {exact:g}, {lost} dropped; {fix_text} tiles it")
+    if rank == 2 and len(msgs) == 2 and remarks[0][1:] == remarks[1][1:]:
+        return [msgs[0].replace("the last row is", "the last row/column is")
+                .replace("rows are", "rows/columns are")]
+    return msgs
+
+
+def checked_init(opts, shape: Shape, what: str):
+    init = initializers.build(opts)
+    got = getattr(init, "values_shape", None)
+    if got is not None and math.prod(got) != math.prod(shape):
+        raise ShapeError(f"{what} values have shape {list(got)} but the parameter is {list(shape)}")
+    return init
+
+
+class _Conv(KernelMixin, LayerSpec):
+    filters: int = Field(..., gt=0, description="number of output channels (filters)")
+    kernel_size: IntOrList = Field(..., description="window size: an integer or one per spatial axis")
+    strides: IntOrList = Field(1, description="step between windows: an integer or one per spatial axis")
+    padding: Padding = Field("valid", description="`valid` (none), `same` (output = ceil(input / stride)), "
+                                                  "an integer P on every side, or one per axis ([low, high] allowed)")
+    dilation: IntOrList = Field(1, description="spacing between kernel taps (atrous convolution)")
+
+    rank: ClassVar[int] = 0  # number of spatial axes
+
+    def _geometry(self, shape):
+        sizes = spatial_in(self, shape, self.rank)
+        k = per_axis(self, "kernel_size", self.kernel_size, self.rank)
+        s = per_axis(self, "strides", self.strides, self.rank)
+        d = per_axis(self, "dilation", self.dilation, self.rank)
+        pads = pads_of(self, self.padding, self.rank)
+        out, warns = window_out(self, sizes, k, s, d, pads)
+        kshape = (*k, shape[-1], self.filters)
+        checked_init(self.kernel_init, kshape, "kernel_init")
+        checked_init(self.bias_init, (self.filters,), "bias_init")
+        return (*out, self.filters), warns, k, s, d, pads
+
+    def out_shape(self, shapes):
+        return self._geometry(shapes[0])[0]
+
+    def warnings(self, shapes):
+        return self._geometry(shapes[0])[1]
+
+    def apply(self, xs, train):
+        x = xs[0]
+        _, _, k, s, d, pads = self._geometry(tuple(x.shape[1:]))
+        return nn.Conv(self.filters, k, strides=s, padding=pads if pads == "SAME" else list(pads),
+                       kernel_dilation=d, use_bias=self.use_bias,
+                       kernel_init=checked_init(self.kernel_init, (*k, x.shape[-1], self.filters), "kernel_init"),
+                       bias_init=checked_init(self.bias_init, (self.filters,), "bias_init"), name=self.name)(x)
+
+
+@register_layer
+class Conv1D(_Conv):
+    """1-D convolution over (steps, channels): kernel [kernel_size, in_channels, filters] + one bias per filter."""
+
+    type: Literal["conv1d"] = "conv1d"
+    rank: ClassVar[int] = 1
+
+
+@register_layer
+class Conv2D(_Conv):
+    """2-D convolution over (height, width, channels): kernel [kh, kw, in_channels, filters] + one bias per filter."""
+
+    type: Literal["conv2d"] = "conv2d"
+    rank: ClassVar[int] = 2
+
+
+@register_layer
+class Conv2DTranspose(KernelMixin, LayerSpec):
+    """Transposed 2-D convolution (upsampling, for decoders and generators).
+
+    Per spatial axis: `valid` -> (n - 1) S + k; `same` -> n S; an integer P -> (n - 1) S + k - 2P
+    (PyTorch's ConvTranspose2d padding). Kernel [kh, kw, in_channels, filters] + one bias per filter.
+    """
+
+    type: Literal["conv2d_transpose", "conv2dtranspose", "deconv2d"] = "conv2d_transpose"
+    filters: int = Field(..., gt=0, description="number of output channels")
+    kernel_size: IntOrList = Field(..., description="window size: an integer or [kh, kw]")
+    strides: IntOrList = Field(1, description="upsampling factor: an integer or [sh, sw]")
+    padding: Annotated[Union[Literal["same", "valid"], NonNegativeInt, list[NonNegativeInt]],
+                       BeforeValidator(_padding_word)] = Field(
+        "valid", description="`valid`, `same` (output = input x stride) or an integer P (crops P from each side)")
+
+    def _geometry(self, shape):
+        sizes = spatial_in(self, shape, 2)
+        k = per_axis(self, "kernel_size", self.kernel_size, 2)
+        s = per_axis(self, "strides", self.strides, 2)
+        if self.padding == "same":
+            out, pads = tuple(n * st for n, st in zip(sizes, s)), "SAME"
+        else:
+            p = (0, 0) if self.padding == "valid" else per_axis(self, "padding", self.padding, 2)
+            for pi, ki in zip(p, k):
+                if pi > ki - 1:
+                    raise ShapeError(f"(conv2d_transpose) padding {pi} must be at most kernel_size - 1 = {ki - 1}")
+            out = tuple((n - 1) * st + ki - 2 * pi for n, st, ki, pi in zip(sizes, s, k, p))
+            pads = [(ki - 1 - pi, ki - 1 - pi) for ki, pi in zip(k, p)]
+        checked_init(self.kernel_init, (*k, shape[-1], self.filters), "kernel_init")
+        checked_init(self.bias_init, (self.filters,), "bias_init")
+        return (*out, self.filters), k, s, pads
+
+    def out_shape(self, shapes):
+        return self._geometry(shapes[0])[0]
+
+    def apply(self, xs, train):
+        x = xs[0]
+        _, k, s, pads = self._geometry(tuple(x.shape[1:]))
+        return nn.ConvTranspose(self.filters, k, strides=s, padding=pads, use_bias=self.use_bias,
+                                kernel_init=checked_init(self.kernel_init, (*k, x.shape[-1], self.filters),
+                                                         "kernel_init"),
+                                bias_init=checked_init(self.bias_init, (self.filters,), "bias_init"),
+                                name=self.name)(x)
+
+
+@register_layer
+class Upsample(LayerSpec):
+    """Repeats (nearest) or interpolates (bilinear/linear) each spatial axis by `size`; no parameters.
+    Works on (steps, channels) and (height, width, channels)."""
+
+    type: Literal["upsample", "upsampling", "upsample2d", "upsampling2d"] = "upsample"
+    size: IntOrList = Field(2, description="factor per spatial axis: an integer or one per axis")
+    method: Literal["nearest", "bilinear", "linear"] = Field("nearest", description="nearest | bilinear")
+
+    def out_shape(self, shapes):
+        shape = shapes[0]
+        if len(shape) < 2:
+            raise ShapeError(f"(upsample) expects (steps, channels) or (height, width, channels), got {shape}: "
+                             f"add a reshape layer before it")
+        f = per_axis(self, "size", self.size, len(shape) - 1)
+        return (*(n * fi for n, fi in zip(shape[:-1], f)), shape[-1])
+
+    def apply(self, xs, train):
+        x = xs[0]
+        f = per_axis(self, "size", self.size, x.ndim - 2)
+        if self.method == "nearest":
+            for axis, fi in enumerate(f):
+                x = jnp.repeat(x, fi, axis=axis + 1)
+            return x
+        out = (x.shape[0], *(n * fi for n, fi in zip(x.shape[1:-1], f)), x.shape[-1])
+        return jax.image.resize(x, out, method="linear")

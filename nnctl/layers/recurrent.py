@@ -1,0 +1,170 @@
+"""Recurrent layers over (steps, features): `simple_rnn`, `lstm`, `gru`.
+
+Each layer keeps three parameters: `kernel` [features, G*units] (input weights), `recurrent_kernel`
+[units, G*units] and `bias` [G*units], with G = 1 (simple RNN), 4 (LSTM: gates i, f, g, o) or 3 (GRU:
+gates z, r, h). So an LSTM has exactly 4x and a GRU 3x the parameters of a simple RNN of the same sizes.
+The GRU is the classic formulation (Cho et al. 2014; Keras `reset_after=False`):
+
+    z = sigmoid(x Wz + h Uz + bz)      r = sigmoid(x Wr + h Ur + br)
+    h~ = tanh(x Wh + (r * h) Uh + bh)  h' = z * h + (1 - z) * h~
+
+`bidirectional: true` stacks a second set of weights along a leading axis of size 2 (forward, backward);
+both directions run in the same compiled `lax.scan` over time, and their outputs are concatenated
+(forward first). `return_sequences` gives every step's output (T, units) instead of the last one.
+The input projection of all steps is one matmul before the scan.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from pydantic import Field
+
+from nnctl import initializers
+from nnctl.layers.base import KernelMixin, LayerSpec, ShapeError, register_layer
+from nnctl.layers.conv import checked_init
+from nnctl.spec.refs import InitRef
+
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+
+def _stacked(init: Callable, directions: int | None) -> Callable:
+    """Initialise each direction's matrix on its own (fan-in/out and orthogonality per direction)."""
+    if directions is None:
+        return init
+
+    def f(key, shape, dtype=jnp.float32):
+        return jnp.stack([init(k, shape[1:], dtype) for k in jax.random.split(key, shape[0])])
+    return f
+
+
+def step_fn(cell: str, u: int) -> Callable:
+    """One time step on direction-batched arrays: (carry, projected input) -> (carry, output).
+
+    carry is h (D, B, u) or (h, c) for the LSTM; `xp` = x W + b for this step, (D, B, G*u)."""
+    def mm(h, rk):
+        return jnp.einsum("dbu,dug->dbg", h, rk)
+
+    if cell == "simple_rnn":
+        def step(rk, h, xp):
+            h = jnp.tanh(xp + mm(h, rk))
+            return h, h
+    elif cell == "lstm":
+        def step(rk, carry, xp):
+            h, c = carry
+            i, f, g, o = jnp.split(xp + mm(h, rk), 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), h
+    else:
+        def step(rk, h, xp):
+            xz, xr, xh = jnp.split(xp, 3, axis=-1)
+            rz, rr, rh = jnp.split(rk, 3, axis=-1)
+            z = jax.nn.sigmoid(xz + mm(h, rz))
+            r = jax.nn.sigmoid(xr + mm(h, rr))
+            hh = jnp.tanh(xh + mm(r * h, rh))
+            h = z * h + (1.0 - z) * hh
+            return h, h
+    return step
+
+
+class RNNCore(nn.Module):
+    cell: str
+    units: int
+    bidirectional: bool
+    return_sequences: bool
+    use_bias: bool
+    kernel_init: Any
+    recurrent_init: Any
+    bias_init: Any
+    unit_forget_bias: bool
+
+    @nn.compact
+    def __call__(self, x):
+        u, g = self.units, GATES[self.cell]
+        dirs = 2 if self.bidirectional else None
+        lead = (2,) if self.bidirectional else ()
+        d = 2 if self.bidirectional else 1
+        w = self.param("kernel", _stacked(self.kernel_init, dirs), (*lead, x.shape[-1], g * u))
+        rk = self.param("recurrent_kernel", _stacked(self.recurrent_init, dirs), (*lead, u, g * u))
+        w, rk = w.reshape(d, x.shape[-1], g * u), rk.reshape(d, u, g * u)
+        xd = jnp.stack([x, x[:, ::-1]]) if self.bidirectional else x[None]  # (D, B, T, F)
+        xp = jnp.einsum("dbtf,dfg->tdbg", xd, w)  # (T, D, B, G*u)
+        if self.use_bias:
+            bias_init = self.bias_init
+            if self.cell == "lstm" and self.unit_forget_bias:
+                base = bias_init
+
+                def bias_init(key, shape, dtype=jnp.float32):
+                    return base(key, shape, dtype).at[..., u:2 * u].add(1.0)
+            b = self.param("bias", _stacked(bias_init, dirs), (*lead, g * u))
+            xp = xp + b.reshape(1, d, 1, g * u)
+        h0 = jnp.zeros((d, x.shape[0], u), xp.dtype)
+        carry = (h0, h0) if self.cell == "lstm" else h0
+        step = step_fn(self.cell, u)
+        carry, ys = jax.lax.scan(lambda c, p: step(rk, c, p), carry, xp)  # ys: (T, D, B, u)
+        if not self.return_sequences:
+            h = carry[0] if self.cell == "lstm" else carry
+            return jnp.concatenate(list(h), axis=-1)  # (B, D*u)
+        if self.bidirectional:
+            ys = jnp.stack([ys[:, 0], ys[::-1, 1]], axis=1)
+        return jnp.concatenate([ys[:, i] for i in range(d)], axis=-1).transpose(1, 0, 2)  # (B, T, D*u)
+
+
+class _Recurrent(KernelMixin, LayerSpec):
+    units: int = Field(..., gt=0, description="size of the hidden state (per direction)")
+    bidirectional: bool = Field(False, description="also run the sequence backwards; outputs are concatenated "
+                                                   "(forward, backward), so 2 x units features")
+    return_sequences: bool = Field(False, description="true: output at every step (steps, units) for "
+                                                      "many-to-many; false: the last step only (many-to-one)")
+    recurrent_init: InitRef = Field("orthogonal", description="initializer of the recurrent kernel")
+
+    cell: ClassVar[str] = "simple_rnn"
+
+    def out_shape(self, shapes):
+        shape = shapes[0]
+        if len(shape) != 2:
+            fix = f"add {{type: reshape, shape: [{shape[0]}, 1]}} before it" if len(shape) == 1 else \
+                "reshape it to (steps, features)"
+            raise ShapeError(f"({self.type}) expects a sequence (steps, features), got {tuple(shape)}: {fix}")
+        g, lead = GATES[self.cell], ((2,) if self.bidirectional else ())
+        checked_init(self.kernel_init, (*lead, shape[1], g * self.units), "kernel_init")
+        checked_init(self.recurrent_init, (*lead, self.units, g * self.units), "recurrent_init")
+        checked_init(self.bias_init, (*lead, g * self.units), "bias_init")
+        units = self.units * (2 if self.bidirectional else 1)
+        return (shape[0], units) if self.return_sequences else (units,)
+
+    def apply(self, xs, train):
+        return RNNCore(self.cell, self.units, self.bidirectional, self.return_sequences, self.use_bias,
+                       initializers.build(self.kernel_init), initializers.build(self.recurrent_init),
+                       initializers.build(self.bias_init), getattr(self, "unit_forget_bias", False),
+                       name=self.name)(xs[0])
+
+
+@register_layer
+class SimpleRNN(_Recurrent):
+    """Elman RNN: h_t = tanh(x_t W + h_{t-1} U + b); units x (features + units + 1) parameters."""
+
+    type: Literal["simple_rnn", "rnn", "simplernn"] = "simple_rnn"
+    cell: ClassVar[str] = "simple_rnn"
+
+
+@register_layer
+class LSTM(_Recurrent):
+    """Long short-term memory (gates i, f, g, o; Keras layout); 4x the parameters of a simple RNN."""
+
+    type: Literal["lstm"] = "lstm"
+    unit_forget_bias: bool = Field(True, description="add 1 to the forget gate's initial bias (Keras default)")
+    cell: ClassVar[str] = "lstm"
+
+
+@register_layer
+class GRU(_Recurrent):
+    """Gated recurrent unit, classic formulation (reset before the recurrent matmul, one bias per gate;
+    Keras reset_after=False); exactly 3x the parameters of a simple RNN."""
+
+    type: Literal["gru"] = "gru"
+    cell: ClassVar[str] = "gru"
