@@ -1,0 +1,132 @@
+"""Using trained generative models and autoencoders: `nnctl sample` (vae/gan draws) and
+`nnctl predict --encode LAYER` (the codes of a named layer)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from nnctl.errors import NnctlError
+
+
+def _image_shape(shape: tuple) -> tuple | None:
+    """(H, W) to draw examples of this shape as images, or None."""
+    if len(shape) == 3 and shape[-1] in (1, 3):
+        return shape[:2]
+    if len(shape) == 2:
+        return shape
+    if len(shape) == 1 and shape[0] >= 16 and math.isqrt(shape[0]) ** 2 == shape[0]:
+        s = math.isqrt(shape[0])
+        return (s, s)
+    return None
+
+
+def write_png(path: Path, samples: np.ndarray, shape: tuple) -> bool:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hw = _image_shape(shape)
+    flat = samples.reshape(len(samples), -1)
+    if hw is not None:
+        cols = math.ceil(math.sqrt(len(samples)))
+        rows = math.ceil(len(samples) / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.2), squeeze=False)
+        for i, ax in enumerate(axes.reshape(-1)):
+            ax.axis("off")
+            if i < len(samples):
+                img = samples[i].reshape(*hw, -1)
+                ax.imshow(img[..., 0] if img.shape[-1] == 1 else np.clip(img, 0, 1), cmap="gray")
+    elif flat.shape[1] == 2:
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.scatter(flat[:, 0], flat[:, 1], s=4)
+        ax.set_aspect("equal")
+    else:
+        return False
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return True
+
+
+def sample_run(run_dir: str, n: int, out: str | None = None, seed: int = 0, label: int | None = None) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from nnctl.run import restore
+
+    if n < 1:
+        raise NnctlError(f"--n must be at least 1, got {n}")
+    r = restore(run_dir)
+    obj = getattr(r.built.obj, "inner", r.built.obj)
+    if not hasattr(obj, "sample"):
+        raise NnctlError(f"{run_dir} is a {r.loaded.spec.model.type} model: `sample` needs a vae or gan run")
+    labels = None
+    if label is not None:
+        if not getattr(obj, "conditional", False):
+            raise NnctlError("--label needs a conditional gan (model.conditional: true)")
+        nc = obj.net.num_classes
+        if not 0 <= label < nc:
+            raise NnctlError(f"--label must be between 0 and {nc - 1}")
+        labels = jnp.full((n,), label, jnp.int32)
+    fn = jax.jit(lambda p, ms, k, lab: obj.sample(p, ms, k, n, lab))
+    samples = np.asarray(fn(r.weights["params"], r.weights["model_state"], jax.random.key(seed), labels))
+    samples = r.scalers[0].invert(samples)  # back to the data's units (undo data.normalize)
+    path = Path(out) if out else Path(run_dir) / "samples.npz"
+    if path.suffix != ".npz":
+        raise NnctlError(f"--out must end in .npz, got {path}")
+    with open(path, "wb") as f:
+        arrays = {"samples": samples}
+        if getattr(obj, "conditional", False):
+            arrays["labels"] = np.asarray(labels if labels is not None else np.arange(n) % obj.net.num_classes)
+        np.savez(f, **arrays)
+    png = path.with_suffix(".png")
+    wrote_png = write_png(png, samples, tuple(r.built.data.input_shape))
+    return {"run_dir": str(run_dir), "samples": n, "npz": str(path), "png": str(png) if wrote_png else None,
+            "shape": list(samples.shape[1:]), "model": r.loaded.spec.model.type}
+
+
+def encode_run(run_dir: str, input_path: str, layer: str, output: str | None = None) -> dict:
+    """The outputs of `layer` (e.g. an autoencoder's code) for the inputs in a CSV or .npz file."""
+    import jax
+    import jax.numpy as jnp
+
+    from nnctl.run import read_inputs, restore
+    from nnctl.spec.models import MODEL_PARTS
+
+    r = restore(run_dir)
+    obj = getattr(r.built.obj, "inner", r.built.obj)
+    m = r.loaded.spec.model
+    names = [layer.name for part in MODEL_PARTS[m.type] for layer in (getattr(m, part) or [])
+             if m.type == "sequential" or part == "encoder"]
+    if m.type == "vae":
+        names += ["z_mean", "z_log_var"]
+    if m.type == "gan":
+        raise NnctlError("--encode needs a sequential (autoencoder) or vae run, not a gan")
+    if layer not in names:
+        from nnctl.errors import choices_text, did_you_mean
+        raise NnctlError(f"--encode: unknown layer '{layer}'.{did_you_mean(layer, names)} Layers: {choices_text(names)}")
+    data = r.built.data
+    x = r.scalers[0].apply(read_inputs(input_path, r.loaded, data.input_shape))
+    if m.type == "sequential":
+        def encode(p, ms, x):
+            return obj.net.apply({"params": p, **ms}, x, train=False, head=False, capture=(layer,))[1][layer]
+    else:
+        def encode(p, ms, x):
+            return obj.encode(p, ms, x, layer)
+    codes = np.asarray(jax.jit(encode)(
+        r.weights["params"], r.weights["model_state"], jnp.asarray(x)))
+    result = {"run_dir": str(run_dir), "input": input_path, "examples": len(x), "layer": layer,
+              "codes": codes.reshape(len(codes), -1).tolist()}
+    if output:
+        p = Path(output)
+        if p.suffix == ".npz":
+            with open(p, "wb") as f:
+                np.savez(f, codes=codes)
+        else:
+            flat = codes.reshape(len(codes), -1)
+            rows = [",".join(f"{layer}_{j}" for j in range(flat.shape[1]))]
+            rows += [",".join(f"{v:.6g}" for v in row) for row in flat]
+            p.write_text("\n".join(rows) + "\n")
+    return result

@@ -1,0 +1,99 @@
+"""Spec types of the learning setups beyond plain supervised training (no JAX here: the spec loader
+imports this module).
+
+* `train.regularizers`: activity penalties on a named layer's output (`activity_l1`, `activity_kl`,
+  `contractive`), each logged separately in metrics.jsonl.
+* `data.corruption`: the denoising autoencoder's input noise (training only, fresh every step).
+* `train.param_groups`: per-glob learning-rate scales (transfer learning: smaller steps for early layers).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import Field
+
+from nnctl.registry import Strict
+
+
+class ActivityL1(Strict):
+    """weight * sum_j |h_j| of the layer's output h, averaged over the examples (sparse autoencoder)."""
+
+    type: Literal["activity_l1"]
+    layer: str = Field(..., description="name of the layer whose output is penalised")
+    weight: float = Field(1e-3, ge=0)
+
+
+class ActivityKL(Strict):
+    """weight * sum_j KL(target || mean activation of unit j over the batch) (Bernoulli KL; sigmoid units)."""
+
+    type: Literal["activity_kl"]
+    layer: str
+    target: float = Field(0.05, gt=0, lt=1, description="desired mean activation of each unit (rho)")
+    weight: float = Field(1.0, ge=0)
+
+
+class Contractive(Strict):
+    """weight * ||dh/dx||_F^2, the squared Frobenius norm of the layer's Jacobian w.r.t. the input."""
+
+    type: Literal["contractive"]
+    layer: str
+    weight: float = Field(1e-3, ge=0)
+
+
+RegularizerRef = Annotated[Union[ActivityL1, ActivityKL, Contractive], Field(discriminator="type")]
+
+
+class GaussianNoise(Strict):
+    """x + N(0, stddev^2)."""
+
+    type: Literal["gaussian_noise"]
+    stddev: float = Field(0.1, gt=0)
+
+
+class Masking(Strict):
+    """Each input value set to `value` (default 0) with probability `rate`."""
+
+    type: Literal["masking"]
+    rate: float = Field(0.2, gt=0, lt=1)
+    value: float = 0.0
+
+
+class SaltAndPepper(Strict):
+    """Each input value set to `low` or `high` (equally likely) with probability `rate`."""
+
+    type: Literal["salt_and_pepper"]
+    rate: float = Field(0.1, gt=0, lt=1)
+    low: float = 0.0
+    high: float = 1.0
+
+
+CorruptionRef = Annotated[Union[GaussianNoise, Masking, SaltAndPepper], Field(discriminator="type")]
+
+
+class ParamGroup(Strict):
+    """Parameters matching `params` (a glob over paths as `inspect params` prints them) get
+    learning rate * `learning_rate_scale`."""
+
+    params: str
+    learning_rate_scale: float = Field(..., ge=0)
+
+
+def regularizer_keys(regs) -> list[str]:
+    """The metrics.jsonl name of each regularizer: its type, or type/layer when a type repeats."""
+    types = [r.type for r in regs]
+    return [r.type if types.count(r.type) == 1 else f"{r.type}/{r.layer}" for r in regs]
+
+
+__all__ = ["RegularizerRef", "CorruptionRef", "ParamGroup", "Optional", "regularizer_keys"]
+
+
+# `train.loss: least_squares` selects the LSGAN objective in a gan; elsewhere it is the mean squared error.
+from nnctl.losses import register as _register_loss  # noqa: E402
+
+
+@_register_loss("least_squares", "lsgan")
+def least_squares(logits, y, head, /):
+    """Squared error; in a gan, the least-squares (LSGAN) objective on the discriminator's raw output."""
+    from nnctl.losses import mse
+    return mse(logits, y, head)
