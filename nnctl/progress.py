@@ -42,10 +42,19 @@ class TrainDisplay:
         if es is not None:
             c.print(f"  early stopping: {es.monitor} ({es.mode}) patience {es.patience}, min_delta {es.min_delta}"
                     f"{', restore best' if es.restore_best else ''}")
+        t = spec.train
+        ck = getattr(t, "checkpoint", None)
+        ckpt = f"every {ck.every_epochs} epochs (keep {ck.keep}) + best" if ck else "on interrupt only"
+        logs = ", ".join(["metrics.jsonl", *(getattr(t, "log", None) or [])])
+        c.print(f"  seed {spec.seed}   shuffle {spec.data.shuffle}   on_nonfinite {t.on_nonfinite}   "
+                f"checkpoints: {ckpt}   logs: {logs}")
+        start = getattr(built, "start_epoch", None)
+        if start is not None:
+            c.print(f"  [bold]resuming[/] after epoch {start} from {run_dir / 'checkpoints'}")
         self.progress = Progress(TextColumn("[bold]epoch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                  TextColumn("{task.fields[metrics]}"), console=c, transient=False)
         self.progress.start()
-        self.task = self.progress.add_task("train", total=built.epochs, metrics="compiling...")
+        self.task = self.progress.add_task("train", total=built.epochs, completed=start or 0, metrics="compiling...")
 
     def epoch(self, rec: dict) -> None:
         if self.progress is None:

@@ -5,7 +5,13 @@
     opt_state.msgpack  optimizer state
     scalers.json       normalisation statistics of inputs and targets
     rng.json           seed and the epoch/step reached (each epoch's randomness is derived from them)
-    metrics.jsonl      one line per epoch
+    metrics.jsonl      one line per epoch: losses, metrics, lr, grad_norm... (no wall-clock time: two runs of
+                       the same spec and seed on the same machine write identical files)
+    timing.jsonl       seconds per epoch (kept apart from metrics.jsonl so that stays deterministic)
+    metrics.csv        with train.log: [csv] (same names as metrics.jsonl, plus time)
+    tb/                with train.log: [tensorboard] (tensorboardX event files, same names)
+    run.json           start time, pid and host (how `nnctl runs` tells a live run from a dead one)
+    checkpoints/       periodic checkpoints and the best weights (nnctl.checkpoint)
     summary.json       status, stop reason, best epoch/value, times, final metrics
 
 Files are written to a temporary name, flushed and renamed, so a crash never leaves a half-written file.
@@ -31,6 +37,8 @@ SCALERS = "scalers.json"
 SUMMARY = "summary.json"
 METRICS = "metrics.jsonl"
 RNG = "rng.json"
+TIMING = "timing.jsonl"
+RUN = "run.json"
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -42,10 +50,25 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _fsync_dir(d: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def new_run_dir(out: str | None, name: str, root: str = "runs") -> Path:

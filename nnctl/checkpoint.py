@@ -1,0 +1,192 @@
+"""Checkpoints: the whole training carry at an epoch boundary, so a resumed run continues bit for bit.
+
+A checkpoint is one msgpack file (flax.serialization: numpy arrays and plain values, never pickle):
+
+    {"format": "nnctl-checkpoint", "version": 1,
+     "meta":  {"epoch", "step", "seed", "spec_sha256", "created", "compile_seconds", "train_seconds", ...},
+     "carry": {"['state']['params']['Dense_0']['kernel']": array, ...}}
+
+`carry` is the loop's carry flattened by key path: parameters, model state (batch-norm statistics),
+optimizer state, step counter, early-stopping state, the best and last-good weight snapshots and the stop
+flags. Nothing else is needed: the data order and every random draw of epoch `e` are derived from
+(seed, e) (`Loop.epoch_key`), and the seed is in the spec.
+
+Files (under RUN_DIR/checkpoints/):
+
+    ckpt-000010.msgpack   periodic checkpoint after epoch 10 (the newest `keep` are kept)
+    best.msgpack          weights of the best epoch so far, with its epoch and monitored value
+
+Each file is written to a temporary name, fsynced, renamed over the target and the directory fsynced
+(`rundir.atomic_write`): a process killed at any instant leaves either the old or the new file, never a
+half-written one. A left-over temporary file is ignored and removed on resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnctl import rundir
+from nnctl.errors import RunDirError
+
+DIR = "checkpoints"
+FORMAT = "nnctl-checkpoint"
+VERSION = 1
+BEST = "best.msgpack"
+_NAME = re.compile(r"^ckpt-(\d{6,})\.msgpack$")
+
+
+def spec_hash(spec: Any) -> str:
+    """Fingerprint of a resolved spec: a checkpoint is only resumed under the spec it was written for."""
+    doc = spec.model_dump(mode="json", exclude_none=True)
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def flatten(tree: Any) -> dict[str, np.ndarray]:
+    import jax
+    leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(tree))[0]
+    return {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
+
+
+def unflatten_into(template: Any, flat: dict, what: str) -> Any:
+    """Saved arrays placed into `template` (a tree of arrays or ShapeDtypeStructs); structure, shapes and
+    dtypes must match exactly."""
+    import jax
+    if not isinstance(flat, dict):
+        raise RunDirError(f"{what} is malformed: no arrays in it")
+    paths = jax.tree_util.tree_flatten_with_path(template)[0]
+    want = {jax.tree_util.keystr(p): t for p, t in paths}
+    missing, extra = sorted(set(want) - set(flat)), sorted(set(flat) - set(want))
+    if missing or extra:
+        raise RunDirError(f"{what} does not match this spec's model/optimizer (was it written for a different "
+                          f"spec?): missing {missing[:3]}, unexpected {extra[:3]}")
+    leaves = []
+    for k, t in want.items():
+        a = flat[k]
+        if not isinstance(a, np.ndarray):
+            a = np.asarray(a)
+        if tuple(a.shape) != tuple(t.shape) or np.dtype(a.dtype) != np.dtype(t.dtype):
+            raise RunDirError(f"{what}: {k} is {a.dtype}{list(a.shape)}, this spec needs "
+                              f"{np.dtype(t.dtype)}{list(t.shape)} (was it written for a different spec?)")
+        leaves.append(a)
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), leaves)
+
+
+def _dump(doc: dict) -> bytes:
+    from flax import serialization
+    return serialization.msgpack_serialize(doc)
+
+
+def _load(path: Path) -> dict:
+    from flax import serialization
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RunDirError(f"{path} is missing") from None
+    try:
+        doc = serialization.msgpack_restore(data)
+    except Exception as e:  # truncated or corrupt: msgpack raises several kinds
+        raise RunDirError(f"{path} is corrupt or truncated ({type(e).__name__}): it cannot be loaded") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise RunDirError(f"{path} is not an nnctl checkpoint")
+    if doc.get("version") != VERSION:
+        raise RunDirError(f"{path} has checkpoint format version {doc.get('version')}; this nnctl reads {VERSION}")
+    return doc
+
+
+# ----------------------------------------------------------------------------------------- writing
+
+class Checkpointer:
+    """Writes periodic checkpoints (keeping the newest `keep`) and the best weights of a run."""
+
+    def __init__(self, run: Path, spec: Any, every: int | None, keep: int = 3):
+        self.dir = Path(run) / DIR
+        self.every, self.keep = every, keep
+        self.meta = {"seed": spec.seed, "spec_sha256": spec_hash(spec)}
+        self.best_written = -1
+
+    def due(self, epoch: int) -> bool:
+        return bool(self.every) and epoch > 0 and epoch % self.every == 0
+
+    def save(self, carry: dict, extra: dict | None = None) -> Path:
+        epoch = int(carry["epoch"])
+        flat = flatten(carry)
+        meta = {**self.meta, "epoch": epoch, "step": int(flat["['state']['step']"]),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}
+        path = self.dir / f"ckpt-{epoch:06d}.msgpack"
+        rundir.atomic_write(path, _dump({"format": FORMAT, "version": VERSION, "meta": meta, "carry": flat}))
+        self._save_best(carry, flat)
+        self._prune()
+        return path
+
+    def _save_best(self, carry: dict, flat: dict) -> None:
+        best_epoch = int(carry["es"].best_epoch)
+        if best_epoch < 0 or best_epoch == self.best_written:
+            return
+        weights = {k[len("['best']"):]: v for k, v in flat.items() if k.startswith("['best']")}
+        meta = {**self.meta, "epoch": best_epoch + 1, "value": float(carry["es"].best)}
+        rundir.atomic_write(self.dir / BEST, _dump({"format": FORMAT, "version": VERSION, "meta": meta,
+                                                    "weights": weights}))
+        self.best_written = best_epoch
+
+    def _prune(self) -> None:
+        ckpts = list_checkpoints(self.dir.parent)
+        for _, p in ckpts[: max(0, len(ckpts) - self.keep)]:
+            p.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------------- reading
+
+def list_checkpoints(run: Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of the periodic checkpoints of a run, oldest first (temporary files are ignored)."""
+    d = Path(run) / DIR
+    if not d.is_dir():
+        return []
+    out = []
+    for p in d.iterdir():
+        m = _NAME.match(p.name)
+        if m:
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def clean_temporaries(run: Path) -> None:
+    for d in (Path(run), Path(run) / DIR):
+        if d.is_dir():
+            for p in d.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
+
+
+def load_latest(run: Path, carry_template: Any, spec: Any) -> tuple[Any, dict]:
+    """The carry and metadata of the newest checkpoint, checked against the spec's model and hash."""
+    ckpts = list_checkpoints(run)
+    if not ckpts:
+        raise RunDirError(f"{run} has no checkpoint to resume from (set train.checkpoint: {{every_epochs: N}} "
+                          f"to write them periodically; an interrupted run writes one when it stops)")
+    epoch, path = ckpts[-1]
+    return load(path, carry_template, spec, fallback=[p for _, p in ckpts[:-1]])
+
+
+def load(path: Path, carry_template: Any, spec: Any, fallback: list[Path] = ()) -> tuple[Any, dict]:
+    try:
+        doc = _load(path)
+    except RunDirError as e:
+        hint = f"; delete it to resume from the previous checkpoint ({fallback[-1].name})" if fallback else ""
+        raise RunDirError(f"{e}{hint}") from None
+    meta = doc.get("meta") or {}
+    if meta.get("spec_sha256") != spec_hash(spec):
+        raise RunDirError(f"{path} was written for a different spec than {Path(path).parent.parent / rundir.SPEC} "
+                          f"(the spec was edited, or the checkpoint comes from another run): cannot resume")
+    carry = unflatten_into(carry_template, doc.get("carry"), str(path))
+    return carry, meta
+
+
+def load_best(run: Path) -> tuple[dict, dict]:
+    doc = _load(Path(run) / DIR / BEST)
+    return doc["weights"], doc["meta"]

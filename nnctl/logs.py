@@ -1,0 +1,134 @@
+"""Where per-epoch records go: metrics.jsonl always, metrics.csv and TensorBoard events on request.
+
+One naming scheme everywhere: the record's keys, e.g. `train/loss`, `val/accuracy`, `lr` (learning rate at
+the end of the epoch), `grad_norm` (mean global gradient norm before clipping), `clip_fraction`,
+`skipped_steps`, `step`, `monitor`, and `time` (seconds per epoch). `time` is the only wall-clock
+quantity; it goes to timing.jsonl, metrics.csv and TensorBoard but not to metrics.jsonl, so that
+metrics.jsonl of two runs of the same spec and seed on the same machine are byte-identical.
+
+On resume every sink is cut back to the checkpoint's epoch first (TensorBoard: `purge_step`), so a
+resumed run's logs read as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from nnctl import rundir
+from nnctl.errors import NnctlError
+
+NOT_LOGGED = ("improved",)
+TIMING_KEYS = ("time",)
+CSV = "metrics.csv"
+TB_DIR = "tb"
+
+
+def file_record(rec: dict) -> dict:
+    """The deterministic part of a record, as written to metrics.jsonl."""
+    return {k: v for k, v in rec.items() if k not in NOT_LOGGED and k not in TIMING_KEYS}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut short by a crash: everything after it is not trustworthy
+    return out
+
+
+def _cut_jsonl(path: Path, epoch: int) -> list[dict]:
+    kept = [r for r in read_jsonl(path) if int(r.get("epoch", 0)) <= epoch]
+    rundir.atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+    return kept
+
+
+def _cut_csv(path: Path, epoch: int) -> list[str] | None:
+    if not path.exists():
+        return None
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    if not rows:
+        return None
+    header, body = rows[0], rows[1:]
+    i = header.index("epoch") if "epoch" in header else None
+    keep = [r for r in body if i is not None and len(r) == len(header) and r[i].isdigit() and int(r[i]) <= epoch]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerows([header] + keep)
+    rundir.atomic_write(path, buf.getvalue().encode())
+    return header
+
+
+class RunLogs:
+    """Opened once per training session; `write(record)` after every epoch."""
+
+    def __init__(self, run: Path, sinks: tuple[str, ...] = (), resume_epoch: int | None = None):
+        self.run = Path(run)
+        self.sinks = tuple(sinks)
+        self.previous: list[dict] = []
+        header = None
+        if resume_epoch is not None:
+            self.previous = _cut_jsonl(self.run / rundir.METRICS, resume_epoch)
+            _cut_jsonl(self.run / rundir.TIMING, resume_epoch)
+            header = _cut_csv(self.run / CSV, resume_epoch)
+        mode = "a" if resume_epoch is not None else "w"
+        self.metrics = open(self.run / rundir.METRICS, mode, encoding="utf-8")
+        self.timing = open(self.run / rundir.TIMING, mode, encoding="utf-8")
+        self.csv_file = self.csv = None
+        self.csv_header = header
+        self.tb = None
+        if "csv" in self.sinks:
+            self.csv_file = open(self.run / CSV, "a" if header else "w", encoding="utf-8", newline="")
+            self.csv = csv.writer(self.csv_file, lineterminator="\n")
+        if "tensorboard" in self.sinks:
+            try:
+                from tensorboardX import SummaryWriter
+            except ImportError:
+                self.close()
+                raise NnctlError("train.log: [tensorboard] needs the tensorboardX package: "
+                                 "pip install 'nnctl[tensorboard]' (or remove tensorboard from train.log)") from None
+            purge = resume_epoch + 1 if resume_epoch is not None else None
+            self.tb = SummaryWriter(str(self.run / TB_DIR), purge_step=purge, flush_secs=10)
+
+    def write(self, rec: dict) -> None:
+        self.metrics.write(json.dumps(file_record(rec)) + "\n")
+        self.metrics.flush()
+        self.timing.write(json.dumps({"epoch": rec["epoch"], "time": rec.get("time")}) + "\n")
+        self.timing.flush()
+        row = {k: v for k, v in rec.items() if k not in NOT_LOGGED}
+        if self.csv is not None:
+            if self.csv_header is None:
+                self.csv_header = list(row)
+                self.csv.writerow(self.csv_header)
+            self.csv.writerow([_csv_value(row.get(k)) for k in self.csv_header])
+            self.csv_file.flush()
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    self.tb.add_scalar(k, v, global_step=int(rec["epoch"]))
+
+    def close(self) -> None:
+        for f in (self.metrics, self.timing, self.csv_file):
+            if f is not None and not f.closed:
+                f.close()
+        if self.tb is not None:
+            self.tb.close()
+            self.tb = None
+
+
+def _csv_value(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return json.dumps(v)
+    return str(v)
