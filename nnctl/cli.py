@@ -26,6 +26,12 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
+def _esc(obj: Any) -> str:
+    """User text (messages can contain [brackets]) must not be read as rich markup."""
+    from rich.markup import escape
+    return escape(str(obj))
+
+
 def _guard(fn: Callable[[], Any], as_json: bool) -> Any:
     """Run a command body; user errors become a message and an exit code, not a traceback."""
     from nnctl.errors import NnctlError, SpecError
@@ -38,7 +44,7 @@ def _guard(fn: Callable[[], Any], as_json: bool) -> Any:
                 doc["problems"] = [p.__dict__ for p in e.problems]
             print(json.dumps(doc))
         else:
-            _console(stderr=True).print(f"[bold red]error:[/] {e}", markup=True, soft_wrap=True, highlight=False)
+            _console(stderr=True).print(f"[bold red]error:[/] {_esc(e)}", markup=True, soft_wrap=True, highlight=False)
         raise typer.Exit(e.exit_code) from None
 
 
@@ -59,23 +65,58 @@ def _fmt(v: Any) -> str:
 
 @app.command()
 def train(
-    spec: Annotated[str, typer.Argument(help="The YAML spec to train.")],
+    spec: Annotated[Optional[str], typer.Argument(help="The YAML spec to train.")] = None,
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run directory (must not exist).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: train.epochs=5")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the spec's seed.")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue RUN_DIR from its newest checkpoint "
+                                                  "(under the run's saved spec; no SPEC argument).")] = None,
+    coordinator: Annotated[Optional[str], typer.Option(
+        "--coordinator", envvar="NNCTL_COORDINATOR",
+        help="Multi-process training: HOST:PORT of process 0 (starts jax.distributed).")] = None,
+    num_processes: Annotated[Optional[int], typer.Option(
+        "--num-processes", envvar="NNCTL_NUM_PROCESSES", help="Multi-process: how many processes.")] = None,
+    process_id: Annotated[Optional[int], typer.Option(
+        "--process-id", envvar="NNCTL_PROCESS_ID",
+        help="Multi-process: this process's index (0 writes the run directory).")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
-    """Train a spec and write a run directory (spec, weights, optimizer state, metrics, summary)."""
+    """Train a spec and write a run directory (spec, weights, optimizer state, metrics, checkpoints, summary).
+
+    Ctrl-C (SIGINT) or SIGTERM: the step in flight finishes, a checkpoint is written, and the command exits
+    130/143 saying how to resume."""
+    from nnctl.errors import NnctlError
     from nnctl.progress import TrainDisplay
     display = TrainDisplay(enabled=not (quiet or as_json))
 
     def body():
+        from nnctl.parallel import initialize
+        initialize(coordinator, num_processes, process_id)
+        if resume is not None:
+            if spec is not None or out is not None or set_ or seed is not None:
+                raise NnctlError("--resume RUN_DIR continues a run under its saved spec: give no SPEC, --out, "
+                                 "--set or --seed with it")
+            from nnctl.run import resume_run
+            with display:
+                return resume_run(resume, on_start=display.start, on_epoch=display.epoch)
+        if spec is None:
+            raise NnctlError("give a SPEC to train, or --resume RUN_DIR")
         from nnctl.run import train_run
         with display:
             return train_run(spec, out, tuple(set_ or ()), seed, on_start=display.start, on_epoch=display.epoch)
 
-    res = _guard(body, as_json)
+    def guarded():
+        from nnctl.errors import TrainingInterrupted
+        try:
+            return body()
+        except TrainingInterrupted as e:
+            if as_json:
+                raise
+            _console(stderr=True).print(f"[bold yellow]interrupted:[/] {_esc(e)}", soft_wrap=True, highlight=False)
+            raise typer.Exit(e.exit_code) from None
+
+    res = _guard(guarded, as_json)
     _emit(res.summary, as_json, quiet, lambda: display.final(res.summary))
     if res.summary["status"] == "failed":
         raise typer.Exit(1)
@@ -106,7 +147,8 @@ def eval_(
     def render():
         from rich.table import Table
         c = _console()
-        t = Table(title=f"{run_dir} — {split} ({res['examples']} examples)")
+        c.print(f"[bold]{_esc(run_dir)}[/]: {split} split, {res['examples']} examples")
+        t = Table()
         t.add_column("metric")
         t.add_column("value", justify="right")
         for k, v in res["metrics"].items():
@@ -115,7 +157,8 @@ def eval_(
         if "confusion_matrix" in res:
             cm = res["confusion_matrix"]
             names = res.get("class_names") or [str(i) for i in range(len(cm))]
-            m = Table(title="confusion matrix (rows: true, columns: predicted)")
+            c.print("confusion matrix (rows: true class, columns: predicted class)")
+            m = Table()
             m.add_column("")
             for n in names:
                 m.add_column(str(n), justify="right")
@@ -133,15 +176,25 @@ def predict(
     run_dir: Annotated[str, typer.Argument(help="A run directory written by `nnctl train`.")],
     input: Annotated[str, typer.Option("--input", "-i", help="CSV (with a header) or .npz of inputs.")],
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write predictions (.csv or .npz).")] = None,
+    encode: Annotated[Optional[str], typer.Option("--encode", help="Output the codes of this layer instead "
+                                                  "(an autoencoder's code layer; z_mean of a vae).")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
     """Apply a trained model (with its saved normaliser) to new inputs."""
     def body():
+        if encode:
+            from nnctl.objectives.sampling import encode_run
+            return encode_run(run_dir, input, encode, output)
         from nnctl.run import predict_run
         return predict_run(run_dir, input, output)
 
     res = _guard(body, as_json)
+    if encode:
+        _emit(res, as_json, quiet, lambda: _console().print(
+            f"wrote {res['examples']} codes of layer {encode} to {output}" if output else
+            "\n".join(f"{i}: {[round(v, 4) for v in c]}" for i, c in enumerate(res["codes"][:50]))))
+        return
 
     def render():
         c = _console()
@@ -171,7 +224,7 @@ def inspect_params(
     def body():
         from nnctl.spec import load_spec
         from nnctl.summary import params_report
-        return params_report(load_spec(spec, tuple(set_ or ())))
+        return params_report(load_spec(spec, tuple(set_ or ()), require_sources=False))
 
     res = _guard(body, as_json)
 
@@ -211,7 +264,7 @@ def inspect_model(
     def body():
         from nnctl.spec import load_spec
         from nnctl.summary import model_report
-        return model_report(load_spec(spec, tuple(set_ or ())))
+        return model_report(load_spec(spec, tuple(set_ or ()), require_sources=False))
 
     res = _guard(body, as_json)
 
@@ -226,7 +279,7 @@ def inspect_model(
         c = _console()
         c.print(t)
         for w in res["warnings"]:
-            c.print(f"[yellow]warning:[/] {w}")
+            c.print(f"[yellow]warning:[/] {_esc(w)}")
 
     _emit(res, as_json, quiet, render)
 
@@ -246,7 +299,7 @@ def validate(
     results, bad = [], 0
     for s in specs:
         try:
-            loaded = load_spec(s)
+            loaded = load_spec(s, require_sources=False)
             results.append({"spec": s, "ok": True, "warnings": [str(w) for w in loaded.analysis.warnings]})
         except SpecError as e:
             bad += 1
@@ -260,10 +313,10 @@ def validate(
                 if not quiet:
                     c.print(f"[green]ok[/] {r['spec']}")
                     for w in r["warnings"]:
-                        c.print(f"  [yellow]warning:[/] {w}")
+                        c.print(f"  [yellow]warning:[/] {_esc(w)}")
             else:
                 for p in r["problems"]:
-                    c.print(f"[red]error:[/] {p}", soft_wrap=True)
+                    c.print(f"[red]error:[/] {_esc(p)}", soft_wrap=True)
     if bad:
         raise typer.Exit(2)
 
@@ -273,8 +326,13 @@ def validate(
 @app.command()
 def schema(
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --out: print {\"path\": ...} as JSON.")] = False,
+    quiet: QuietOpt = False,
 ):
-    """Print the JSON Schema of the spec language (for editors' YAML language servers)."""
+    """Print the JSON Schema of the spec language (for editors' YAML language servers).
+
+    The schema itself is always JSON; with --out it goes to the file and the command reports where
+    (nothing with --quiet, a JSON document with --json)."""
     from nnctl.spec.models import Spec
     doc = Spec.model_json_schema()
     doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -283,13 +341,14 @@ def schema(
     if out:
         with open(out, "w", encoding="utf-8") as f:
             f.write(text + "\n")
+        _emit({"path": out}, as_json, quiet, lambda: _console().print(f"wrote the spec schema to {out}"))
     else:
         print(text)
 
 
 # Commands of other areas live in their own modules (each imports `app` from here and decorates its
 # functions); list them here.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["cli_ops", "cli_time", "cli_learn"]
 for _m in COMMAND_MODULES:
     __import__(f"nnctl.{_m}")
 

@@ -37,8 +37,9 @@ class TrainDisplay:
         c.print(f"[bold]{spec.name or run_dir.name}[/]  -> {run_dir}")
         c.print(f"  device: {devices}   data: {data.origin} ({data.task}) train {data.sizes['train']}, "
                 f"val {data.sizes['val']}, test {data.sizes['test']}")
-        c.print(f"  model: {built.param_count:,} parameters   optimizer: {built.chain_desc}   "
-                f"batch {loop.batch_size} x {loop.n_batches} steps/epoch   epochs {built.epochs}   loop: {built.fuse}")
+        c.print(f"  model: {built.param_count:,} parameters   optimizer: {built.chain_desc}")
+        c.print(f"  batch {loop.batch_size} x {loop.n_batches} steps/epoch   epochs {built.epochs}   "
+                f"compiled loop: {built.fuse}")
         if es is not None:
             c.print(f"  early stopping: {es.monitor} ({es.mode}) patience {es.patience}, min_delta {es.min_delta}"
                     f"{', restore best' if es.restore_best else ''}")
@@ -73,14 +74,19 @@ class TrainDisplay:
         c = Console(highlight=False)
         t = Table(title=f"{summary['name']}: {summary['status']}"
                         + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""))
+        best = summary.get("at_best_epoch") or {}
+        kept = "best epoch (kept)" if summary.get("restored_best") else "best epoch"
         t.add_column("")
-        t.add_column("value", justify="right")
+        t.add_column(f"last epoch ({summary['epochs_run']})", justify="right")
+        if best:
+            t.add_column(f"{kept} ({summary['best_epoch']})", justify="right")
         for k, v in summary["final"].items():
-            t.add_row(k, _fmt(v))
-        t.add_row("best epoch", f"{summary['best_epoch']} ({summary['monitor']} = {_fmt(summary['best_value'])})")
-        t.add_row("epochs / steps", f"{summary['epochs_run']} / {summary['steps']}")
-        t.add_row("compile / train time", f"{summary['compile_seconds']:.2f} s / {summary['train_seconds']:.2f} s")
-        t.add_row("steps/s", _fmt(summary["steps_per_second"]))
+            t.add_row(k, _fmt(v), *([_fmt(best.get(k, ""))] if best else []))
+        pad = [""] if best else []
+        t.add_row("monitor", f"{summary['monitor']} (best {_fmt(summary['best_value'])} at epoch {summary['best_epoch']})", *pad)
+        t.add_row("epochs / steps", f"{summary['epochs_run']} / {summary['steps']}", *pad)
+        t.add_row("compile / train time", f"{summary['compile_seconds']:.2f} s / {summary['train_seconds']:.2f} s", *pad)
+        t.add_row("steps/s", _fmt(summary["steps_per_second"]), *pad)
         c.print(t)
         if summary.get("message"):
             c.print(f"[red]{summary['message']}[/]")

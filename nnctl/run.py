@@ -60,7 +60,7 @@ def build(loaded, data) -> Built:
 
     spec = loaded.spec
     t = spec.train
-    net = build_network(spec.model)
+    net = build_network(spec.model, data.num_classes)
     n_train = len(data.x_train)
     bs = n_train if t.batch_size == "full" else min(int(t.batch_size), n_train)
     nb = math.ceil(n_train / bs)
@@ -71,10 +71,16 @@ def build(loaded, data) -> Built:
     total_steps = epochs * nb if t.steps is None else t.steps
     abstract = abstract_variables(net, data.input_shape)
     params_shape = abstract["params"]
-    tx, frozen, lr = build_chain(t, params_shape, total_steps, nb, frozen_layer_names(spec.model.layers))
-    trainable = jax.tree.map(lambda f: not f, frozen)
-    obj = Supervised(net, head_activation(spec.model), t.loss, tuple(t.metrics), data.num_classes or 2, tx,
-                     trainable, tuple(_regularizers(spec.model.layers)), t.gradient_clipping, lr)
+    obj = None
+    if spec.model.type == "sequential":
+        tx, frozen, lr = build_chain(t, params_shape, total_steps, nb, frozen_layer_names(spec.model.layers))
+        trainable = jax.tree.map(lambda f: not f, frozen)
+        obj = Supervised(net, head_activation(spec.model, t.loss.type), t.loss, tuple(t.metrics), data.num_classes or 2, tx,
+                         trainable, tuple(_regularizers(spec.model.layers)), t.gradient_clipping, lr,
+                         compute_dtype=jnp.bfloat16 if t.precision == "bf16" else None)
+    from nnctl.objectives.setup import all_layers, objective_for  # vae, gan, regularizers, transfer (issue 4)
+    obj = objective_for(loaded, data, net, obj, params_shape, total_steps, nb)
+    tx, trainable = obj.tx, obj.trainable
 
     es_spec = t.early_stopping
     from nnctl.metrics import METRICS
@@ -92,9 +98,10 @@ def build(loaded, data) -> Built:
 
     fuse = t.fuse
     if fuse == "auto":
-        fuse = "steps" if (jax.default_backend() == "cpu" and _has_conv(spec.model.layers)) else "epochs"
+        fuse = "steps" if (jax.default_backend() == "cpu" and _has_conv(all_layers(spec.model))) else "epochs"
     n_val = 0 if data.x_val is None else len(data.x_val)
-    extra = {}
+    from nnctl.parallel import placement
+    extra = {"placement": placement(t.devices, bs)}
     try:
         import optax
         if optax.tree_utils.tree_get(jax.eval_shape(tx.init, params_shape), "scale") is not None:
@@ -129,6 +136,7 @@ class FitResult:
     status: str
     reason: str
     weights: dict
+    checkpoint: Any = None  # path of the checkpoint written by this session, if any
 
 
 class StopFlag:
@@ -142,23 +150,46 @@ class StopFlag:
 
 
 def fit(b: Built, on_epoch: Callable[[dict], None] = lambda r: None, stop: StopFlag | None = None,
-        target_chunk_s: float = 0.25) -> FitResult:
+        target_chunk_s: float = 0.25, start: "Resume | None" = None, ckpt: Any = None) -> FitResult:
+    """Train from the spec's initial weights, or from `start` (a restored checkpoint).
+
+    `ckpt` (a `checkpoint.Checkpointer`) is called at every epoch that is a multiple of its `every` and when
+    a stop signal arrives. In `fuse: epochs` mode a compiled call runs several epochs but never past the
+    next checkpoint epoch (the `limit` argument), and a signal is honoured after the call in flight (calls
+    are sized to ~`target_chunk_s`). In `fuse: steps` mode a signal is honoured after the step in flight;
+    the partial epoch is discarded and the checkpoint holds the state at the start of that epoch.
+
+    How many epochs a call runs (chosen from timing) does not change any number: each epoch's randomness
+    comes from (seed, epoch) and the epoch body is the same program (tests/test_resume.py checks that an
+    interrupted and resumed run ends bit-identical to an uninterrupted one).
+    """
     import jax
     import jax.numpy as jnp
 
     from nnctl.train import stack_records, steps_mode_fns
 
+    from nnctl.jaxcfg import configure
+    configure()  # persistent compilation cache
     loop, data = b.loop, b.data
-    init_key = jax.random.fold_in(jax.random.key(b.loaded.spec.seed), 0)
+    place = loop.extra.get("placement")  # data-parallel: all replicated, batches sharded inside the step
+    jit = (lambda f, **kw: jax.jit(f, out_shardings=place.replicated, **kw)) if place else jax.jit
+    put = place.put if place else (lambda tree: jax.tree.map(jnp.asarray, tree))
     t0 = time.perf_counter()
-    state = jax.jit(b.obj.init, static_argnums=1)(init_key, tuple(data.input_shape))
-    carry = jax.tree.map(jnp.copy, loop.init_carry(state))
-    train_data = (jnp.asarray(data.x_train), jnp.asarray(data.y_train))
-    val_data = (jnp.asarray(data.x_val), jnp.asarray(data.y_val)) if data.x_val is not None else None
-    records: list[dict] = []
-    compile_s = time.perf_counter() - t0
-    train_s = 0.0
+    if start is None:
+        carry = jit(loop.start, static_argnums=0)(tuple(data.input_shape))  # init + carry: one program
+        records: list[dict] = []
+        compile_s = time.perf_counter() - t0
+        train_s = 0.0
+    else:
+        carry = put(start.carry)
+        records = list(start.records)
+        compile_s = start.compile_s + time.perf_counter() - t0
+        train_s = start.train_s
+    train_data = put((data.x_train, data.y_train))
+    val_data = put((data.x_val, data.y_val)) if data.x_val is not None else None
     stop = stop or StopFlag()
+    every = getattr(ckpt, "every", None) or None
+    saved: dict[str, Any] = {"epoch": int(carry["epoch"]), "path": None}
 
     def emit(recs, seconds):
         for r in recs:
@@ -167,56 +198,75 @@ def fit(b: Built, on_epoch: Callable[[dict], None] = lambda r: None, stop: StopF
             records.append(r)
             on_epoch(r)
 
-    if b.fuse == "epochs":
-        chunk = jax.jit(loop.chunk, static_argnums=4, donate_argnums=0)
-        compiled: dict[int, Any] = {}
+    def save(c, force=False):
+        e = int(c["epoch"])
+        if ckpt is None or (e == saved["epoch"] and not force) or not (force or ckpt.due(e)):
+            return
+        saved["path"] = ckpt.save(c, {"compile_seconds": round(compile_s, 4), "train_seconds": round(train_s, 4)})
+        saved["epoch"] = e
 
-        def run(carry, k):
-            nonlocal compile_s
-            if k not in compiled:
-                t = time.perf_counter()
-                compiled[k] = chunk.lower(carry, train_data, val_data, jnp.int32(b.epochs), k).compile()
-                compile_s += time.perf_counter() - t
+    if b.fuse == "epochs":
+        # One program serves every chunk size: the epoch limit is an argument; `cap` bounds the records buffer.
+        cap = max(1, min(b.epochs, 4096))
+        t = time.perf_counter()
+        compiled = jit(loop.chunk, static_argnums=4, donate_argnums=0).lower(
+            carry, train_data, val_data, jnp.int32(b.epochs), cap).compile()
+        compile_s += time.perf_counter() - t
+
+        def run(carry, k, limit):
             t = time.perf_counter()
-            carry, recs = compiled[k](carry, train_data, val_data, jnp.int32(b.epochs))
+            limit = min(int(carry["epoch"]) + k, limit)
+            carry, recs = compiled(carry, train_data, val_data, jnp.int32(limit))
             recs = stack_records(recs)
             return carry, recs, time.perf_counter() - t
 
-        k = 1
+        k, calls = 1, 0
         while int(carry["epoch"]) < b.epochs and not bool(carry["stopped"]) and stop.signum is None:
-            carry, recs, secs = run(carry, k)
+            e0 = int(carry["epoch"])
+            limit = b.epochs if not every else min(b.epochs, (e0 // every + 1) * every)
+            carry, recs, secs = run(carry, k, limit)
+            calls += 1
             train_s += secs
             emit(recs, secs)
-            if len(records) >= 2 and k == 1:  # first call compiled and warmed up: size the chunks
-                per_epoch = max(secs / max(len(recs), 1), 1e-6)
-                left = b.epochs - int(carry["epoch"])
-                k = int(min(max(1, target_chunk_s / per_epoch), max(left, 1)))
-                k = 1 << max(0, k.bit_length() - 1)  # a power of two: few distinct programs
+            save(carry)
+            if recs:  # size the next call to ~target_chunk_s (call overhead inflates per_epoch: never overshoots)
+                per_epoch = max(secs / len(recs), 1e-7)
+                k = int(min(max(1, target_chunk_s / per_epoch), cap))
     else:
         fns = steps_mode_fns(loop)
         st = carry.pop("state")
         while int(carry["epoch"]) < b.epochs and not bool(carry["stopped"]) and stop.signum is None:
             t = time.perf_counter()
             epoch = carry["epoch"]
+            # a host copy of the epoch-start state: what a signal in the middle of this epoch saves
+            snapshot = jax.tree.map(lambda a: np.array(a, copy=True), {**carry, "state": st})
             idx, mask = fns["perm"](epoch)
             sums = fns["sums0"]()
             for i in range(loop.n_batches):
                 st, sums = fns["step"](st, sums, train_data, idx, mask, epoch, i)
+                if stop.signum is not None and i < loop.n_batches - 1:
+                    break
+            if stop.signum is not None and i < loop.n_batches - 1:
+                carry, st = snapshot, None  # the partial epoch is dropped
+                break
             carry, rec = fns["end"](carry, st, sums, val_data, epoch)
             st = carry.pop("state")
             rec = {**rec, "active": jnp.bool_(True), "epoch": epoch}
             recs = stack_records(jax.tree.map(lambda a: jnp.asarray(a)[None], rec))
             secs = time.perf_counter() - t
-            if not records:  # the first epoch compiled the step
-                compile_s += secs
+            if not records or start is not None and len(records) == len(start.records):
+                compile_s += secs  # the first epoch of a session compiled the step
             else:
                 train_s += secs
             emit(recs, secs)
-        carry["state"] = st
+            save({**carry, "state": st})
+        if st is not None:
+            carry["state"] = st
 
     reason = REASONS[int(carry["reason"])]
     if stop.signum is not None and not bool(carry["stopped"]):
         status, reason = "interrupted", "interrupted"
+        save(carry, force=True)
     elif reason in ("nonfinite",):
         status = "failed"
     elif reason:
@@ -224,7 +274,26 @@ def fit(b: Built, on_epoch: Callable[[dict], None] = lambda r: None, stop: StopF
     else:
         status = "finished"
     weights = loop.final_weights(carry)
-    return FitResult(carry, records, compile_s, train_s, status, reason, weights)
+    return FitResult(carry, records, compile_s, train_s, status, reason, weights, saved["path"])
+
+
+@dataclass
+class Resume:
+    """Where a resumed run starts: the restored carry, the records before it and the time spent so far."""
+
+    carry: Any
+    records: list
+    compile_s: float
+    train_s: float
+    epoch: int
+
+
+def carry_template(b: Built) -> Any:
+    """Shapes and dtypes of the loop carry of a spec, without running anything."""
+    import jax
+
+    key = jax.random.fold_in(jax.random.key(b.loaded.spec.seed), 0)
+    return jax.eval_shape(lambda k: b.loop.init_carry(b.obj.init(k, tuple(b.data.input_shape))), key)
 
 
 # -------------------------------------------------------------------------------------------- train
@@ -248,27 +317,85 @@ def train_run(spec_path: str, out: str | None = None, overrides: tuple[str, ...]
     data = prepare(spec, loaded.analysis, loaded.base_dir)
     b = build(loaded, data)
     name = spec.name or Path(spec_path).stem
-    run = rundir.new_run_dir(out, name, runs_root)
-    rundir.write_spec(run, spec)
+    from nnctl.parallel import is_primary, scratch_run_dir
+    run = rundir.new_run_dir(out, name, runs_root) if is_primary() else scratch_run_dir()  # process 0 writes
+    rundir.write_spec(run, resolved_paths(spec, loaded.base_dir))
     rundir.write_json(run / "origin.json", {"spec_file": str(Path(spec_path).resolve()),
                                             "spec_dir": str(Path(loaded.base_dir).resolve()), "overrides": list(ov)})
-    metrics_file = open(run / rundir.METRICS, "w", encoding="utf-8")
+    return _session(b, run, None, on_start, on_epoch)
+
+
+def resume_run(run_dir: str | Path, on_start: Callable[[Built, Path], None] = lambda b, p: None,
+               on_epoch: Callable[[dict], None] = lambda r: None) -> TrainResult:
+    """Continue a run from its newest checkpoint, in the same directory, under its saved spec."""
+    from nnctl import checkpoint
+    from nnctl.data.prepare import prepare
+    from nnctl.spec import load_text
+
+    run = rundir.check_run_dir(run_dir)
+    if (run / rundir.SUMMARY).exists():
+        status = rundir.read_json(run / rundir.SUMMARY).get("status")
+        if status in ("finished", "stopped_early", "failed"):
+            raise RunDirError(f"{run} has already ended (status: {status}); there is nothing to resume. "
+                              f"Train again with a new --out to continue from its weights.")
+    checkpoint.clean_temporaries(run)
+    base = _data_base(run)
+    spec_file = run / rundir.SPEC
+    try:
+        text = spec_file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise RunDirError(f"cannot read {spec_file}: {e}") from None
+    loaded = load_text(text, str(spec_file), (), base)
+    data = prepare(loaded.spec, loaded.analysis, base)
+    b = build(loaded, data)
+    carry, meta = checkpoint.load_latest(run, carry_template(b), loaded.spec)
+    epoch = int(meta["epoch"])
+    start = Resume(carry, [], float(meta.get("compile_seconds", 0.0)), float(meta.get("train_seconds", 0.0)), epoch)
+    return _session(b, run, start, on_start, on_epoch)
+
+
+def _session(b: Built, run: Path, start: Resume | None, on_start, on_epoch) -> TrainResult:
+    """One training session in a run directory: logs, checkpoints, signals, final files."""
+    import os
+    import socket
+
+    from nnctl import checkpoint
+    from nnctl.logs import RunLogs
+
+    spec, data = b.loaded.spec, b.data
+    t = spec.train
+    ck = getattr(t, "checkpoint", None)
+    ckpt = checkpoint.Checkpointer(run, spec, ck.every_epochs if ck else None, ck.keep if ck else 3)
+    info = rundir.read_json(run / rundir.RUN) if start is not None and (run / rundir.RUN).exists() else {}
+    info.setdefault("started_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    info.update(pid=os.getpid(), host=socket.gethostname())
+    if start is not None:
+        info["resumed"] = info.get("resumed", []) + [{"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "epoch": start.epoch}]
+        (run / rundir.SUMMARY).unlink(missing_ok=True)
+    rundir.write_json(run / rundir.RUN, info)
+    logs = RunLogs(run, tuple(getattr(t, "log", None) or ()), start.epoch if start is not None else None)
+    if start is not None:
+        start.records = [dict(r) for r in logs.previous]
+        b.start_epoch = start.epoch  # read by the progress display
     on_start(b, run)
 
     def record(r):
-        import json
-        metrics_file.write(json.dumps({k: v for k, v in r.items() if k not in ("improved",)}) + "\n")
-        metrics_file.flush()
+        logs.write(r)
         on_epoch(r)
 
     stop = StopFlag()
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        res = fit(b, record, stop)
+        res = fit(b, record, stop, start=start, ckpt=ckpt)
+    except Exception as e:
+        rundir.write_json(run / rundir.SUMMARY, {"name": spec.name or run.name, "run_dir": str(run),
+                                                 "status": "failed", "error": f"{type(e).__name__}: {e}",
+                                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        raise
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-        metrics_file.close()
+        logs.close()
 
     carry = res.carry
     rundir.write_state(run, res.weights, carry["state"]["opt_state"],
@@ -279,9 +406,20 @@ def train_run(spec_path: str, out: str | None = None, overrides: tuple[str, ...]
     if stop.signum is not None:
         from nnctl.errors import TrainingInterrupted
         code = 130 if stop.signum == signal.SIGINT else 143
-        raise TrainingInterrupted(f"interrupted at epoch {summary['epochs_run']}: the run so far is saved in {run}",
-                                  code)
+        name = signal.Signals(stop.signum).name
+        where = f"checkpoint {res.checkpoint}" if res.checkpoint else "the run so far"
+        raise TrainingInterrupted(f"{name}: stopped after epoch {int(carry['epoch'])}; {where} is saved. "
+                                  f"Resume with: nnctl train --resume {run}", code)
     return TrainResult(run, summary, res.records)
+
+
+def resolved_paths(spec, base_dir):
+    """The spec with data paths made absolute, so the run directory's copy finds the data from anywhere."""
+    from nnctl.data.peek import resolve
+    if not spec.data.path:
+        return spec
+    path = str(resolve(spec.data.path, Path(base_dir)).resolve())
+    return spec.model_copy(update={"data": spec.data.model_copy(update={"path": path})})
 
 
 def summarize(b: Built, res: FitResult, run: Path) -> dict:
@@ -293,10 +431,14 @@ def summarize(b: Built, res: FitResult, run: Path) -> dict:
     if best_epoch is None and recs:  # no early stopping: best by the default monitor
         vals = [r.get(key, r["train/loss"]) for r in recs]
         mode_max = metric in ("accuracy", "precision", "recall", "f1", "r2")
-        i = int(np.nanargmax(vals) if mode_max else np.nanargmin(vals))
+        if np.all(np.isnan(np.asarray(vals, dtype=float))):
+            i = len(vals) - 1
+        else:
+            i = int(np.nanargmax(vals) if mode_max else np.nanargmin(vals))
         best_epoch, best_value = recs[i]["epoch"], float(vals[i])
     steps = int(carry["state"]["step"])
     bad = [int(v) for v in np.asarray(carry["bad"])]
+    t = b.loaded.spec.train
     s = {
         "name": b.loaded.spec.name or run.name, "run_dir": str(run), "status": res.status,
         "stop_reason": res.reason or None, "epochs_run": len(recs), "epochs_planned": b.epochs, "steps": steps,
@@ -307,8 +449,18 @@ def summarize(b: Built, res: FitResult, run: Path) -> dict:
         "parameters": b.param_count, "fuse": b.fuse, "data_sizes": b.data.sizes, "task": b.data.task,
         "final": {k: v for k, v in (recs[-1] if recs else {}).items()
                   if k.startswith(("train/", "val/"))},
+        "at_best_epoch": {k: v for k, v in next((r for r in recs if r["epoch"] == best_epoch), {}).items()
+                          if k.startswith(("train/", "val/"))},
+        "seed": b.loaded.spec.seed,
+        "logs": ["metrics.jsonl", *(getattr(t, "log", None) or ())],
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if res.checkpoint:
+        s["checkpoint"] = str(res.checkpoint)
+    if getattr(b, "start_epoch", None) is not None:
+        s["resumed_from_epoch"] = b.start_epoch
+    if getattr(b.obj, "transfer_report", None):  # model.init_from: what was copied, skipped, new
+        s["init_from"] = b.obj.transfer_report
     if res.reason == "nonfinite":
         what = {1: "loss", 2: "gradients"}.get(bad[1], "loss")
         s["nonfinite"] = {"epoch": bad[2] + 1, "step": bad[0], "quantity": what}
@@ -345,7 +497,7 @@ def restore(run_dir: str | Path) -> Restored:
     loaded.base_dir = base
     data = prepare(loaded.spec, loaded.analysis, base, *scalers)
     b = build(loaded, data)
-    abstract = abstract_variables(build_network(loaded.spec.model), data.input_shape)
+    abstract = abstract_variables(b.obj.net, data.input_shape)
     template = {"params": abstract["params"], "model_state": {k: v for k, v in abstract.items() if k != "params"}}
     weights = rundir.restore_into(template, saved, str(run / rundir.WEIGHTS))
     return Restored(loaded, b, weights, scalers)

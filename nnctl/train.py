@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from typing import Any, Callable
 
 import jax
@@ -45,6 +46,7 @@ class Supervised:
     regularizers: tuple = ()  # ((layer path, l1, l2), ...)
     clip: Any = None
     lr: Any = 0.0  # float or schedule fn, for logging
+    compute_dtype: Any = None  # e.g. jnp.bfloat16: forward/backward in it; weights and optimizer stay float32
 
     # --- variables --------------------------------------------------------------------------------
     def init(self, key, input_shape) -> dict:
@@ -56,6 +58,8 @@ class Supervised:
                 "step": jnp.int32(0)}
 
     def forward(self, params, model_state, x, train: bool, key=None):
+        if self.compute_dtype is not None:
+            return self._forward_cast(params, model_state, x, train, key)
         variables = {"params": params, **model_state}
         if train and model_state:
             out, new_state = self.net.apply(variables, x, train=True, head=False, rngs={"dropout": key},
@@ -63,6 +67,16 @@ class Supervised:
             return out, dict(new_state)
         out = self.net.apply(variables, x, train=train, head=False, rngs={"dropout": key} if train else {})
         return out, model_state
+
+    def _forward_cast(self, params, model_state, x, train, key):
+        """Mixed precision: cast float32 weights and inputs down (gradients flow back to float32 through the
+        cast), run the network, return float32 outputs; model state (e.g. batch statistics) stays float32."""
+        dt = self.compute_dtype
+        down = lambda t: jax.tree.map(lambda a: a.astype(dt) if jnp.issubdtype(a.dtype, jnp.floating) else a, t)
+        out, new_state = dataclass_replace(self, compute_dtype=None).forward(down(params), model_state, down(x),
+                                                                             train, key)
+        new_state = jax.tree.map(lambda n, o: n.astype(o.dtype), new_state, model_state)
+        return out.astype(jnp.float32), new_state
 
     def predict(self, params, model_state, x):
         out, _ = self.forward(params, model_state, x, False)
@@ -117,7 +131,7 @@ class Supervised:
 
         (loss, (new_ms, logits)), grads = jax.value_and_grad(objective, has_aux=True)(params)
         grads = jax.tree.map(lambda g, t: g if t else jnp.zeros_like(g), grads, self.trainable)
-        gnorm = optax.global_norm(grads)
+        gnorm = optax.tree.norm(grads)
         updates, new_opt = self.tx.update(grads, state["opt_state"], params, value=loss)
         new_params = optax.apply_updates(params, updates)
 
@@ -191,6 +205,11 @@ class Loop:
         mask = (jnp.arange(nb * b) < n).astype(jnp.float32)
         return idx.reshape(nb, b), mask.reshape(nb, b)
 
+    def place_batch(self, batch):
+        """Data-parallel: shard the batch over the device mesh (a no-op on one device)."""
+        placement = self.extra.get("placement")
+        return placement.constrain(batch) if placement is not None else batch
+
     # --- one epoch ------------------------------------------------------------------------------------
     def train_sums0(self):
         return self.obj.zero_sums(self.out_shape, self.y_dtype, True)
@@ -203,7 +222,8 @@ class Loop:
         def body(carry, inp):
             st, sums = carry
             i, m, b = inp
-            return self.obj.train_step(st, sums, x[i], y[i], m, jax.random.fold_in(key, b + 1), self.max_steps,
+            xb, yb, m = self.place_batch((x[i], y[i], m))
+            return self.obj.train_step(st, sums, xb, yb, m, jax.random.fold_in(key, b + 1), self.max_steps,
                                        self.halt_on_nonfinite), None
 
         (state, sums), _ = jax.lax.scan(body, (state, self.train_sums0()), (idx, mask, jnp.arange(self.n_batches)))
@@ -279,23 +299,34 @@ class Loop:
         return self.end_epoch({**carry, "state": state}, sums, val_sums, epoch)
 
     def chunk(self, carry, train_data, val_data, limit, k: int):
-        """Up to `k` epochs (fewer once stopped or at epoch `limit`); records of skipped epochs are masked."""
+        """Epochs until epoch `limit`, a stop, or `k` of them, in one `lax.while_loop`.
+
+        `limit` is a traced value, so one compiled program serves every chunk size up to the static
+        capacity `k` (the records buffer). Records beyond the epochs run are marked inactive.
+        """
         template = jax.eval_shape(lambda c: self.one_epoch(c, train_data, val_data)[1], carry)
+        buf0 = jax.tree.map(lambda s: jnp.zeros((k, *s.shape), s.dtype), template)
+        epoch0 = carry["epoch"]
 
-        def body(c, _):
-            active = ~c["stopped"] & (c["epoch"] < limit)
+        def cond(s):
+            i, c, _ = s
+            return (i < k) & ~c["stopped"] & (c["epoch"] < limit)
 
-            def run(c):
-                return self.one_epoch(c, train_data, val_data)
+        def body(s):
+            i, c, buf = s
+            c, rec = self.one_epoch(c, train_data, val_data)
+            buf = jax.tree.map(lambda b, r: jax.lax.dynamic_update_index_in_dim(b, r, i, 0), buf, rec)
+            return i + 1, c, buf
 
-            def skip(c):
-                return c, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)
+        n, carry, buf = jax.lax.while_loop(cond, body, (jnp.int32(0), carry, buf0))
+        idx = jnp.arange(k, dtype=jnp.int32)
+        return carry, {**buf, "active": idx < n, "epoch": epoch0 + idx}
 
-            c2, rec = jax.lax.cond(active, run, skip, c)
-            rec = {**rec, "active": active, "epoch": c["epoch"]}
-            return c2, rec
-
-        return jax.lax.scan(body, carry, None, length=k)
+    def start(self, input_shape: tuple):
+        """Initial loop carry (variables, optimizer state, early-stopping value) from the seed: one program."""
+        key = jax.random.fold_in(jax.random.key(self.seed), 0)
+        state = self.obj.init(key, input_shape)
+        return self.init_carry(state)  # XLA gives every output its own buffer: the carry can be donated
 
     def final_weights(self, carry):
         """Weights to keep: the last good ones after a non-finite stop, else the best (restore_best)."""
@@ -309,12 +340,18 @@ class Loop:
 
 def stack_records(records: dict) -> list[dict]:
     """Host side: the per-epoch records of one chunk (arrays with a leading epoch axis) -> list of dicts."""
+    import gc
+
     host = jax.device_get(records)
-    active = np.asarray(host.pop("active"))
-    out = []
-    for i in np.nonzero(active)[0]:
-        out.append({k: (v[i].item() if np.ndim(v[i]) == 0 else np.asarray(v[i]).tolist()) for k, v in host.items()})
-    return out
+    keep = np.nonzero(np.asarray(host.pop("active")))[0]
+    enabled = gc.isenabled()
+    gc.disable()  # thousands of small dicts per call: no collector pauses while building them
+    try:
+        cols = {k: np.asarray(v)[keep].tolist() for k, v in host.items()}  # column-wise, not per epoch
+        return [dict(zip(cols, row)) for row in zip(*cols.values())]
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def steps_mode_fns(loop: Loop) -> dict[str, Callable]:
@@ -328,8 +365,8 @@ def steps_mode_fns(loop: Loop) -> dict[str, Callable]:
     def step(state, sums, data, idx, mask, epoch, i):
         x, y = data
         key = jax.random.fold_in(loop.epoch_key(epoch), i + 1)
-        return loop.obj.train_step(state, sums, x[idx[i]], y[idx[i]], mask[i], key, loop.max_steps,
-                                   loop.halt_on_nonfinite)
+        xb, yb, m = loop.place_batch((x[idx[i]], y[idx[i]], mask[i]))
+        return loop.obj.train_step(state, sums, xb, yb, m, key, loop.max_steps, loop.halt_on_nonfinite)
 
     def end(carry, state, sums, val_data, epoch):
         val_sums = loop.evaluate(state, val_data, loop.n_val) if loop.n_val else None

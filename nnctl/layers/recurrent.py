@@ -46,6 +46,8 @@ def step_fn(cell: str, u: int) -> Callable:
 
     carry is h (D, B, u) or (h, c) for the LSTM; `xp` = x W + b for this step, (D, B, G*u)."""
     def mm(h, rk):
+        if h.shape[0] == 1:  # one direction: a plain 2-D matmul is cheaper on XLA:CPU than a batched one
+            return (h[0] @ rk[0])[None]
         return jnp.einsum("dbu,dug->dbg", h, rk)
 
     if cell == "simple_rnn":

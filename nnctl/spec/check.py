@@ -63,10 +63,18 @@ def check_spec(loaded) -> Analysis:
 
     # --- shapes through the model -------------------------------------------------------------------
     shapes, out, warnings = {}, None, []
-    if input_shape is not None:
+    if input_shape is not None and spec.model.type != "sequential":
+        from nnctl.objectives.checks import thread_model
+        shapes, out, shape_problems, warnings = thread_model(loaded, input_shape, info)
+        problems += shape_problems
+    elif input_shape is not None:
         shapes, out, shape_problems, shape_warnings = thread_shapes(spec.model.layers, input_shape)
         problems += [loaded.problem(("model", "layers") + p, m) for p, m in shape_problems]
         warnings = [loaded.problem(("model", "layers") + p, m) for p, m in shape_warnings]
+    from nnctl.objectives.checks import check_setups
+    setup_problems, setup_warnings = check_setups(loaded, input_shape, info, shapes)
+    problems += setup_problems
+    warnings += setup_warnings
 
     # --- loss against the output --------------------------------------------------------------------
     loss = LOSSES.canonical(spec.train.loss.type)
@@ -74,7 +82,8 @@ def check_spec(loaded) -> Analysis:
         problems.append(loaded.problem(("train", "loss"), (
             "categorical_crossentropy needs one output unit per class, but the last layer has 1 unit: "
             "use binary_crossentropy with a sigmoid output, or give the last layer one unit per class")))
-    if info is not None and out is not None and info.num_classes and spec.data.task in (None, "classification"):
+    if info is not None and out is not None and info.num_classes and spec.data.task in (None, "classification") \
+            and spec.model.type == "sequential":
         if loss in ("categorical_crossentropy", "kl_divergence") and out[-1] not in (1, info.num_classes) \
                 and len(out) == 1:
             problems.append(loaded.problem(("model", "layers", len(spec.model.layers) - 1), (
@@ -109,11 +118,19 @@ def check_spec(loaded) -> Analysis:
             "weight decay is given twice (train.weight_decay and optimizer.weight_decay): keep one")))
 
     # --- freeze globs against parameter paths ------------------------------------------------------
+    if not problems and input_shape is not None and spec.train.param_groups:
+        from nnctl.model import abstract_variables, build_network
+        from nnctl.objectives.checks import check_param_groups
+        from nnctl.optim import param_paths
+
+        problems += check_param_groups(loaded, param_paths(abstract_variables(
+            build_network(spec.model, info.num_classes if info else None), input_shape).get("params", {})))
     if not problems and input_shape is not None and spec.train.freeze:
         from nnctl.model import abstract_variables, build_network
         from nnctl.optim import param_paths
 
-        paths = param_paths(abstract_variables(build_network(spec.model), input_shape).get("params", {}))
+        paths = param_paths(abstract_variables(build_network(spec.model, info.num_classes if info else None),
+                                               input_shape).get("params", {}))
         for i, g in enumerate(spec.train.freeze):
             if not any(fnmatch.fnmatchcase(p, g) for p in paths):
                 problems.append(loaded.problem(("train", "freeze", i), (

@@ -14,6 +14,8 @@ from nnctl.metrics import METRICS
 from nnctl.optim import OptimizerRef
 from nnctl.registry import Strict
 from nnctl.spec.refs import ref_type
+from nnctl.augment import AugmentRef
+from nnctl.objectives.specs import CorruptionRef, ParamGroup, RegularizerRef
 
 LossRef = ref_type(LOSSES)
 
@@ -37,12 +39,17 @@ class DataSpec(Strict):
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)
     test_split: float = Field(0.0, ge=0.0, lt=1.0)
     shuffle: bool = Field(True, description="shuffle the training examples every epoch")
+    stratify: bool = Field(True, description="classification: keep the class proportions in the validation "
+                                             "and test splits")
     normalize: Literal["none", "minmax", "standard"] = Field("none", description="feature scaling, fitted on the "
                                                                                   "training split only")
     normalize_target: Literal["none", "minmax", "standard"] = Field("none", description="regression: scale "
                                                                     "targets (undone for predictions)")
     n_samples: Optional[int] = Field(None, gt=0, description="builtin generators: number of examples")
     noise: Optional[float] = Field(None, ge=0, description="builtin generators: noise level")
+    corruption: Optional[CorruptionRef] = Field(None, description="denoising autoencoder: noise applied to the "
+                                                "training input only (the target stays clean), fresh each step")
+    augment: list[AugmentRef] = Field(default_factory=list, description="training-time transforms, on device")
 
     @field_validator("source")
     @classmethod
@@ -74,18 +81,54 @@ class DataSpec(Strict):
         return self
 
 
+MODEL_PARTS = {"sequential": ("layers",), "vae": ("encoder", "decoder"), "gan": ("generator", "discriminator")}
+
+
 class ModelSpec(Strict):
-    type: Literal["sequential"] = Field("sequential", description="plain network (graph of layers)")
+    type: Literal["sequential", "vae", "gan"] = Field(
+        "sequential", description="sequential: plain network (graph of layers); vae: encoder + decoder; "
+                                  "gan: generator + discriminator")
     input_shape: Optional[list[int]] = Field(None, description="per-example input shape (default: from the data)")
-    layers: list[AnyLayer] = Field(..., min_length=1)
+    layers: Optional[list[AnyLayer]] = Field(None, min_length=1)
+    encoder: Optional[list[AnyLayer]] = Field(None, min_length=1, description="vae: input -> features (the "
+                                              "mean and log-variance layers of size latent_dim are added)")
+    decoder: Optional[list[AnyLayer]] = Field(None, min_length=1, description="vae: latent code -> input")
+    generator: Optional[list[AnyLayer]] = Field(None, min_length=1, description="gan: noise -> example")
+    discriminator: Optional[list[AnyLayer]] = Field(None, min_length=1, description="gan: example -> 1 logit")
+    latent_dim: Optional[int] = Field(None, gt=0, description="vae/gan: size of the latent code / noise")
+    conditional: bool = Field(False, description="gan: feed the one-hot class label to both networks")
+    beta: float = Field(1.0, ge=0, description="vae: weight of the KL term")
+    init_from: Optional[str] = Field(None, description="run directory whose weights are copied by layer name "
+                                                       "where shapes match (transfer learning)")
 
     @model_validator(mode="before")
     @classmethod
     def _names(cls, v: Any) -> Any:
-        if isinstance(v, dict) and "layers" in v:
+        if isinstance(v, dict):
             v = dict(v)
-            v["layers"] = resolve_names(v["layers"])
+            for part in ("layers", "encoder", "decoder", "generator", "discriminator"):
+                if part in v:
+                    v[part] = resolve_names(v[part])
         return v
+
+    @model_validator(mode="after")
+    def _parts(self) -> "ModelSpec":
+        need = MODEL_PARTS[self.type]
+        missing = [p for p in need if getattr(self, p) is None]
+        if self.type != "sequential" and self.latent_dim is None:
+            missing.append("latent_dim")
+        if missing:
+            raise ValueError(f"model type {self.type} needs {', '.join(missing)}")
+        extra = [p for ps in MODEL_PARTS.values() for p in ps if p not in need and getattr(self, p) is not None]
+        if self.type == "sequential" and self.latent_dim is not None:
+            extra.append("latent_dim")
+        if self.conditional and self.type != "gan":
+            extra.append("conditional")
+        if extra:
+            raise ValueError(f"model type {self.type} does not use {', '.join(extra)} "
+                             f"(sequential: layers; vae: encoder, decoder, latent_dim; "
+                             f"gan: generator, discriminator, latent_dim)")
+        return self
 
     @field_validator("input_shape")
     @classmethod
@@ -126,6 +169,13 @@ class EarlyStoppingSpec(Strict):
     divergence_threshold: Optional[float] = Field(None, description="stop as soon as the monitor is this bad")
 
 
+class CheckpointSpec(Strict):
+    """Periodic checkpoints (whole training state) every `every_epochs` epochs; the newest `keep` are kept."""
+
+    every_epochs: int = Field(1, gt=0)
+    keep: int = Field(3, gt=0)
+
+
 class TrainSpec(Strict):
     loss: LossRef = Field(..., description="loss function")
     metrics: list[str] = Field(default_factory=list)
@@ -140,6 +190,21 @@ class TrainSpec(Strict):
     on_nonfinite: Literal["stop", "skip_step"] = Field("stop", description="what a NaN/inf loss or gradient does")
     fuse: Literal["auto", "epochs", "steps"] = Field(
         "auto", description="compile whole epochs (several per call when tiny) or one step per call")
+    checkpoint: Optional[CheckpointSpec] = Field(None, description="{every_epochs: N, keep: K}: periodic "
+                                                 "checkpoints for `nnctl train --resume` (plus the best weights)")
+    log: list[Literal["csv", "tensorboard"]] = Field(default_factory=list, description="extra metric sinks "
+                                                     "besides metrics.jsonl: csv, tensorboard")
+    devices: Union[Literal["all"], int] = Field(
+        1, description="data-parallel training over this many local devices (batch sharded, weights replicated)")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: compute in bfloat16, keep float32 weights and optimizer state")
+    regularizers: list[RegularizerRef] = Field(default_factory=list, description="activity penalties on named "
+                                               "layers: activity_l1, activity_kl (sparse), contractive")
+    generator: Optional[OptimizerRef] = Field(None, description="gan: the generator's optimizer (default: optimizer)")
+    discriminator: Optional[OptimizerRef] = Field(None, description="gan: the discriminator's optimizer "
+                                                                    "(default: optimizer)")
+    param_groups: list[ParamGroup] = Field(default_factory=list, description="[{params: GLOB, "
+                                           "learning_rate_scale: 0.1}]: smaller steps for matching parameters")
 
     @field_validator("metrics")
     @classmethod
@@ -148,6 +213,13 @@ class TrainSpec(Strict):
         if bad:
             raise ValueError("; ".join(METRICS.unknown_message(m) for m in bad))
         return [METRICS.canonical(m) for m in v]
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v):
+        if isinstance(v, int) and v <= 0:
+            raise ValueError(f"devices must be 'all' or a positive count, got {v}")
+        return v
 
     @field_validator("batch_size")
     @classmethod

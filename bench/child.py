@@ -1,0 +1,66 @@
+"""One measurement in a fresh process: `python -m bench.child IMPL WORKLOAD [--quick]`.
+
+Prints one JSON line: throughput after compile/warm-up, compile (or warm-up) seconds, and the process's
+peak resident memory (ru_maxrss), so each implementation's memory is measured on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.workloads import by_name, make_data, nnctl_spec
+
+
+def run_nnctl(w, x, y) -> dict:
+    from nnctl.data.prepare import prepare
+    from nnctl.run import build, fit
+    from nnctl.spec import load_spec
+
+    with tempfile.TemporaryDirectory() as d:
+        np.savez(Path(d) / "data.npz", x=x, y=y)
+        spec = Path(d) / "spec.yaml"
+        spec.write_text(nnctl_spec(w, "data.npz"))
+        loaded = load_spec(str(spec))
+        data = prepare(loaded.spec, loaded.analysis, loaded.base_dir)
+        b = build(loaded, data)
+        res = fit(b)
+    recs = res.records
+    timed = recs[1:]  # the first epoch is the warm-up (its call also measured the chunk size)
+    secs = sum(r["time"] for r in timed)
+    return {"seconds": secs, "steps": len(timed) * w.steps_per_epoch, "samples": len(timed) * w.n,
+            "compile_s": res.compile_s, "fuse": b.fuse, "final_loss": recs[-1]["train/loss"]}
+
+
+def main(argv: list[str]) -> None:
+    impl, name = argv[0], argv[1]
+    quick = "--quick" in argv
+    w = by_name(name, quick)
+    x, y = make_data(w)
+    t0 = time.perf_counter()
+    if impl == "nnctl":
+        out = run_nnctl(w, x, y)
+    elif impl == "jax":
+        from bench import ref_jax
+        out = ref_jax.run(w, x, y)
+    elif impl == "torch":
+        from bench import ref_torch
+        out = ref_torch.run(w, x, y)
+    else:
+        raise SystemExit(f"unknown implementation {impl}")
+    out.update(impl=impl, workload=name, wall_s=time.perf_counter() - t0,
+               peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               steps_per_s=out["steps"] / out["seconds"], samples_per_s=out["samples"] / out["seconds"],
+               pid=os.getpid())
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,47 @@
+"""JAX process configuration that nnctl applies once, before compiling anything.
+
+* The persistent compilation cache is on by default, in a user cache directory: `$NNCTL_CACHE_DIR`,
+  else `$XDG_CACHE_HOME/nnctl/jax`, else `~/.cache/nnctl/jax`. `NNCTL_CACHE_DIR=off` (or `none`, `0`)
+  turns it off. Every compiled program is cached (no minimum compile time), so running the same spec again
+  loads its programs from disk instead of compiling them.
+* Importing this module does not import JAX; `configure()` does, and is idempotent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CACHE_ENV = "NNCTL_CACHE_DIR"
+_OFF = {"", "0", "off", "none", "false", "no"}
+_done = False
+
+
+def cache_dir() -> Path | None:
+    """Where compiled programs are cached, or None when the cache is turned off."""
+    raw = os.environ.get(CACHE_ENV)
+    if raw is not None:
+        return None if raw.strip().lower() in _OFF else Path(raw).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "nnctl" / "jax"
+
+
+def configure() -> None:
+    """Turn on the persistent compilation cache (unless disabled). Safe to call many times."""
+    global _done
+    if _done:
+        return
+    _done = True
+    import jax
+
+    d = cache_dir()
+    if d is None:
+        return
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # read-only home: run without a cache rather than fail
+    if jax.config.jax_compilation_cache_dir is None:  # the user's own JAX setting wins
+        jax.config.update("jax_compilation_cache_dir", str(d))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -1,0 +1,156 @@
+"""Performance features that must not change results: multi-epoch chunks, the masked last batch, bf16,
+the compilation cache, lazy imports, `nnctl time`. (Speed itself is measured by bench/, never here.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SPECS
+
+IRIS_ES = ("train.epochs=60", "train.early_stopping.patience=3", "train.early_stopping.min_delta=0.05")
+
+
+def _built(spec, overrides=()):
+    from nnctl.data.prepare import prepare
+    from nnctl.run import build
+    from nnctl.spec import load_spec
+
+    loaded = load_spec(str(spec), tuple(overrides))
+    return build(loaded, prepare(loaded.spec, loaded.analysis, loaded.base_dir))
+
+
+def test_chunked_epochs_stop_where_per_epoch_checks_stop():
+    """Many epochs per compiled call (early-stopping test on device) == one epoch per call, number for number."""
+    from nnctl.run import fit
+
+    one = fit(_built(SPECS / "iris.yaml", IRIS_ES), target_chunk_s=0.0)  # k = 1 epoch per call throughout
+    many = fit(_built(SPECS / "iris.yaml", IRIS_ES), target_chunk_s=1e9)  # as many as fit in a call
+    assert one.reason == many.reason == "patience"
+    assert len(one.records) == len(many.records) < 60
+    for a, b in zip(one.records, many.records):
+        assert a["epoch"] == b["epoch"]
+        assert a["train/loss"] == b["train/loss"] and a["val/loss"] == b["val/loss"]
+    import jax
+    for x, y in zip(jax.tree.leaves(one.weights), jax.tree.leaves(many.weights)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_chunk_respects_limit_and_capacity():
+    import jax
+    import jax.numpy as jnp
+
+    from nnctl.train import stack_records
+
+    b = _built(SPECS / "xor.yaml", ("train.epochs=50",))
+    loop = b.loop
+    carry = jax.jit(loop.start, static_argnums=0)(tuple(b.data.input_shape))
+    data = (jnp.asarray(b.data.x_train), jnp.asarray(b.data.y_train))
+    f = jax.jit(loop.chunk, static_argnums=4)
+    carry, recs = f(carry, data, None, jnp.int32(7), 16)  # stops at the limit
+    assert [r["epoch"] for r in stack_records(recs)] == list(range(7))
+    carry, recs = f(carry, data, None, jnp.int32(50), 16)  # stops at the capacity
+    assert [r["epoch"] for r in stack_records(recs)] == list(range(7, 23))
+    assert int(carry["epoch"]) == 23
+
+
+def test_last_short_batch_is_masked_and_counted_exactly():
+    import jax
+    import jax.numpy as jnp
+
+    b = _built(SPECS / "iris.yaml", ("train.batch_size=16", "data.validation_split=0", "data.test_split=0",
+                                            "train.early_stopping.monitor=loss"))
+    loop = b.loop
+    assert loop.n_train == 150 and loop.n_batches == 10  # 9 full batches + 6 real examples in the last
+    state = jax.jit(loop.start, static_argnums=0)(tuple(b.data.input_shape))["state"]
+    data = (jnp.asarray(b.data.x_train), jnp.asarray(b.data.y_train))
+    _, sums = jax.jit(loop.train_epoch)(state, data, jnp.int32(0))
+    assert float(sums["n"]) == 150.0 and float(sums["steps"]) == 10.0
+    if "confusion" in sums:  # the padded examples are not counted in any metric either
+        assert float(sums["confusion"].sum()) == 150.0
+
+
+def test_bf16_computes_in_bfloat16_and_keeps_float32_state():
+    import jax
+    import jax.numpy as jnp
+
+    from nnctl.run import fit
+
+    b = _built(SPECS / "xor.yaml", ("train.precision=bf16", "train.epochs=300"))
+    assert b.obj.compute_dtype == jnp.bfloat16
+    seen = []
+    orig = b.obj.net.apply
+
+    def spy(variables, x, **kw):
+        seen.append((x.dtype, jax.tree.leaves(variables["params"])[0].dtype))
+        return orig(variables, x, **kw)
+
+    object.__setattr__(b.obj, "net", type("Spy", (), {"apply": staticmethod(spy), "init": orig.__self__.init})())
+    res = fit(b)
+    assert seen and all(xd == jnp.bfloat16 and pd == jnp.bfloat16 for xd, pd in seen)
+    leaves = jax.tree.leaves(res.carry["state"]["params"]) + jax.tree.leaves(res.carry["state"]["opt_state"])
+    assert all(a.dtype in (jnp.float32, jnp.int32) for a in leaves)
+    losses = [r["train/loss"] for r in res.records]
+    assert np.isfinite(losses).all() and losses[-1] < 0.5 * losses[0]
+    fp32 = fit(_built(SPECS / "xor.yaml", ("train.epochs=300",)))
+    assert abs(fp32.records[0]["train/loss"] - losses[0]) < 2e-2  # same start, bf16 rounding only
+
+
+def test_compilation_cache_dir_from_env(monkeypatch, tmp_path):
+    from nnctl import jaxcfg
+
+    monkeypatch.setenv("NNCTL_CACHE_DIR", str(tmp_path / "c"))
+    assert jaxcfg.cache_dir() == tmp_path / "c"
+    monkeypatch.setenv("NNCTL_CACHE_DIR", "off")
+    assert jaxcfg.cache_dir() is None
+    monkeypatch.delenv("NNCTL_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert jaxcfg.cache_dir() == tmp_path / "x" / "nnctl" / "jax"
+
+
+def test_second_train_reuses_cached_programs(tmp_path):
+    env = {**os.environ, "NNCTL_CACHE_DIR": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    for i in range(2):
+        r = subprocess.run([sys.executable, "-m", "nnctl", "train", str(SPECS / "xor.yaml"), "--set",
+                            "train.epochs=20", "--out", str(tmp_path / f"run{i}"), "--json"],
+                           env=env, capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-2000:]
+        if i == 0:
+            entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
+            assert entries, "the first run wrote nothing to the compilation cache"
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries  # nothing new compiled
+
+
+def test_cli_import_is_lazy():
+    code = ("import sys, nnctl.cli; heavy = [m for m in ('jax', 'flax', 'optax', 'torch') if m in sys.modules]; "
+            "print(heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_time_command_reports_compile_step_flops_memory():
+    from typer.testing import CliRunner
+
+    from nnctl.cli import app
+
+    r = CliRunner().invoke(app, ["time", str(SPECS / "iris.yaml"), "--steps", "5", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["compile_seconds"] > 0 and doc["step_ms"] > 0 and doc["samples_per_second"] > 0
+    assert doc["flops_per_step"] > 0 and doc["memory_bytes"]["total"] > 0
+    assert doc["epoch_program"]["steps_per_epoch"] == 6
+
+
+@pytest.mark.parametrize("bad, fragment", [("train.devices=0", "devices"), ("train.precision=fp8", "precision")])
+def test_devices_and_precision_are_validated(bad, fragment):
+    from nnctl.errors import SpecError
+    from nnctl.spec import load_spec
+
+    with pytest.raises(SpecError, match=fragment):
+        load_spec(str(SPECS / "xor.yaml"), (bad,))
