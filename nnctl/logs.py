@@ -94,7 +94,7 @@ class RunLogs:
             except ImportError:
                 self.close()
                 raise NnctlError("train.log: [tensorboard] needs the tensorboardX package: "
-                                 "pip install 'nnctl[tensorboard]' (or remove tensorboard from train.log)") from None
+                                 "pip install tensorboardX (or remove tensorboard from train.log)") from None
             purge = resume_epoch + 1 if resume_epoch is not None else None
             self.tb = SummaryWriter(str(self.run / TB_DIR), purge_step=purge, flush_secs=10)
 
