@@ -84,15 +84,7 @@ def _dump(doc: dict) -> bytes:
 
 
 def _load(path: Path) -> dict:
-    from flax import serialization
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RunDirError(f"{path} is missing") from None
-    try:
-        doc = serialization.msgpack_restore(data)
-    except Exception as e:  # truncated or corrupt: msgpack raises several kinds
-        raise RunDirError(f"{path} is corrupt or truncated ({type(e).__name__}): it cannot be loaded") from None
+    doc = rundir.read_msgpack(path)  # missing / corrupt / truncated -> RunDirError
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise RunDirError(f"{path} is not an nnctl checkpoint")
     if doc.get("version") != VERSION:

@@ -77,7 +77,9 @@ def build(loaded, data) -> Built:
         trainable = jax.tree.map(lambda f: not f, frozen)
         obj = Supervised(net, head_activation(spec.model, t.loss.type), t.loss, tuple(t.metrics), data.num_classes or 2, tx,
                          trainable, tuple(_regularizers(spec.model.layers)), t.gradient_clipping, lr,
-                         compute_dtype=jnp.bfloat16 if t.precision == "bf16" else None)
+                         compute_dtype=jnp.bfloat16 if t.precision == "bf16" else None,
+                         target_scale=(data.target_scaler.scale if data.task == "regression"
+                                       and data.target_scaler.kind != "none" else None))
     from nnctl.objectives.setup import all_layers, objective_for  # vae, gan, regularizers, transfer (issue 4)
     obj = objective_for(loaded, data, net, obj, params_shape, total_steps, nb)
     tx, trainable = obj.tx, obj.trainable
@@ -391,19 +393,24 @@ def _session(b: Built, run: Path, start: Resume | None, on_start, on_epoch) -> T
         rundir.write_json(run / rundir.SUMMARY, {"name": spec.name or run.name, "run_dir": str(run),
                                                  "status": "failed", "error": f"{type(e).__name__}: {e}",
                                                  "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        for sig, h in old.items():
+            signal.signal(sig, h)
         raise
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
         logs.close()
 
-    carry = res.carry
-    rundir.write_state(run, res.weights, carry["state"]["opt_state"],
-                       {"x": data.scaler.to_dict(), "y": data.target_scaler.to_dict()},
-                       {"seed": spec.seed, "epoch": int(carry["epoch"]), "step": int(carry["state"]["step"])})
-    summary = summarize(b, res, run)
-    rundir.write_json(run / rundir.SUMMARY, summary)
-    if stop.signum is not None:
+    # the handlers stay until the final files are written: a signal now is noted, not fatal
+    try:
+        carry = res.carry
+        rundir.write_state(run, res.weights, carry["state"]["opt_state"],
+                           {"x": data.scaler.to_dict(), "y": data.target_scaler.to_dict()},
+                           {"seed": spec.seed, "epoch": int(carry["epoch"]), "step": int(carry["state"]["step"])})
+        summary = summarize(b, res, run)
+        rundir.write_json(run / rundir.SUMMARY, summary)
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    if stop.signum is not None and res.status == "interrupted":  # a signal after the last epoch changes nothing
         from nnctl.errors import TrainingInterrupted
         code = 130 if stop.signum == signal.SIGINT else 143
         name = signal.Signals(stop.signum).name

@@ -47,6 +47,7 @@ class Supervised:
     clip: Any = None
     lr: Any = 0.0  # float or schedule fn, for logging
     compute_dtype: Any = None  # e.g. jnp.bfloat16: forward/backward in it; weights and optimizer stay float32
+    target_scale: Any = None  # regression with normalize_target: metrics are reported in the data's units
 
     # --- variables --------------------------------------------------------------------------------
     def init(self, key, input_shape) -> dict:
@@ -162,6 +163,12 @@ class Supervised:
 
     def finalize(self, sums) -> dict:
         out = {"loss": sums["loss"] / jnp.maximum(sums["n"], 1.0)}
+        if self.target_scale is not None and "sse" in sums:
+            # targets were scaled by 1/scale (and shifted) for training: error sums back in the data's units;
+            # R^2 is unchanged, the loss stays the training objective
+            k = jnp.asarray(self.target_scale, jnp.float32).reshape(sums["sse"].shape)
+            sums = {**sums, "sse": sums["sse"] * k * k, "sae": sums["sae"] * k, "sy": sums["sy"] * k,
+                    "syy": sums["syy"] * k * k}
         out.update(M.compute(self.metric_names, sums))
         return out
 

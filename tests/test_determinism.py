@@ -103,5 +103,5 @@ def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch):
         return real(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", fake)
-    with pytest.raises(NnctlError, match=r"pip install 'nnctl\[tensorboard\]'"):
+    with pytest.raises(NnctlError, match=r"pip install tensorboardX"):
         RunLogs(tmp_path, ("tensorboard",))

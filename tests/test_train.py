@@ -136,3 +136,17 @@ def test_example_specs_train_shrunk(tmp_path, spec, over, metric, least):
     res = train_run(str(SPECS / spec), out=str(tmp_path / "r"), overrides=over)
     ev = evaluate_run(res.run_dir, "test")
     assert ev["metrics"][metric] >= least and math.isfinite(ev["metrics"]["loss"])
+
+
+def test_regression_metrics_are_in_the_datas_units(tmp_path):
+    from nnctl.run import predict_run, restore
+    res = train_run(str(SPECS / "sine_regression.yaml"), out=str(tmp_path / "r"),
+                    overrides=("train.epochs=5", "data.normalize_target=standard", "train.metrics=[mae, rmse, r2]"))
+    ev = evaluate_run(res.run_dir, "test")
+    data = restore(res.run_dir).built.data
+    np.savez(tmp_path / "x.npz", x=data.x_test)
+    pred = np.asarray(predict_run(res.run_dir, str(tmp_path / "x.npz"))["values"]).reshape(-1)
+    y = data.target_scaler.invert(data.y_test).reshape(-1)
+    assert ev["metrics"]["mae"] == pytest.approx(np.abs(pred - y).mean(), rel=1e-4)
+    assert ev["metrics"]["rmse"] == pytest.approx(np.sqrt(((pred - y) ** 2).mean()), rel=1e-4)
+    assert ev["metrics"]["r2"] == pytest.approx(1 - ((pred - y) ** 2).sum() / ((y - y.mean()) ** 2).sum(), rel=1e-4)
