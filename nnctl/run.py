@@ -11,7 +11,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
@@ -489,7 +489,7 @@ class Restored:
 def restore(run_dir: str | Path) -> Restored:
     """Rebuild the model from a run's saved spec and put its weights into it."""
     from nnctl.data.prepare import Scaler, prepare
-    from nnctl.model import abstract_variables, build_network
+    from nnctl.model import abstract_variables
     from nnctl.spec import load_spec
 
     run = rundir.check_run_dir(run_dir)
@@ -609,6 +609,12 @@ def write_predictions(path: Path, result: dict, class_names) -> None:
         vals = np.asarray(result["values"]).reshape(len(result["values"]), -1)
         header = [f"y{i}" for i in range(vals.shape[1])] if vals.shape[1] > 1 else ["prediction"]
         rows = [header] + [[f"{v:.6g}" for v in row] for row in vals]
+    elif np.ndim(result["classes"]) == 2 and np.shape(result["classes"])[1] > 1 and np.ndim(result["probabilities"]) == 3:
+        # per-step classes (a tagger): one row per example, one class column per step (full probabilities: .npz)
+        cls = np.asarray(result["classes"])
+        names = class_names or [str(i) for i in range(np.shape(result["probabilities"])[-1])]
+        rows = [[f"class_{t}" for t in range(cls.shape[1])]] + [
+            [names[c] if c < len(names) else str(c) for c in row] for row in cls]
     else:
         probs = np.asarray(result["probabilities"]).reshape(len(result["probabilities"]), -1)
         cls = np.asarray(result["classes"]).reshape(len(probs), -1)[:, 0]
@@ -617,6 +623,3 @@ def write_predictions(path: Path, result: dict, class_names) -> None:
         rows = [header] + [[names[c] if c < len(names) else str(c)] + [f"{v:.6g}" for v in p] for c, p in zip(cls, probs)]
     path.write_text("\n".join(",".join(r) for r in rows) + "\n")
 
-
-def iter_epochs(records) -> Iterator[dict]:
-    yield from records

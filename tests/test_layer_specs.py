@@ -30,6 +30,14 @@ def test_example_spec_trains_shrunken(name, tmp_path):
         ev = evaluate_run(tmp_path / name, "test")
         assert 0.0 <= ev["metrics"]["accuracy"] <= 1.0
         assert sum(map(sum, ev["confusion_matrix"])) == ev["examples"] * 20
+        import numpy as np
+
+        from nnctl.run import predict_run, restore
+        x = restore(tmp_path / name).built.data.x_test[:3]
+        np.savez(tmp_path / "x.npz", x=x)
+        predict_run(tmp_path / name, str(tmp_path / "x.npz"), str(tmp_path / "tags.csv"))
+        lines = (tmp_path / "tags.csv").read_text().splitlines()
+        assert len(lines) == 4 and lines[0].split(",")[:2] == ["class_0", "class_1"] and len(lines[1].split(",")) == 20
 
 
 def test_example_specs_document_a_measured_accuracy():

@@ -89,3 +89,9 @@ def test_vae_spec_errors():
     with pytest.raises(SpecError) as e:
         load_text((SPECS / "vae_digits.yaml").read_text(), overrides=("model.layers=[{type: dense, units: 3}]",))
     assert "does not use layers" in str(e.value)
+
+
+def test_gan_logs_gradient_clipping(tmp_path):
+    res = train_run(str(SPECS / "gan_ring.yaml"), str(tmp_path / "gan"),
+                    ("train.epochs=1", "train.gradient_clipping={max_norm: 1.0e-6}"))
+    assert res.records[0]["clip_fraction"] == 1.0

@@ -119,7 +119,9 @@ class GAN:
         new_state = {"params": {**P, "generator": new_g, "discriminator": new_d}, "model_state": ms_g,
                      "opt_state": {"generator": opt_g, "discriminator": opt_d}, "step": state["step"] + 1}
         gnorm = jnp.sqrt(gn_d**2 + gn_g**2)
-        state, sums, ok = commit(state, new_state, sums, dl + gl, gnorm, max_steps, halt_on_nonfinite)
+        from nnctl.optim import clipped_flag
+        clipped = jnp.maximum(clipped_flag(self.clip, gd), clipped_flag(self.clip, gg))  # either network clipped
+        state, sums, ok = commit(state, new_state, sums, dl + gl, gnorm, max_steps, halt_on_nonfinite, clipped)
         values = {"d_loss": dl, "g_loss": gl, "d_real": d_real, "d_fake": d_fake}
         return state, self._add(sums, values, mask, ok.astype(jnp.float32))
 
