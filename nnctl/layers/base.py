@@ -50,6 +50,16 @@ class LayerSpec(Strict):
         return []
 
 
+class WindowMixin:
+    """For layers whose `_geometry(shape)` returns (output shape, warnings, ...): convolutions, pooling."""
+
+    def out_shape(self, shapes):
+        return self._geometry(shapes[0])[0]
+
+    def warnings(self, shapes):
+        return self._geometry(shapes[0])[1]
+
+
 LAYERS: Registry[type[LayerSpec]] = Registry("layer type")
 
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from pydantic import BeforeValidator, Field, NonNegativeInt, PositiveInt
 
 from nnctl import initializers
-from nnctl.layers.base import KernelMixin, LayerSpec, Shape, ShapeError, register_layer
+from nnctl.layers.base import KernelMixin, LayerSpec, Shape, ShapeError, WindowMixin, register_layer
 
 IntOrList = Union[PositiveInt, list[PositiveInt]]
 
@@ -129,7 +129,7 @@ def checked_init(opts, shape: Shape, what: str):
     return init
 
 
-class _Conv(KernelMixin, LayerSpec):
+class _Conv(WindowMixin, KernelMixin, LayerSpec):
     filters: int = Field(..., gt=0, description="number of output channels (filters)")
     kernel_size: IntOrList = Field(..., description="window size: an integer or one per spatial axis")
     strides: IntOrList = Field(1, description="step between windows: an integer or one per spatial axis")
@@ -150,12 +150,6 @@ class _Conv(KernelMixin, LayerSpec):
         checked_init(self.kernel_init, kshape, "kernel_init")
         checked_init(self.bias_init, (self.filters,), "bias_init")
         return (*out, self.filters), warns, k, s, d, pads
-
-    def out_shape(self, shapes):
-        return self._geometry(shapes[0])[0]
-
-    def warnings(self, shapes):
-        return self._geometry(shapes[0])[1]
 
     def apply(self, xs, train):
         x = xs[0]

@@ -14,11 +14,11 @@ import flax.linen as nn
 import jax.numpy as jnp
 from pydantic import BeforeValidator, Field, NonNegativeInt
 
-from nnctl.layers.base import LayerSpec, ShapeError, register_layer
+from nnctl.layers.base import LayerSpec, ShapeError, WindowMixin, register_layer
 from nnctl.layers.conv import IntOrList, _padding_word, pads_of, per_axis, spatial_in, window_out
 
 
-class _Pool(LayerSpec):
+class _Pool(WindowMixin, LayerSpec):
     pool_size: IntOrList = Field(2, description="window size: an integer or one per spatial axis")
     strides: Optional[IntOrList] = Field(None, description="step between windows (default: pool_size)")
     padding: Annotated[Union[Literal["same", "valid"], NonNegativeInt, list[NonNegativeInt]],
@@ -35,12 +35,6 @@ class _Pool(LayerSpec):
         pads = pads_of(self, self.padding, self.rank)
         out, warns = window_out(self, sizes, k, s, (1,) * self.rank, pads, what="pool")
         return (*out, shape[-1]), warns, k, s, pads
-
-    def out_shape(self, shapes):
-        return self._geometry(shapes[0])[0]
-
-    def warnings(self, shapes):
-        return self._geometry(shapes[0])[1]
 
     def apply(self, xs, train):
         x = xs[0]
