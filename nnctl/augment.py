@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from nnctl.registry import Strict
 
@@ -22,6 +22,10 @@ def _range(v, symmetric: bool = True):
     if len(v) != 2 or v[0] > v[1]:
         raise ValueError(f"a range is a number or [low, high] with low <= high, got {v}")
     return [float(v[0]), float(v[1])]
+
+
+# d means [-d, d]; [low, high] as given (validated by _range)
+SymmetricRange = Annotated[Union[float, list[float]], AfterValidator(_range)]
 
 
 class _Aug(Strict):
@@ -44,26 +48,16 @@ class Rotate(_Aug):
     """Rotate by an angle drawn uniformly from `degrees` ([low, high], or d for [-d, d]), counter-clockwise."""
 
     type: Literal["rotate"]
-    degrees: Union[float, list[float]] = 15.0
+    degrees: SymmetricRange = 15.0
     geometric: ClassVar[bool] = True
-
-    @field_validator("degrees")
-    @classmethod
-    def _r(cls, v):
-        return _range(v)
 
 
 class Translate(_Aug):
     """Shift by (dy, dx) pixels, each drawn uniformly from `pixels` ([low, high], or p for [-p, p])."""
 
     type: Literal["translate"]
-    pixels: Union[float, list[float]] = 1.0
+    pixels: SymmetricRange = 1.0
     geometric: ClassVar[bool] = True
-
-    @field_validator("pixels")
-    @classmethod
-    def _r(cls, v):
-        return _range(v)
 
 
 class Scale(_Aug):
