@@ -95,6 +95,11 @@ def reference(tmp_path_factory, cache):
     return d / "run"
 
 
+def finished(run: Path) -> bool:
+    f = run / rundir.SUMMARY
+    return f.exists() and rundir.read_json(f).get("status") == "finished"
+
+
 def finish(run: Path, cache: Path) -> None:
     p = launch(["--resume", str(run)], cache)
     out, err = p.communicate(timeout=300)
@@ -116,7 +121,10 @@ def test_killed_and_stopped_at_random_points_then_resumed_is_bit_identical(tmp_p
         time.sleep(rng.uniform(0.0, 0.3))
         p.send_signal(sig)
         out, err = p.communicate(timeout=120)
-        if p.returncode == 0:
+        if p.returncode == 0 or finished(run):
+            # the signal came after the last epoch's files were written (the process may still have been
+            # shutting down, with the default handlers back, and died of it): nothing was interrupted
+            assert "Traceback" not in err
             break
         assert p.returncode == code, err
         assert "Traceback" not in err
@@ -127,7 +135,7 @@ def test_killed_and_stopped_at_random_points_then_resumed_is_bit_identical(tmp_p
         done += 1
         p = launch(["--resume", str(run)], cache)
     out, err = p.communicate(timeout=300)
-    assert p.returncode == 0, err
+    assert p.returncode == 0 or (finished(run) and p.returncode in (-9, -15, 130)), err
     assert done >= 2, "the run ended before enough interruptions"
     same_files(reference, run)
     s = rundir.read_json(run / rundir.SUMMARY)
