@@ -1,5 +1,7 @@
 """One measurement in a fresh process: `python -m bench.child IMPL WORKLOAD [--quick]`.
 
+IMPL: nnctl | nnctl-stream (`train.data_placement: stream`) | jax | torch.
+
 Prints one JSON line: throughput after compile/warm-up, compile (or warm-up) seconds, and the process's
 peak resident memory (ru_maxrss), so each implementation's memory is measured on its own.
 """
@@ -19,7 +21,7 @@ import numpy as np
 from bench.workloads import by_name, make_data, nnctl_spec
 
 
-def run_nnctl(w, x, y) -> dict:
+def run_nnctl(w, x, y, overrides: tuple = ()) -> dict:
     from nnctl.data.prepare import prepare
     from nnctl.run import build, fit
     from nnctl.spec import load_spec
@@ -28,7 +30,7 @@ def run_nnctl(w, x, y) -> dict:
         np.savez(Path(d) / "data.npz", x=x, y=y)
         spec = Path(d) / "spec.yaml"
         spec.write_text(nnctl_spec(w, "data.npz"))
-        loaded = load_spec(str(spec))
+        loaded = load_spec(str(spec), overrides)
         data = prepare(loaded.spec, loaded.analysis, loaded.base_dir)
         b = build(loaded, data)
         res = fit(b)
@@ -36,7 +38,8 @@ def run_nnctl(w, x, y) -> dict:
     timed = recs[1:]  # the first epoch is the warm-up (its call also measured the chunk size)
     secs = sum(r["time"] for r in timed)
     return {"seconds": secs, "steps": len(timed) * w.steps_per_epoch, "samples": len(timed) * w.n,
-            "compile_s": res.compile_s, "fuse": b.fuse, "final_loss": recs[-1]["train/loss"]}
+            "compile_s": res.compile_s, "fuse": b.fuse, "placement": b.placement,
+            "final_loss": recs[-1]["train/loss"]}
 
 
 def main(argv: list[str]) -> None:
@@ -47,6 +50,8 @@ def main(argv: list[str]) -> None:
     t0 = time.perf_counter()
     if impl == "nnctl":
         out = run_nnctl(w, x, y)
+    elif impl == "nnctl-stream":  # the data stays in host memory; windows of batches are prefetched
+        out = run_nnctl(w, x, y, ("train.data_placement=stream",))
     elif impl == "jax":
         from bench import ref_jax
         out = ref_jax.run(w, x, y)

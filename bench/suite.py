@@ -28,6 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 IMPLS = ["nnctl", "jax", "torch"]
+STREAM = "nnctl-stream"  # nnctl with the data left in host memory and streamed (train.data_placement: stream)
 
 
 def sh(args, env=None, timeout=900) -> subprocess.CompletedProcess:
@@ -214,6 +215,27 @@ def report(doc: dict) -> str:
         need_j, need_t = (0.8, 50.0) if tiny else (0.9, 1.0)
         mem_ratio = stats["nnctl"][1][0] / stats["jax"][1][0] if stats["nnctl"][1][0] and stats["jax"][1][0] else None
         targets.append((name, r_j, need_j, r_t, need_t, mem_ratio))
+    streamed = [(n, c) for n, c in doc["throughput"].items() if c.get(STREAM)]
+    if streamed:
+        lines += ["", "### Data streamed from host memory (`train.data_placement: stream`)", "",
+                  "The same nnctl run with the data left on the host and windows of batches prefetched to the "
+                  "device, against the device-resident run above.", "",
+                  "| workload | nnctl, data on device | nnctl, streamed | streamed / on device | "
+                  "peak RSS MB on device / streamed |", "|---|---|---|---|---|"]
+        for name, cells in streamed:
+            w = by_name(name, quick)
+            key = "steps_per_s" if w.unit == "steps/s" else "samples_per_s"
+            dev = [r for r in cells.get("nnctl", []) if "error" not in r]
+            st = [r for r in cells[STREAM] if "error" not in r]
+            if not st:
+                err = cells[STREAM][0]["error"].strip().splitlines()[-1][:160]
+                lines.append(f"| {name} ({w.unit}) | | error: {err} | | |")
+                continue
+            a_, b_ = med([r[key] for r in dev]), med([r[key] for r in st])
+            ma, mb = med([r["peak_rss_mb"] for r in dev])[0], med([r["peak_rss_mb"] for r in st])[0]
+            ratio = f"{b_[0] / a_[0]:.2f}x" if a_[0] and b_[0] else "—"
+            lines.append(f"| {name} ({w.unit}) | {fmt(a_)} | {fmt(b_)} | {ratio} | "
+                         f"{f'{ma:.0f}' if ma else '—'} / {mb:.0f} |")
     lines += ["", "Workloads: " + "; ".join(f"**{w}**: {by_name(w, quick).notes}" for w in doc["throughput"]), ""]
     lines += ["## Targets", "", "| workload | nnctl/JAX (target) | nnctl/torch (target) | memory nnctl/JAX (≤1.2) |",
               "|---|---|---|---|"]
@@ -261,6 +283,7 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated workloads (xor,iris,mlp,cnn,lstm)")
     ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--skip-stream", action="store_true", help="do not measure nnctl with streamed data")
     ap.add_argument("--out", default=str(HERE), help="directory for results.json and RESULTS.md")
     ap.add_argument("--note", action="append", default=[], help="a line for the Notes section")
     a = ap.parse_args(argv)
@@ -277,10 +300,11 @@ def main(argv=None) -> None:
     print(f"machine: {doc['machine']}", file=sys.stderr)
     doc["peak"] = matmul_peak()
     print(f"matmul peak: {doc['peak']}", file=sys.stderr)
-    doc["throughput"] = {n: {i: [] for i in IMPLS} for n in names}
+    doc["throughput"] = {n: {i: [] for i in IMPLS + [STREAM]} for n in names}
     for rep in range(a.repeats):
         for n in names:
-            for impl in impls:
+            streamed = [STREAM] if not a.skip_stream and n not in ("xor", "iris") else []
+            for impl in impls + streamed:
                 r = measure(impl, n, a.quick)
                 doc["throughput"][n][impl].append(r)
                 shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()

@@ -108,6 +108,22 @@ class Placement:
         return jax.tree.map(one, tree)
 
 
+    def put_windows(self, tree):
+        """Streamed windows `(k, batch, ...)` -> global arrays with the batch axis sharded: each device is
+        sent only its slice of every batch."""
+        import jax
+        import numpy as np
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        spec = NamedSharding(self.mesh, PartitionSpec(None, AXIS))
+
+        def one(a):
+            a = np.asarray(a)
+            return jax.make_array_from_callback(a.shape, spec, lambda idx: a[idx])
+
+        return jax.tree.map(one, tree)
+
+
 def placement(devices: Any, batch_size: int) -> Placement | None:
     """None for single-device training, else a mesh over the selected devices."""
     import jax

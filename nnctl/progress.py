@@ -39,7 +39,9 @@ class TrainDisplay:
                 f"val {data.sizes['val']}, test {data.sizes['test']}")
         c.print(f"  model: {built.param_count:,} parameters   optimizer: {built.chain_desc}")
         c.print(f"  batch {loop.batch_size} x {loop.n_batches} steps/epoch   epochs {built.epochs}   "
-                f"compiled loop: {built.fuse}")
+                f"compiled loop: {built.fuse}"
+                + (f", data streamed from the host ({built.window} batches per call, {built.prefetch} prefetched)"
+                   if built.placement == "stream" else ""))
         if es is not None:
             c.print(f"  early stopping: {es.monitor} ({es.mode}) patience {es.patience}, min_delta {es.min_delta}"
                     f"{', restore best' if es.restore_best else ''}")

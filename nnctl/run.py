@@ -32,6 +32,9 @@ class Built:
     fuse: str
     param_count: int
     chain_desc: str
+    placement: str = "device"  # or "stream": data stays on the host, windows of batches go to the device
+    window: int = 1  # batches per compiled call when streaming
+    prefetch: int = 2
 
 
 def _regularizers(layers, prefix=""):
@@ -124,7 +127,11 @@ def build(loaded, data) -> Built:
     chain.append(t.optimizer.type)
     if any(not v for v in jax.tree.leaves(trainable)):
         chain.append("freeze")
-    return Built(loaded, data, obj, loop, epochs, fuse, count, " -> ".join(chain))
+    from nnctl.data.stream import choose_placement, data_bytes, window_size
+    where = choose_placement(t.data_placement, data_bytes(data.x_train, data.y_train, data.x_val, data.y_val))
+    batch_bytes = bs * (data.x_train[:1].nbytes + data.y_train[:1].nbytes)
+    return Built(loaded, data, obj, loop, epochs, fuse, count, " -> ".join(chain), where,
+                 window_size(t.stream.window, fuse, batch_bytes, nb), t.stream.prefetch)
 
 
 # ------------------------------------------------------------------------------------------- fitting
@@ -187,8 +194,12 @@ def fit(b: Built, on_epoch: Callable[[dict], None] = lambda r: None, stop: StopF
         records = list(start.records)
         compile_s = start.compile_s + time.perf_counter() - t0
         train_s = start.train_s
-    train_data = put((data.x_train, data.y_train))
-    val_data = put((data.x_val, data.y_val)) if data.x_val is not None else None
+    streamed = b.placement == "stream"
+    if streamed:  # the splits stay on the host; windows of batches are put on the device as they are needed
+        train_data = val_data = None
+    else:
+        train_data = put((data.x_train, data.y_train))
+        val_data = put((data.x_val, data.y_val)) if data.x_val is not None else None
     stop = stop or StopFlag()
     every = getattr(ckpt, "every", None) or None
     saved: dict[str, Any] = {"epoch": int(carry["epoch"]), "path": None}
@@ -207,7 +218,7 @@ def fit(b: Built, on_epoch: Callable[[dict], None] = lambda r: None, stop: StopF
         saved["path"] = ckpt.save(c, {"compile_seconds": round(compile_s, 4), "train_seconds": round(train_s, 4)})
         saved["epoch"] = e
 
-    if b.fuse == "epochs":
+    if b.fuse == "epochs" and not streamed:
         # One program serves every chunk size: the epoch limit is an argument; `cap` bounds the records buffer.
         cap = max(1, min(b.epochs, 4096))
         t = time.perf_counter()
@@ -235,8 +246,36 @@ def fit(b: Built, on_epoch: Callable[[dict], None] = lambda r: None, stop: StopF
                 per_epoch = max(secs / len(recs), 1e-7)
                 k = int(min(max(1, target_chunk_s / per_epoch), cap))
     else:
-        fns = steps_mode_fns(loop)
+        # host-driven epochs: one jitted call per step (`fuse: steps`) or per window of streamed batches
+        if streamed:
+            from nnctl.data.stream import windows
+            from nnctl.train import stream_evaluate, stream_fns
+            fns = stream_fns(loop)
+
+            def calls(st, sums, epoch, idx, mask):
+                put_train = place.put_windows if place else put  # data-parallel: each device gets its slice
+                for i0, xs, ys, ms in windows(data.x_train, data.y_train, np.asarray(idx), np.asarray(mask),
+                                              b.window, put_train, b.prefetch):
+                    st, sums = fns["window"](st, sums, xs, ys, ms, epoch, jnp.int32(i0))
+                    yield st, sums, i0 + len(xs) >= loop.n_batches
+
+            def end(carry, st, sums, epoch):
+                val_sums = (stream_evaluate(loop, fns, st, data.x_val, data.y_val, put, b.window, b.prefetch)
+                            if loop.n_val else None)
+                return fns["end"](carry, st, sums, val_sums, epoch)
+        else:
+            fns = steps_mode_fns(loop)
+
+            def calls(st, sums, epoch, idx, mask):
+                for i in range(loop.n_batches):
+                    st, sums = fns["step"](st, sums, train_data, idx, mask, epoch, i)
+                    yield st, sums, i == loop.n_batches - 1
+
+            def end(carry, st, sums, epoch):
+                return fns["end"](carry, st, sums, val_data, epoch)
+
         st = carry.pop("state")
+        t_first = None
         while int(carry["epoch"]) < b.epochs and not bool(carry["stopped"]) and stop.signum is None:
             t = time.perf_counter()
             epoch = carry["epoch"]
@@ -244,22 +283,34 @@ def fit(b: Built, on_epoch: Callable[[dict], None] = lambda r: None, stop: StopF
             snapshot = jax.tree.map(lambda a: np.array(a, copy=True), {**carry, "state": st})
             idx, mask = fns["perm"](epoch)
             sums = fns["sums0"]()
-            for i in range(loop.n_batches):
-                st, sums = fns["step"](st, sums, train_data, idx, mask, epoch, i)
-                if stop.signum is not None and i < loop.n_batches - 1:
+            partial = False
+            # the first call of a session compiles (and runs one step or window): that time is compile time
+            first = not records or start is not None and len(records) == len(start.records)
+            gen = calls(st, sums, epoch, idx, mask)
+            for st, sums, last in gen:
+                if first:
+                    jax.block_until_ready(sums)
+                    compile_s += time.perf_counter() - t
+                    t_first, first = time.perf_counter(), False
+                if stop.signum is not None and not last:
+                    partial = True
                     break
-            if stop.signum is not None and i < loop.n_batches - 1:
+            gen.close()
+            if partial:
                 carry, st = snapshot, None  # the partial epoch is dropped
                 break
-            carry, rec = fns["end"](carry, st, sums, val_data, epoch)
+            t_end = time.perf_counter()
+            carry, rec = end(carry, st, sums, epoch)
+            if t_first is not None:  # the session's first epoch end: compiling evaluation and end-of-epoch
+                jax.block_until_ready(rec)
+                compile_s += time.perf_counter() - t_end
+                t_first += time.perf_counter() - t_end
             st = carry.pop("state")
             rec = {**rec, "active": jnp.bool_(True), "epoch": epoch}
             recs = stack_records(jax.tree.map(lambda a: jnp.asarray(a)[None], rec))
             secs = time.perf_counter() - t
-            if not records or start is not None and len(records) == len(start.records):
-                compile_s += secs  # the first epoch of a session compiled the step
-            else:
-                train_s += secs
+            train_s += time.perf_counter() - (t_first if t_first is not None else t)
+            t_first = None
             emit(recs, secs)
             save({**carry, "state": st})
         if st is not None:
@@ -453,7 +504,7 @@ def summarize(b: Built, res: FitResult, run: Path) -> dict:
         "restored_best": bool(b.loop.restore_best and best_epoch is not None and res.reason != "nonfinite"),
         "compile_seconds": round(res.compile_s, 4), "train_seconds": round(res.train_s, 4),
         "steps_per_second": round(steps / res.train_s, 1) if res.train_s > 0 else None,
-        "parameters": b.param_count, "fuse": b.fuse, "data_sizes": b.data.sizes, "task": b.data.task,
+        "parameters": b.param_count, "fuse": b.fuse, "data_placement": b.placement, "data_sizes": b.data.sizes, "task": b.data.task,
         "final": {k: v for k, v in (recs[-1] if recs else {}).items()
                   if k.startswith(("train/", "val/"))},
         "at_best_epoch": {k: v for k, v in next((r for r in recs if r["epoch"] == best_epoch), {}).items()
@@ -529,7 +580,11 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
         raise DataError(f"this run has no {split} split (set data.{'test' if split == 'test' else 'validation'}_split "
                         f"in the spec); available: {', '.join(have)}")
     state = {"params": r.weights["params"], "model_state": r.weights["model_state"]}
-    sums = jax.jit(lambda s, d: loop.evaluate(s, d, len(x)))(state, (jnp.asarray(x), jnp.asarray(y)))
+    if r.built.placement == "stream":  # too big for the device at once: the same batches, streamed
+        from nnctl.train import stream_evaluate, stream_fns
+        sums = stream_evaluate(loop, stream_fns(loop), state, x, y, jax.device_put, r.built.window, r.built.prefetch)
+    else:
+        sums = jax.jit(lambda s, d: loop.evaluate(s, d, len(x)))(state, (jnp.asarray(x), jnp.asarray(y)))
     out = {k: float(v) for k, v in r.built.obj.finalize(sums).items()}
     result = {"run_dir": str(run_dir), "split": split, "examples": int(len(x)), "metrics": out, "task": data.task}
     if "confusion" in sums:
@@ -539,15 +594,11 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
 
 
 def predict_run(run_dir: str | Path, input_path: str, output: str | None = None) -> dict:
-    import jax
-    import jax.numpy as jnp
-
     r = restore(run_dir)
     data = r.built.data
     x = read_inputs(input_path, r.loaded, data.input_shape)
     x = r.scalers[0].apply(x)
-    predict = jax.jit(r.built.obj.predict)
-    out = np.asarray(predict(r.weights["params"], r.weights["model_state"], jnp.asarray(x)))
+    out = batched_predict(r.built.obj.predict, r.weights, x, r.built.loop.eval_batch)
     result: dict[str, Any] = {"run_dir": str(run_dir), "input": input_path, "examples": len(x), "task": data.task}
     if data.task == "classification":
         result["classes"] = out.argmax(-1).tolist()
@@ -560,6 +611,23 @@ def predict_run(run_dir: str | Path, input_path: str, output: str | None = None)
     if output:
         write_predictions(Path(output), result, data.class_names)
     return result
+
+
+def batched_predict(predict, weights: dict, x: np.ndarray, batch: int) -> np.ndarray:
+    """`predict` over `x` in fixed-size batches (the last one padded): one compiled program for any number of
+    inputs, and only one batch on the device at a time."""
+    import jax
+
+    fn = jax.jit(predict)
+    b = max(1, min(batch, len(x)))
+    outs = []
+    for i in range(0, len(x), b):
+        xb = x[i:i + b]
+        n = len(xb)
+        if n < b:
+            xb = np.concatenate([xb, np.repeat(xb[-1:], b - n, axis=0)])
+        outs.append(np.asarray(fn(weights["params"], weights["model_state"], xb))[:n])
+    return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
 
 def read_inputs(path: str, loaded, input_shape) -> np.ndarray:

@@ -382,3 +382,60 @@ def steps_mode_fns(loop: Loop) -> dict[str, Callable]:
     del nb, b
     return {"perm": jax.jit(perm), "step": jax.jit(step, donate_argnums=(0, 1)), "end": jax.jit(end),
             "sums0": jax.jit(loop.train_sums0)}
+
+
+def stream_fns(loop: Loop) -> dict[str, Callable]:
+    """Jitted pieces for data streamed from the host (`data_placement: stream`).
+
+    `window` trains on a window of batches already gathered on the host, `(k, batch, ...)`, with the
+    randomness of the fused epoch (batch `i0 + j` of epoch `e` uses key `fold_in(epoch_key(e), i0 + j + 1)`),
+    so streaming visits the same batches with the same dropout/augmentation draws as a device-resident
+    run. `i0` and `epoch` are traced: one program per window length (at most two: full and last)."""
+
+    def perm(epoch):
+        return loop.batch_index(loop.epoch_key(epoch))
+
+    def window(state, sums, xs, ys, ms, epoch, i0):
+        key = loop.epoch_key(epoch)
+
+        def one(carry, inp):
+            st, s = carry
+            xb, yb, m, j = inp
+            xb, yb, m = loop.place_batch((xb, yb, m))
+            return loop.obj.train_step(st, s, xb, yb, m, jax.random.fold_in(key, i0 + j + 1), loop.max_steps,
+                                       loop.halt_on_nonfinite), None
+
+        steps = jnp.arange(xs.shape[0], dtype=jnp.int32)
+        if xs.shape[0] == 1:  # no loop at all: XLA:CPU runs conv backward passes slower inside one
+            return one((state, sums), (xs[0], ys[0], ms[0], steps[0]))[0]
+        (state, sums), _ = jax.lax.scan(one, (state, sums), (xs, ys, ms, steps))
+        return state, sums
+
+    def eval_window(state, sums, xs, ys, ms):
+        def one(s, inp):
+            xb, yb, m = inp
+            return loop.obj.eval_step(state, s, xb, yb, m), None
+
+        if xs.shape[0] == 1:
+            return one(sums, (xs[0], ys[0], ms[0]))[0]
+        return jax.lax.scan(one, sums, (xs, ys, ms))[0]
+
+    def end(carry, state, sums, val_sums, epoch):
+        return loop.end_epoch({**carry, "state": state}, sums, val_sums, epoch)
+
+    return {"perm": jax.jit(perm), "window": jax.jit(window, donate_argnums=(0, 1)),
+            "eval": jax.jit(eval_window, donate_argnums=1), "end": jax.jit(end),
+            "sums0": jax.jit(loop.train_sums0),
+            "eval0": jax.jit(lambda: loop.obj.zero_sums(loop.out_shape, loop.y_dtype, False))}
+
+
+def stream_evaluate(loop: Loop, fns: dict, state, x: np.ndarray, y: np.ndarray, put: Callable,
+                    window: int, prefetch: int = 2):
+    """Loss and metric sums over a host-resident split: the batches of `Loop.evaluate`, streamed."""
+    from nnctl.data.stream import eval_index, windows
+
+    idx, mask = eval_index(len(x), loop.eval_batch)
+    sums = fns["eval0"]()
+    for _, xs, ys, ms in windows(x, y, idx, mask, window, put, prefetch):
+        sums = fns["eval"](state, sums, xs, ys, ms)
+    return sums

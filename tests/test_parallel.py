@@ -55,6 +55,15 @@ def test_four_devices_match_one(single, tmp_path):
     _close(single, _metrics(tmp_path / "run"))
 
 
+def test_streamed_data_on_four_devices_matches_one(single, tmp_path):
+    p = _train(["--out", str(tmp_path / "run"), "--set", "train.devices=4", "--set", "train.data_placement=stream",
+                "--set", "train.stream.window=3"], _env(4), tmp_path)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-2000:]
+    assert json.loads(out)["data_placement"] == "stream"
+    _close(single, _metrics(tmp_path / "run"))
+
+
 def test_batch_is_sharded_over_the_mesh(tmp_path):
     code = """
 import jax, jax.numpy as jnp

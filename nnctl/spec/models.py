@@ -169,6 +169,13 @@ class EarlyStoppingSpec(Strict):
     divergence_threshold: Optional[float] = Field(None, description="stop as soon as the monitor is this bad")
 
 
+class StreamSpec(Strict):
+    window: Optional[int] = Field(None, gt=0, le=4096, description="batches per compiled call when streaming "
+                                  "(default: 1 under fuse: steps, else as many as fit in ~64 MiB, at most 64)")
+    prefetch: int = Field(2, ge=1, le=16, description="windows gathered on the host and sent to the device "
+                          "ahead of the one being trained on")
+
+
 class CheckpointSpec(Strict):
     """Periodic checkpoints (whole training state) every `every_epochs` epochs; the newest `keep` are kept."""
 
@@ -190,6 +197,12 @@ class TrainSpec(Strict):
     on_nonfinite: Literal["stop", "skip_step"] = Field("stop", description="what a NaN/inf loss or gradient does")
     fuse: Literal["auto", "epochs", "steps"] = Field(
         "auto", description="compile whole epochs (several per call when tiny) or one step per call")
+    data_placement: Literal["auto", "device", "stream"] = Field(
+        "auto", description="device: every split is copied to the device once and epochs run there; stream: the "
+        "data stays in host memory and batches go to the device in windows, prefetched; auto: device when train "
+        "and validation data take at most half the device's memory (a quarter of RAM on CPU), else stream")
+    stream: StreamSpec = Field(default_factory=StreamSpec, description="{window: N, prefetch: K}: how batches are "
+                               "streamed when data_placement is stream")
     checkpoint: Optional[CheckpointSpec] = Field(None, description="{every_epochs: N, keep: K}: periodic "
                                                  "checkpoints for `nnctl train --resume` (plus the best weights)")
     log: list[Literal["csv", "tensorboard"]] = Field(default_factory=list, description="extra metric sinks "
