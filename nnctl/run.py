@@ -226,25 +226,38 @@ def fit(b: Built, on_epoch: Callable[[dict], None] = lambda r: None, stop: StopF
             carry, train_data, val_data, jnp.int32(b.epochs), cap).compile()
         compile_s += time.perf_counter() - t
 
-        def run(carry, k, limit):
-            t = time.perf_counter()
-            limit = min(int(carry["epoch"]) + k, limit)
-            carry, recs = compiled(carry, train_data, val_data, jnp.int32(limit))
-            recs = stack_records(recs)
-            return carry, recs, time.perf_counter() - t
-
-        k, calls = 1, 0
-        while int(carry["epoch"]) < b.epochs and not bool(carry["stopped"]) and stop.signum is None:
-            e0 = int(carry["epoch"])
-            limit = b.epochs if not every else min(b.epochs, (e0 // every + 1) * every)
-            carry, recs, secs = run(carry, k, limit)
-            calls += 1
-            train_s += secs
-            emit(recs, secs)
-            save(carry)
-            if recs:  # size the next call to ~target_chunk_s (call overhead inflates per_epoch: never overshoots)
-                per_epoch = max(secs / len(recs), 1e-7)
-                k = int(min(max(1, target_chunk_s / per_epoch), cap))
+        # Pipelined: the next call is dispatched before the records of the previous one are read, so turning
+        # records into dicts on the host overlaps the device running the next epochs. The loop state is
+        # donated to each call, so a call whose end is a checkpoint epoch is waited for (and saved) before
+        # the next one starts. After a stop (early stopping, max steps) a call already dispatched runs no
+        # epochs: its while-loop condition reads the stopped flag.
+        k = 1
+        e_next, stopped = int(carry["epoch"]), bool(carry["stopped"])
+        inflight = None  # (records on the device, first epoch, epoch limit) of the call running
+        t_mark = time.perf_counter()
+        while True:
+            more = not stopped and e_next < b.epochs and stop.signum is None
+            if inflight is not None and ckpt is not None and ckpt.due(inflight[2]):
+                more = False
+            new = None
+            if more:
+                lim = min(e_next + k, b.epochs if not every else min(b.epochs, (e_next // every + 1) * every))
+                carry, recs = compiled(carry, train_data, val_data, jnp.int32(lim))
+                new, e_next = (recs, e_next, lim), lim
+            if inflight is None and new is None:
+                break
+            if inflight is not None:
+                recs = stack_records(inflight[0])  # waits for that call only
+                now = time.perf_counter()
+                secs, t_mark = now - t_mark, now
+                train_s += secs
+                emit(recs, secs)
+                stopped = stopped or len(recs) < inflight[2] - inflight[1]
+                if new is None:
+                    save(carry)  # `carry` is that call's result: nothing was dispatched after it
+                if recs:  # size the next call to ~target_chunk_s
+                    k = int(min(max(1, target_chunk_s / max(secs / len(recs), 1e-7)), cap))
+            inflight = new
     else:
         # host-driven epochs: one jitted call per step (`fuse: steps`) or per window of streamed batches
         if streamed:
