@@ -316,6 +316,38 @@ def test_bidirectional_matches_pytorch(cell, return_sequences):
     np.testing.assert_allclose(y, want, atol=1e-5)
 
 
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm"])
+@pytest.mark.parametrize("directions", [1, 2])
+def test_hand_written_recurrent_backward_equals_autodiff(cell, directions):
+    """`fast_recurrence`'s backward pass (kernel gradient as one matmul after the scan) gives the gradients
+    autodiff of the plain scan gives, for the kernel, the inputs and the initial state, with cotangents on
+    both the outputs and the final carry."""
+    from nnctl.layers.recurrent import GATES, fast_recurrence, step_fn
+
+    t, b, u = 5, 3, 4
+    g = GATES[cell]
+    ks = jax.random.split(jax.random.key(2), 5)
+    rk = jax.random.normal(ks[0], (directions, u, g * u)) * 0.5
+    xp = jax.random.normal(ks[1], (t, directions, b, g * u))
+    h0 = jax.random.normal(ks[2], (directions, b, u)) * 0.3
+    carry0 = (h0, jax.random.normal(ks[3], (directions, b, u)) * 0.3) if cell == "lstm" else h0
+    wy = jax.random.normal(ks[4], (t, directions, b, u))
+
+    def loss(fn, rk, xp, carry0):
+        carry, ys = fn(rk, xp, carry0)
+        last = jax.tree.leaves(carry)
+        return (ys * wy).sum() + sum((c ** 2).sum() for c in last)
+
+    step = step_fn(cell, u)
+    plain = lambda rk, xp, c0: jax.lax.scan(lambda c, p: step(rk, c, p), c0, xp)  # noqa: E731
+    fast = lambda rk, xp, c0: fast_recurrence(cell, rk, xp, c0)  # noqa: E731
+    np.testing.assert_allclose(fast(rk, xp, carry0)[1], plain(rk, xp, carry0)[1], rtol=1e-6, atol=1e-6)
+    want = jax.grad(lambda *a: loss(plain, *a), argnums=(0, 1, 2))(rk, xp, carry0)
+    got = jax.jit(jax.grad(lambda *a: loss(fast, *a), argnums=(0, 1, 2)))(rk, xp, carry0)
+    for a, b_ in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+        np.testing.assert_allclose(b_, a, rtol=1e-5, atol=1e-5)
+
+
 def test_recurrence_is_a_compiled_scan():
     layers = build([{"type": "lstm", "units": 3, "bidirectional": True}])
     net = Network(layers)

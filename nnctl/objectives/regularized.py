@@ -62,7 +62,13 @@ class Regularized(Supervised):
 
         n_in = x[0].size
         n_out = jax.eval_shape(h, x[0]).shape[0]
-        jac = jax.jacrev(h) if n_out < n_in else jax.jacfwd(h)
+        jac = jax.jacrev(h)
+        if n_out >= n_in:  # forward mode is cheaper, unless a layer has a reverse-only custom gradient
+            try:
+                jax.eval_shape(jax.jacfwd(h), x[0])
+                jac = jax.jacfwd(h)
+            except TypeError:  # e.g. the recurrent layers' hand-written backward pass
+                pass
         j = jax.vmap(jac)(x)
         return (j.reshape(x.shape[0], -1) ** 2).sum(1)
 
