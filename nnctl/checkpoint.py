@@ -28,7 +28,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -102,11 +102,14 @@ class Checkpointer:
         self.every, self.keep = every, keep
         self.meta = {"seed": spec.seed, "spec_sha256": spec_hash(spec)}
         self.best_written = -1
+        self.before_save: Callable[[], None] | None = None  # e.g. flush the logs up to this epoch first
 
     def due(self, epoch: int) -> bool:
         return bool(self.every) and epoch > 0 and epoch % self.every == 0
 
     def save(self, carry: dict, extra: dict | None = None) -> Path:
+        if self.before_save is not None:
+            self.before_save()
         epoch = int(carry["epoch"])
         flat = flatten(carry)
         meta = {**self.meta, "epoch": epoch, "step": int(flat["['state']['step']"]),

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import time
 from pathlib import Path
 
 from nnctl import rundir
@@ -84,6 +85,7 @@ class RunLogs:
         self.timing = open(self.run / rundir.TIMING, mode, encoding="utf-8")
         self.csv_file = self.csv = None
         self.csv_header = header
+        self._flushed_at = time.monotonic()
         self.tb = None
         if "csv" in self.sinks:
             self.csv_file = open(self.run / CSV, "a" if header else "w", encoding="utf-8", newline="")
@@ -98,22 +100,33 @@ class RunLogs:
             purge = resume_epoch + 1 if resume_epoch is not None else None
             self.tb = SummaryWriter(str(self.run / TB_DIR), purge_step=purge, flush_secs=10)
 
+    FLUSH_S = 1.0  # records arrive in bursts of up to thousands: flush at most this often (and before checkpoints)
+
     def write(self, rec: dict) -> None:
         self.metrics.write(json.dumps(file_record(rec)) + "\n")
-        self.metrics.flush()
-        self.timing.write(json.dumps({"epoch": rec["epoch"], "time": rec.get("time")}) + "\n")
-        self.timing.flush()
+        t = rec.get("time")
+        self.timing.write(f'{{"epoch": {int(rec["epoch"])}, "time": {json.dumps(t) if t is None else repr(float(t))}}}\n')
         row = {k: v for k, v in rec.items() if k not in NOT_LOGGED}
         if self.csv is not None:
             if self.csv_header is None:
                 self.csv_header = list(row)
                 self.csv.writerow(self.csv_header)
             self.csv.writerow([_csv_value(row.get(k)) for k in self.csv_header])
-            self.csv_file.flush()
         if self.tb is not None:
             for k, v in row.items():
                 if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool):
                     self.tb.add_scalar(k, v, global_step=int(rec["epoch"]))
+        now = time.monotonic()
+        if now - self._flushed_at >= self.FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Everything written so far reaches the files: called before every checkpoint, so a checkpoint's
+        epoch is always in the logs a resumed run cuts back to."""
+        self._flushed_at = time.monotonic()
+        for f in (self.metrics, self.timing, self.csv_file):
+            if f is not None and not f.closed:
+                f.flush()
 
     def close(self) -> None:
         for f in (self.metrics, self.timing, self.csv_file):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 
@@ -10,16 +11,21 @@ def _fmt(v: Any) -> str:
 
 
 class TrainDisplay:
+    REFRESH_S = 0.1  # records arrive in bursts (one compiled call = many epochs): show the latest this often
+
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
         self.progress = None
         self.task = None
+        self._last: dict | None = None
+        self._shown_at = 0.0
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         if self.progress is not None:
+            self._show_last()
             self.progress.stop()
         return False
 
@@ -62,6 +68,16 @@ class TrainDisplay:
     def epoch(self, rec: dict) -> None:
         if self.progress is None:
             return
+        self._last = rec
+        now = time.monotonic()
+        if now - self._shown_at >= self.REFRESH_S:
+            self._shown_at = now
+            self._show_last()
+
+    def _show_last(self) -> None:
+        rec = self._last
+        if rec is None:
+            return
         shown = {k: v for k, v in rec.items() if k.startswith(("train/", "val/"))}
         text = "  ".join(f"{k}={_fmt(v)}" for k, v in shown.items())
         self.progress.update(self.task, completed=rec["epoch"], metrics=text)
@@ -71,6 +87,7 @@ class TrainDisplay:
         from rich.table import Table
 
         if self.progress is not None:
+            self._show_last()
             self.progress.stop()
             self.progress = None
         c = Console(highlight=False)

@@ -440,6 +440,7 @@ def _session(b: Built, run: Path, start: Resume | None, on_start, on_epoch) -> T
         (run / rundir.SUMMARY).unlink(missing_ok=True)
     rundir.write_json(run / rundir.RUN, info)
     logs = RunLogs(run, tuple(getattr(t, "log", None) or ()), start.epoch if start is not None else None)
+    ckpt.before_save = logs.flush  # a checkpoint's epochs are in the logs before the checkpoint exists
     if start is not None:
         start.records = [dict(r) for r in logs.previous]
         b.start_epoch = start.epoch  # read by the progress display
