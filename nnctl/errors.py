@@ -59,7 +59,12 @@ class SpecError(NnctlError):
 
 
 class DataError(NnctlError):
-    """Bad or missing data: names the file, the row/column or array, and the fix."""
+    """Bad or missing data: names the file, the row/column or array, and the fix. `key`: the spec key path the
+    problem is reported at when found while checking a spec (default: data.path)."""
+
+    def __init__(self, message: str, key: tuple = ()) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class RunDirError(NnctlError):

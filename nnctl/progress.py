@@ -42,7 +42,8 @@ class TrainDisplay:
         devices = ", ".join(sorted({d.platform for d in jax.devices()})) + f" x{len(jax.devices())}"
         c.print(f"[bold]{spec.name or run_dir.name}[/]  -> {run_dir}")
         c.print(f"  device: {devices}   data: {data.origin} ({data.task}) train {data.sizes['train']}, "
-                f"val {data.sizes['val']}, test {data.sizes['test']}")
+                f"val {data.sizes['val']}, test {data.sizes['test']}"
+                + _missing_note(data.sizes))
         c.print(f"  model: {built.param_count:,} parameters   optimizer: {built.chain_desc}")
         c.print(f"  batch {loop.batch_size} x {loop.n_batches} steps/epoch   epochs {built.epochs}   "
                 f"compiled loop: {built.fuse}"
@@ -110,3 +111,9 @@ class TrainDisplay:
         if summary.get("message"):
             c.print(f"[red]{summary['message']}[/]")
         c.print(f"run directory: {summary['run_dir']}")
+
+
+def _missing_note(sizes: dict) -> str:
+    parts = ([f"{sizes['dropped']} examples dropped"] if sizes.get("dropped") else []) + (
+        [f"{sizes['filled']} values filled with training means"] if sizes.get("filled") else [])
+    return f"; missing values: {', '.join(parts)}" if parts else ""

@@ -468,7 +468,9 @@ def _session(b: Built, run: Path, start: Resume | None, on_start, on_epoch) -> T
     try:
         carry = res.carry
         rundir.write_state(run, res.weights, carry["state"]["opt_state"],
-                           {"x": data.scaler.to_dict(), "y": data.target_scaler.to_dict()},
+                           {"x": data.scaler.to_dict(), "y": data.target_scaler.to_dict(),
+                            "impute": data.imputer.to_dict(),
+                            "csv": data.layout.to_dict() if data.layout else None},
                            {"seed": spec.seed, "epoch": int(carry["epoch"]), "step": int(carry["state"]["step"])})
         summary = summarize(b, res, run)
         rundir.write_json(run / rundir.SUMMARY, summary)
@@ -553,7 +555,7 @@ class Restored:
 
 def restore(run_dir: str | Path) -> Restored:
     """Rebuild the model from a run's saved spec and put its weights into it."""
-    from nnctl.data.prepare import Scaler, prepare
+    from nnctl.data.prepare import Imputer, Scaler, prepare
     from nnctl.model import abstract_variables
     from nnctl.spec import load_spec
 
@@ -562,7 +564,7 @@ def restore(run_dir: str | Path) -> Restored:
     saved = rundir.read_msgpack(run / rundir.WEIGHTS)
     sc = rundir.read_json(run / rundir.SCALERS)
     try:
-        scalers = (Scaler.from_dict(sc["x"]), Scaler.from_dict(sc["y"]))
+        scalers = (Scaler.from_dict(sc["x"]), Scaler.from_dict(sc["y"]), Imputer.from_dict(sc.get("impute")))
     except (KeyError, TypeError) as e:
         raise RunDirError(f"{run / rundir.SCALERS} is malformed ({e})") from None
     base = _data_base(run)
@@ -610,7 +612,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
 def predict_run(run_dir: str | Path, input_path: str, output: str | None = None) -> dict:
     r = restore(run_dir)
     data = r.built.data
-    x = read_inputs(input_path, r.loaded, data.input_shape)
+    x = read_inputs(input_path, r.loaded, data)
     x = r.scalers[0].apply(x)
     out = batched_predict(r.built.obj.predict, r.weights, x, r.built.loop.eval_batch)
     result: dict[str, Any] = {"run_dir": str(run_dir), "input": input_path, "examples": len(x), "task": data.task}
@@ -644,40 +646,44 @@ def batched_predict(predict, weights: dict, x: np.ndarray, batch: int) -> np.nda
     return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
 
-def read_inputs(path: str, loaded, input_shape) -> np.ndarray:
+def read_inputs(path: str, loaded, data) -> np.ndarray:
+    """The examples of an input file (csv or npz) as the model's inputs: csv columns by the names the run was
+    trained on (categorical ones one-hot encoded the same way), missing values filled as in training."""
     from nnctl.data.prepare import check_finite
-    from nnctl.data.sources import csv_header
+    from nnctl.data.sources import csv_delimiter, csv_features, csv_header, csv_rows, CsvLayout
 
     p = Path(path)
     if not p.exists():
         raise DataError(f"no such input file: {p}")
+    d = loaded.spec.data
+    missing = "mean" if data.imputer.fill is not None else "error"
     if p.suffix == ".npz":
         with np.load(p, allow_pickle=False) as z:
-            name = loaded.spec.data.x if isinstance(loaded.spec.data.x, str) and loaded.spec.data.x in z.files else (
-                "x" if "x" in z.files else z.files[0])
-            x = np.asarray(z[name], np.float32)
+            name = d.x if isinstance(d.x, str) and d.x in z.files else ("x" if "x" in z.files else z.files[0])
+            x = np.asarray(z[name])
+        if x.dtype.kind not in "biuf":
+            raise DataError(f"{p}: array '{name}' has dtype {x.dtype}; expected numbers")
+        x = x.astype(np.float32)
     else:
-        header = csv_header(p)
-        d = loaded.spec.data
-        feats = d.features if d.source == "csv" and d.features else None
-        if feats is None and d.source == "csv":
-            targets = [d.target] if isinstance(d.target, str) else list(d.target)
-            feats = [c for c in header if c not in targets]
-        try:
-            arr = np.genfromtxt(p, delimiter=",", names=True, dtype=np.float64, encoding="utf-8")
-        except ValueError as e:
-            raise DataError(f"{p}: cannot read as numeric CSV ({e})") from None
-        names = list(arr.dtype.names or [])
-        cols = feats if feats is not None else names
-        missing = [c for c in cols if c not in names]
-        if missing:
-            raise DataError(f"{p}: missing feature columns {missing}")
-        x = np.stack([np.atleast_1d(arr[c]) for c in cols], 1).astype(np.float32)
+        delimiter = csv_delimiter(p, d.delimiter if d.source == "csv" else None)
+        header = csv_header(p, delimiter)
+        layout = data.layout or CsvLayout(tuple(header), {})
+        absent = [c for c in layout.features if c not in header]
+        if absent:
+            raise DataError(f"{p}: missing feature columns {absent} (the run was trained on "
+                            f"{', '.join(layout.features)})")
+        rows = csv_rows(p, header, delimiter)
+        if not rows:
+            raise DataError(f"{p}: no data rows after the header")
+        x = csv_features(p, header, rows, layout, missing, "predictions need every value; a run trained with "
+                         "data.missing: mean fills missing ones and unknown categories")
+    x = data.imputer.apply(x)
     check_finite(x, str(p))
-    n = math.prod(input_shape)
+    n = math.prod(data.input_shape)
     if math.prod(x.shape[1:]) != n:
-        raise DataError(f"{p}: examples have {math.prod(x.shape[1:])} values, the model expects {list(input_shape)}")
-    return x.reshape((len(x), *input_shape))
+        raise DataError(f"{p}: examples have {math.prod(x.shape[1:])} values, the model expects "
+                        f"{list(data.input_shape)}")
+    return x.reshape((len(x), *data.input_shape))
 
 
 def write_predictions(path: Path, result: dict, class_names) -> None:

@@ -88,3 +88,84 @@ train: {loss: categorical_crossentropy}
 """)
     d = prepare(loaded.spec, loaded.analysis, None)
     assert d.x_train.shape[1:] == (8, 8, 1) and d.task == "classification"
+
+
+# --- real-world CSVs: separators, text (categorical) features, missing values -----------------------------
+MIXED = """\
+age;colour;size;label
+30;red;1.5;1
+;blue;2.5;0
+41;NA;0.5;1
+25;green;?;0
+38;red;1.0;
+52;blue;3.0;1
+19;green;2.0;0
+60;red;2.2;1
+"""
+
+MIXED_SPEC = """
+data: {source: csv, path: m.csv, target: label, categorical: [colour], missing: %s, shuffle: false}
+model: {layers: [{type: dense, units: 1, activation: sigmoid}]}
+train: {loss: binary_crossentropy, epochs: 2, batch_size: 4}
+"""
+
+
+def _mixed(tmp_path, missing):
+    (tmp_path / "m.csv").write_text(MIXED)
+    spec = tmp_path / f"s_{missing}.yaml"
+    spec.write_text(MIXED_SPEC % missing)
+    return spec
+
+
+def test_categorical_columns_are_one_hot_and_the_separator_is_detected(tmp_path):
+    from nnctl.spec import load_spec
+    loaded = load_spec(_mixed(tmp_path, "drop"))
+    assert loaded.analysis.input_shape == (5,)  # age, colour (blue, green, red), size
+    d = prepare(loaded.spec, loaded.analysis, loaded.base_dir)
+    # rows 2 (age), 3 (colour NA), 4 (size ?) have a missing feature, row 5 no label: 4 dropped
+    assert d.sizes == {"train": 4, "val": 0, "test": 0, "dropped": 4, "filled": 0}
+    np.testing.assert_array_equal(d.x_train[:, 1:4], [[0, 0, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    np.testing.assert_array_equal(d.x_train[:, 0], [30, 52, 19, 60])
+    assert d.layout.features == ("age", "colour", "size") and d.layout.categories == {"colour": ["blue", "green", "red"]}
+
+
+def test_missing_mean_fills_with_training_means_only(tmp_path):
+    from nnctl.spec import load_spec
+    loaded = load_spec(_mixed(tmp_path, "mean"))
+    d = prepare(loaded.spec, loaded.analysis, loaded.base_dir)
+    assert d.sizes["dropped"] == 1 and d.sizes["train"] == 7  # only the row without a label
+    assert d.sizes["filled"] == 1 + 3 + 1  # age, the colour one-hot block, size
+    ages = np.array([30, 41, 25, 52, 19, 60], np.float32)
+    assert d.x_train[1, 0] == pytest.approx(ages.mean())
+    np.testing.assert_allclose(d.x_train[2, 1:4], [2 / 6, 2 / 6, 2 / 6])  # category frequencies
+    # with a validation split, the means come from the training rows alone: unshuffled, the first 4 of the
+    # 7 labelled rows are validation, the training rows are ages 52, 19, 60 and sizes 3.0, 2.0, 2.2
+    loaded = load_spec(_mixed(tmp_path, "mean"), ("data.validation_split=0.5",))
+    d = prepare(loaded.spec, loaded.analysis, loaded.base_dir)
+    np.testing.assert_allclose(d.x_val[:, 0], [30, (52 + 19 + 60) / 3, 41, 25], rtol=1e-6)
+    np.testing.assert_allclose(d.x_val[3, 4], (3.0 + 2.0 + 2.2) / 3, rtol=1e-6)
+    np.testing.assert_allclose(d.x_val[2, 1:4], [1 / 3, 1 / 3, 1 / 3], rtol=1e-6)
+    assert not np.isnan(d.x_train).any()
+
+
+def test_predict_reads_columns_by_name_encodes_and_fills_like_training(tmp_path):
+    spec = _mixed(tmp_path, "mean")
+    res = train_run(str(spec), out=str(tmp_path / "run"))
+    saved = __import__("json").loads((tmp_path / "run" / "scalers.json").read_text())
+    assert saved["csv"] == {"features": ["age", "colour", "size"], "categories": {"colour": ["blue", "green", "red"]}}
+    assert len(saved["impute"]["fill"]) == 5
+    (tmp_path / "in.csv").write_text("size,colour,age\n1.5,red,30\n,purple,\n")  # other order and separator
+    out = predict_run(res.run_dir, str(tmp_path / "in.csv"))
+    assert len(out["probabilities"]) == 2
+    direct = predict_run(res.run_dir, str(tmp_path / "m.csv"))
+    assert out["probabilities"][0] == pytest.approx(direct["probabilities"][0], abs=1e-6)
+
+
+def test_predict_without_fill_refuses_missing_values_and_unknown_categories(tmp_path):
+    res = train_run(str(_mixed(tmp_path, "drop")), out=str(tmp_path / "run"))
+    (tmp_path / "in.csv").write_text("age,colour,size\n30,purple,1\n")
+    with pytest.raises(DataError, match=r"row 2, column 'colour': unknown category 'purple' \(known: blue, green, red\)"):
+        predict_run(res.run_dir, str(tmp_path / "in.csv"))
+    (tmp_path / "in.csv").write_text("age,colour\n30,red\n")
+    with pytest.raises(DataError, match=r"missing feature columns \['size'\]"):
+        predict_run(res.run_dir, str(tmp_path / "in.csv"))

@@ -131,6 +131,7 @@ def test_run_directory_contents_and_no_overwrite(tmp_path):
     ("diabetes_regression.yaml", ("train.epochs=20",), "r2", 0.2),
     ("sine_regression.yaml", ("train.epochs=40",), "r2", 0.5),
     ("residual_mlp.yaml", ("train.epochs=4",), "accuracy", 0.85),
+    ("loans_csv.yaml", ("train.epochs=15",), "accuracy", 0.7),
 ])
 def test_example_specs_train_shrunk(tmp_path, spec, over, metric, least):
     res = train_run(str(SPECS / spec), out=str(tmp_path / "r"), overrides=over)

@@ -42,11 +42,11 @@ def peek(data, base_dir: Path) -> DataInfo:
         p = resolve(data.path, base_dir)
         if not p.exists():
             raise DataError(f"no such CSV file: {p}")
-        from nnctl.data.sources import csv_header
-        header = csv_header(p)
-        targets = [data.target] if isinstance(data.target, str) else list(data.target)
-        feats = data.features if data.features is not None else [c for c in header if c not in targets]
-        return DataInfo((len(feats),))
+        from nnctl.data.sources import csv_delimiter, csv_header, csv_layout, csv_rows
+        delimiter = csv_delimiter(p, data.delimiter)
+        header = csv_header(p, delimiter)
+        rows = csv_rows(p, header, delimiter) if data.categorical else None  # categories: read the column
+        return DataInfo((csv_layout(data, p, header, rows).width,))
     if src == "npz":
         p = resolve(data.path, base_dir)
         if not p.exists():

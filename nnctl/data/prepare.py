@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnctl.data.sources import Raw, read
+from nnctl.data.sources import CsvLayout, Raw, read
 from nnctl.errors import DataError
 
 
@@ -57,6 +57,44 @@ class Scaler:
 
 
 @dataclass
+class Imputer:
+    """Missing feature values (NaN) filled with the training split's column means (`data.missing: mean`)."""
+
+    fill: np.ndarray | None  # per feature; None: nothing to fill
+
+    @staticmethod
+    def fit(missing: str, x: np.ndarray) -> "Imputer":
+        if missing != "mean":
+            return Imputer(None)
+        flat = x.reshape(len(x), -1)
+        bad = np.isnan(flat)
+        counts = (~bad).sum(0)
+        sums = np.where(bad, 0.0, flat).sum(0, dtype=np.float64)
+        return Imputer(np.where(counts > 0, sums / np.maximum(counts, 1), 0.0).astype(np.float32))
+
+    def apply(self, x: np.ndarray | None) -> np.ndarray | None:
+        if self.fill is None or x is None:
+            return x
+        flat = x.reshape(len(x), -1)
+        return np.where(np.isnan(flat), self.fill, flat).astype(np.float32).reshape(x.shape)
+
+    def to_dict(self) -> dict | None:
+        return None if self.fill is None else {"fill": self.fill}
+
+    @staticmethod
+    def from_dict(d: dict | None) -> "Imputer":
+        return Imputer(None if not d else np.asarray(d["fill"], np.float32))
+
+
+def drop_missing(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`data.missing: drop`: the examples without a NaN feature."""
+    keep = ~np.isnan(x.reshape(len(x), -1)).any(1) if x.dtype.kind == "f" else np.ones(len(x), bool)
+    if y.dtype.kind == "f":
+        keep &= ~np.isnan(y.reshape(len(y), -1)).any(1)
+    return x[keep], y[keep]
+
+
+@dataclass
 class Dataset:
     task: str
     input_shape: tuple
@@ -72,18 +110,25 @@ class Dataset:
     class_names: list[str] | None = None
     origin: str = ""
     sizes: dict = field(default_factory=dict)
+    imputer: Imputer = field(default_factory=lambda: Imputer(None))
+    layout: CsvLayout | None = None  # csv: feature columns and categories (one-hot order), for predict
 
     def split(self, name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
         return {"train": (self.x_train, self.y_train), "val": (self.x_val, self.y_val),
                 "test": (self.x_test, self.y_test)}[name]
 
 
-def check_finite(a: np.ndarray, what: str) -> None:
-    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-        idx = np.argwhere(~np.isfinite(a))[0]
+def check_finite(a: np.ndarray, what: str, allow_nan: bool = False) -> None:
+    if a.dtype.kind != "f":
+        return
+    bad = np.isinf(a) if allow_nan else ~np.isfinite(a)
+    if bad.any():
+        idx = np.argwhere(bad)[0]
         row = int(idx[0])
         col = f", column {int(idx[1])}" if len(idx) > 1 else ""
-        raise DataError(f"{what}: non-finite value {a[tuple(idx)]} at row {row}{col} (remove or impute NaN/inf)")
+        v = a[tuple(idx)]
+        fix = "remove the row or set data.missing: drop or mean" if v != v else "remove or replace infinite values"
+        raise DataError(f"{what}: non-finite value {v} at row {row}{col} ({fix})")
 
 
 def per_step_labels(y: np.ndarray, out_shape: tuple | None) -> bool:
@@ -160,21 +205,38 @@ def _reshape(x: np.ndarray, shape: tuple, what: str) -> np.ndarray:
 
 
 def prepare(spec, analysis, base_dir: Path, scaler: Scaler | None = None,
-            target_scaler: Scaler | None = None) -> Dataset:
-    """Load, check, split and scale the data of a spec (scalers given: reuse a run's saved ones)."""
+            target_scaler: Scaler | None = None, imputer: Imputer | None = None) -> Dataset:
+    """Load, check, split, impute and scale the data of a spec (scalers/imputer given: reuse a run's saved
+    ones)."""
     d = spec.data
     raw: Raw = read(d, base_dir, spec.seed)
     where = raw.origin or d.source
     if len(raw.x) != len(raw.y):
         raise DataError(f"{where}: x has {len(raw.x)} examples but y has {len(raw.y)}")
+    if raw.x_test is not None and len(raw.x_test) != len(raw.y_test):
+        raise DataError(f"{where}: test x has {len(raw.x_test)} examples but test y has {len(raw.y_test)}")
+    n_before = len(raw.x) + (0 if raw.x_test is None else len(raw.x_test))
+    if d.missing == "drop":
+        n0 = len(raw.x)
+        raw.x, raw.y = drop_missing(raw.x, raw.y)
+        if len(raw.x) == 0 and n0:
+            raise DataError(f"{where}: every example has a missing value (data.missing: drop)")
+        if raw.x_test is not None:
+            raw.x_test, raw.y_test = drop_missing(raw.x_test, raw.y_test)
+    elif d.missing == "mean":  # a missing target cannot be filled: those examples are dropped
+        for xs, ys in (("x", "y"), ("x_test", "y_test")):
+            y = getattr(raw, ys)
+            if y is not None and y.dtype.kind == "f":
+                keep = ~np.isnan(y.reshape(len(y), -1)).any(1)
+                setattr(raw, xs, getattr(raw, xs)[keep])
+                setattr(raw, ys, y[keep])
     if len(raw.x) == 0:
         raise DataError(f"{where}: no examples")
-    check_finite(raw.x, f"{where} x")
+    dropped = raw.dropped + n_before - len(raw.x) - (0 if raw.x_test is None else len(raw.x_test))
+    check_finite(raw.x, f"{where} x", allow_nan=d.missing == "mean")
     check_finite(np.asarray(raw.y, np.float64) if raw.y.dtype.kind in "biuf" else raw.y, f"{where} y")
     if raw.x_test is not None:
-        if len(raw.x_test) != len(raw.y_test):
-            raise DataError(f"{where}: test x has {len(raw.x_test)} examples but test y has {len(raw.y_test)}")
-        check_finite(raw.x_test, f"{where} test x")
+        check_finite(raw.x_test, f"{where} test x", allow_nan=d.missing == "mean")
 
     shape = analysis.input_shape
     x = _reshape(raw.x, shape, f"{where} x")
@@ -203,6 +265,10 @@ def prepare(spec, analysis, base_dir: Path, scaler: Scaler | None = None,
     x_train, y_train = x[train_idx], raw.y[train_idx]
     x_val, y_val = (x[val_idx], raw.y[val_idx]) if n_val else (None, None)
 
+    imputer = imputer or Imputer.fit(d.missing, x_train)
+    filled = sum(int(np.isnan(a).sum()) for a in (x_train, x_val, x_test) if a is not None and a.dtype.kind == "f") \
+        if imputer.fill is not None else 0
+    x_train, x_val, x_test = (imputer.apply(a) for a in (x_train, x_val, x_test))
     scaler = scaler or Scaler.fit(d.normalize, x_train)
     x_train, x_val, x_test = (scaler.apply(a) if a is not None else None for a in (x_train, x_val, x_test))
 
@@ -223,5 +289,7 @@ def prepare(spec, analysis, base_dir: Path, scaler: Scaler | None = None,
             y_train, y_val, y_test = (target_scaler.apply(a) if a is not None else None for a in (y_train, y_val, y_test))
     num_classes = out_shape[-1] if task == "classification" else (2 if task == "binary" else None)
     sizes = {"train": len(x_train), "val": 0 if x_val is None else len(x_val), "test": 0 if x_test is None else len(x_test)}
+    if dropped or filled:
+        sizes.update(dropped=dropped, filled=filled)  # examples dropped / values filled for missing values
     return Dataset(task, tuple(shape), x_train, y_train, x_val, y_val, x_test, y_test, num_classes, scaler,
-                   target_scaler, raw.class_names, where, sizes)
+                   target_scaler, raw.class_names, where, sizes, imputer, raw.layout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +23,36 @@ class Raw:
     class_names: list[str] | None = None
     origin: str = ""
     task: str | None = None  # known task (built-in regression sets), else inferred
+    layout: "CsvLayout | None" = None  # csv: the feature columns and the categories of categorical ones
+    dropped: int = 0  # examples dropped for a missing value (data.missing: drop | mean)
 
 
-def csv_header(p: Path) -> list[str]:
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})  # compared stripped and lower-cased
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def is_missing(cell: str) -> bool:
+    return cell.strip().lower() in MISSING
+
+
+def csv_delimiter(p: Path, given: str | None = None) -> str:
+    """`given`, else the candidate that occurs most often in the header row (comma when none does)."""
+    if given:
+        return given
+    try:
+        with open(p, newline="", encoding="utf-8") as f:
+            first = f.readline()
+    except UnicodeDecodeError as e:
+        raise _not_utf8(p, e) from None
+    counts = {d: first.count(d) for d in DELIMITERS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def csv_header(p: Path, delimiter: str | None = None) -> list[str]:
     with open(p, newline="", encoding="utf-8") as f:
         try:
-            header = next(csv.reader(f))
+            header = next(csv.reader(f, delimiter=csv_delimiter(p, delimiter)))
         except StopIteration:
             raise DataError(f"{p}: the file is empty (expected a header row)") from None
         except UnicodeDecodeError as e:
@@ -40,42 +65,139 @@ def _not_utf8(p: Path, e: UnicodeDecodeError) -> DataError:
                      f"save the CSV as UTF-8")
 
 
-def _read_csv(data, p: Path) -> Raw:
-    header = csv_header(p)
-    targets = [data.target] if isinstance(data.target, str) else list(data.target)
-    for t in targets:
-        if t not in header:
-            raise DataError(f"{p}: no column '{t}'.{did_you_mean(t, header)} Columns: {', '.join(header)}")
-    feats = data.features if data.features is not None else [c for c in header if c not in targets]
-    for c in feats:
-        if c not in header:
-            raise DataError(f"{p}: no feature column '{c}'.{did_you_mean(c, header)} Columns: {', '.join(header)}")
-    if not feats:
-        raise DataError(f"{p}: no feature columns left besides the target")
-    fi = [header.index(c) for c in feats]
-    ti = [header.index(c) for c in targets]
+def csv_rows(p: Path, header: list[str], delimiter: str) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of every non-blank data row; a row with the wrong number of fields is an error."""
     rows = []
     with open(p, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        next(reader)
+        reader = csv.reader(f, delimiter=delimiter)
+        next(reader, None)
         try:
             for r in reader:
                 if not r or all(not c.strip() for c in r):
                     continue
                 if len(r) != len(header):
-                    raise DataError(f"{p}: row {reader.line_num} has {len(r)} fields, the header has {len(header)}")
+                    raise DataError(f"{p}: row {reader.line_num} has {len(r)} fields, the header has {len(header)}"
+                                    + ("" if delimiter != "," else " (a different separator? set data.delimiter)"))
                 rows.append((reader.line_num, r))
         except UnicodeDecodeError as e:
             raise _not_utf8(p, e) from None
+        except csv.Error as e:
+            raise DataError(f"{p}: row {reader.line_num}: {e}") from None
+    return rows
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """Which columns feed the model, in order: a numeric column is one input, a categorical one is one
+    input per category (one-hot, categories sorted)."""
+
+    features: tuple[str, ...]
+    categories: dict  # categorical column -> its categories, in input order
+
+    def to_dict(self) -> dict:
+        return {"features": list(self.features), "categories": self.categories}
+
+    @property
+    def width(self) -> int:
+        return sum(len(self.categories[c]) if c in self.categories else 1 for c in self.features)
+
+
+def csv_targets(data) -> list[str]:
+    return [data.target] if isinstance(data.target, str) else list(data.target or [])
+
+
+def csv_layout(data, p: Path, header: list[str], rows: list | None) -> CsvLayout:
+    """The feature columns of a csv source; categories are read from `rows` (None: none declared)."""
+    targets = csv_targets(data)
+    for t in targets:
+        if t not in header:
+            raise DataError(f"{p}: no column '{t}'.{did_you_mean(t, header)} Columns: {', '.join(header)}",
+                            ("data", "target"))
+    feats = data.features if data.features is not None else [c for c in header if c not in targets]
+    for c in feats:
+        if c not in header:
+            raise DataError(f"{p}: no feature column '{c}'.{did_you_mean(c, header)} Columns: {', '.join(header)}",
+                            ("data", "features", feats.index(c)))
+    if not feats:
+        raise DataError(f"{p}: no feature columns left besides the target")
+    cats = {}
+    for c in data.categorical:
+        if c not in feats:
+            where = "a target" if c in targets else ("not a feature" if c in header else "not a column")
+            raise DataError(f"{p}: '{c}' is {where}.{did_you_mean(c, feats)} Feature columns: {', '.join(feats)}",
+                            ("data", "categorical", data.categorical.index(c)))
+        k = header.index(c)
+        values = sorted({r[k].strip() for _, r in rows or [] if not is_missing(r[k])})
+        if not values:
+            raise DataError(f"{p}: categorical column '{c}' has no values",
+                            ("data", "categorical", data.categorical.index(c)))
+        cats[c] = values
+    return CsvLayout(tuple(feats), cats)
+
+
+def csv_features(p: Path, header: list[str], rows: list, layout: CsvLayout, missing: str,
+                 fix: str = "set data.missing: drop or mean") -> np.ndarray:
+    """(rows, layout.width) float32; a missing value (or an unknown category) is NaN, or an error (ending in
+    `fix`) when `missing` is "error"."""
+    x = np.empty((len(rows), layout.width), np.float32)
+    col = 0
+    for c in layout.features:
+        k = header.index(c)
+        cats = layout.categories.get(c)
+        if cats is None:
+            for i, (line, r) in enumerate(rows):
+                cell = r[k]
+                try:
+                    v = float(cell)
+                except ValueError:
+                    if not is_missing(cell):
+                        raise DataError(f"{p}: row {line}, column '{c}': {cell!r} is not a number (text "
+                                        f"categories: list the column in data.categorical)") from None
+                    v = math.nan
+                if v != v and missing == "error":
+                    raise DataError(f"{p}: row {line}, column '{c}': missing value {cell!r} ({fix})")
+                x[i, col] = v
+            col += 1
+        else:
+            index = {v: j for j, v in enumerate(cats)}
+            block = x[:, col:col + len(cats)]
+            block[:] = 0.0
+            for i, (line, r) in enumerate(rows):
+                v = r[k].strip()
+                j = index.get(v)
+                if j is not None:
+                    block[i, j] = 1.0
+                    continue
+                if missing == "error":
+                    what = f"missing value {v!r}" if is_missing(v) else (
+                        f"unknown category {v!r} (known: {', '.join(cats[:10])}{', ...' if len(cats) > 10 else ''})")
+                    raise DataError(f"{p}: row {line}, column '{c}': {what} ({fix})")
+                block[i] = math.nan
+            col += len(cats)
+    return x
+
+
+def _read_csv(data, p: Path) -> Raw:
+    delimiter = csv_delimiter(p, data.delimiter)
+    header = csv_header(p, delimiter)
+    targets = csv_targets(data)
+    rows = csv_rows(p, header, delimiter)
+    layout = csv_layout(data, p, header, rows)
+    ti = [header.index(c) for c in targets]
     if not rows:
         raise DataError(f"{p}: no data rows after the header")
-    x = np.empty((len(rows), len(fi)), np.float32)
-    for i, (line, r) in enumerate(rows):
-        for j, k in enumerate(fi):
-            try:
-                x[i, j] = float(r[k])
-            except ValueError:
-                raise DataError(f"{p}: row {line}, column '{header[k]}': {r[k]!r} is not a number") from None
+    kept = []
+    for line, r in rows:
+        gone = [header[k] for k in ti if is_missing(r[k])]
+        if gone and data.missing == "error":
+            raise DataError(f"{p}: row {line}, column '{gone[0]}': the target is missing (set data.missing: drop "
+                            f"or mean to drop such rows)")
+        if not gone:
+            kept.append((line, r))
+    if not kept:
+        raise DataError(f"{p}: every row's target is missing")
+    rows_all, rows = rows, kept
+    x = csv_features(p, header, rows, layout, data.missing)
     raw_y = [[r[k].strip() for k in ti] for _, r in rows]
     class_names = None
     try:
@@ -88,7 +210,8 @@ def _read_csv(data, p: Path) -> Raw:
         y = np.array([index[row[0]] for row in raw_y], np.int64)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    return Raw(x, y, class_names=class_names, origin=str(p))
+    return Raw(x, y, class_names=class_names, origin=str(p), layout=layout,
+               dropped=len(rows_all) - len(rows))
 
 
 def _read_npz(data, p: Path) -> Raw:

@@ -108,7 +108,7 @@ def encode_run(run_dir: str, input_path: str, layer: str, output: str | None = N
         from nnctl.errors import choices_text, did_you_mean
         raise NnctlError(f"--encode: unknown layer '{layer}'.{did_you_mean(layer, names)} Layers: {choices_text(names)}")
     data = r.built.data
-    x = r.scalers[0].apply(read_inputs(input_path, r.loaded, data.input_shape))
+    x = r.scalers[0].apply(read_inputs(input_path, r.loaded, data))
     if m.type == "sequential":
         def encode(p, ms, x):
             return obj.net.apply({"params": p, **ms}, x, train=False, head=False, capture=(layer,))[1][layer]

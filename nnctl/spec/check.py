@@ -45,7 +45,7 @@ def check_spec(loaded) -> Analysis:
     try:
         info = peek(spec.data, loaded.base_dir)
     except DataError as e:
-        problems.append(loaded.problem(("data", "path") if spec.data.path else ("data",), str(e)))
+        problems.append(loaded.problem(e.key or (("data", "path") if spec.data.path else ("data",)), str(e)))
     if spec.model.input_shape is not None:
         input_shape = tuple(spec.model.input_shape)
         if info is not None and info.x_shape is not None:

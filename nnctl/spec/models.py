@@ -33,6 +33,14 @@ class DataSpec(Strict):
     path: Optional[str] = Field(None, description="csv/npz: file path (relative to the spec file)")
     target: Optional[Union[str, list[str]]] = Field(None, description="csv: target column name(s)")
     features: Optional[list[str]] = Field(None, description="csv: feature columns (default: all but the target)")
+    delimiter: Optional[str] = Field(None, min_length=1, max_length=1, description="csv: field separator "
+                                     "(default: detected from the header row among , ; tab |)")
+    categorical: list[str] = Field(default_factory=list, description="csv: text feature columns to one-hot "
+                                   "encode (one input per distinct value, sorted)")
+    missing: Literal["error", "drop", "mean"] = Field(
+        "error", description="missing feature values (empty, NA, NaN, ?, null): error; drop the rows; or fill "
+                             "with the training split's column mean (saved with the run). Rows without a target "
+                             "are dropped under drop and mean")
     test: Optional[dict[str, str]] = Field(None, description="npz: {x: name, y: name} of a fixed test split")
     task: Optional[Literal["classification", "binary", "regression", "autoencoder"]] = Field(
         None, description="inferred from the labels when omitted")
@@ -76,6 +84,8 @@ class DataSpec(Strict):
             raise ValueError("inline data needs x and y as lists")
         if kind == "npz" and not (isinstance(self.x, str) and isinstance(self.y, str)):
             raise ValueError("npz data needs x and y as array names")
+        if kind != "csv" and (self.categorical or self.delimiter is not None):
+            raise ValueError("data.categorical and data.delimiter apply to csv sources only")
         if self.validation_split + self.test_split >= 1.0:
             raise ValueError("validation_split + test_split must leave some training data (sum < 1)")
         return self
