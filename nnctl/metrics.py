@@ -3,7 +3,9 @@
 exact, not an average of per-batch values, and nothing syncs with the host per step.
 
 Precision, recall and F1 are macro averages over classes; for a binary task they are those of the
-positive class.
+positive class. AUC accumulates histograms of the predicted probability (`AUC_BUCKETS` buckets) for
+positive and negative examples, per class, and integrates the ROC curve through the bucket edges with the
+trapezoid rule: exact for scores that differ by more than a bucket, like Keras' `AUC` (200 thresholds).
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ from nnctl.registry import Registry
 @dataclass(frozen=True)
 class Metric:
     name: str
-    needs: str  # "confusion" | "regression"
+    needs: str  # "confusion" | "regression" | "ranking"
     value: Callable  # sums -> scalar (jnp)
     mode: str  # "max" or "min": which direction is better (early stopping default)
     doc: str
 
 
 METRICS: Registry[Metric] = Registry("metric")
+AUC_BUCKETS = 200
+# which metrics apply to a task (regression metrics of class probabilities are the Brier score: allowed)
+TASK_NEEDS = {"classification": ("confusion", "ranking", "regression"),
+              "binary": ("confusion", "ranking", "regression"),
+              "regression": ("regression",), "autoencoder": ("regression",)}
 
 
 def _metric(name: str, needs: str, mode: str, doc: str, *aliases: str):
@@ -79,6 +86,22 @@ def f1(s):
     return f[1] if _binary(s["confusion"]) else f.mean()
 
 
+@_metric("auc", "ranking", "max", "area under the ROC curve (one-vs-rest, macro-averaged over classes; the "
+         "positive class if binary), from probabilities in 200 buckets", "roc_auc")
+def auc(s):
+    pos, neg = s["roc_pos"], s["roc_neg"]  # (C, AUC_BUCKETS): counts per probability bucket
+    # true/false positive rates at the thresholds "score >= lower edge of bucket k", k = K..0
+    tp = jnp.cumsum(pos[:, ::-1], axis=1)
+    fp = jnp.cumsum(neg[:, ::-1], axis=1)
+    tpr = tp / jnp.maximum(tp[:, -1:], 1.0)
+    fpr = fp / jnp.maximum(fp[:, -1:], 1.0)
+    zero = jnp.zeros_like(tpr[:, :1])
+    tpr, fpr = jnp.concatenate([zero, tpr], 1), jnp.concatenate([zero, fpr], 1)
+    area = ((fpr[:, 1:] - fpr[:, :-1]) * (tpr[:, 1:] + tpr[:, :-1]) / 2).sum(1)
+    defined = (tp[:, -1] > 0) & (fp[:, -1] > 0)  # a class without positives or negatives has no AUC
+    return _safe_div(jnp.where(defined, area, 0.0).sum(), defined.sum())
+
+
 @_metric("mse", "regression", "min", "mean squared error", "mean_squared_error")
 def mse(s):
     return _safe_div(s["sse"].sum(), s["n"] * s["sse"].size)
@@ -115,6 +138,18 @@ def batch_sums(needs: set[str], out, y, mask, num_classes: int) -> dict:
             true, w, c = y.reshape(y.shape[0], -1), jnp.broadcast_to(m[:, None], pred.shape), num_classes
         oh_t = jax.nn.one_hot(true.reshape(-1), c) * w.reshape(-1, 1)
         sums["confusion"] = oh_t.T @ jax.nn.one_hot(pred.reshape(-1), c)
+    if "ranking" in needs:
+        c = out.shape[-1]
+        scores = out.reshape(-1, c)
+        if c == 1 or not jnp.issubdtype(y.dtype, jnp.integer):  # binary / multi-label: each output on its own
+            pos = (dense_target(out, y) > 0.5).astype(jnp.float32).reshape(-1, c)
+        else:  # classes: one-vs-rest on each class's probability
+            pos = jax.nn.one_hot(y.reshape(-1), c)
+        w = jnp.repeat(m, scores.shape[0] // m.shape[0])[:, None]  # per-step labels: one weight per step
+        bucket = jnp.clip(jnp.floor(scores * AUC_BUCKETS), 0, AUC_BUCKETS - 1).astype(jnp.int32)
+        oh = jax.nn.one_hot(bucket, AUC_BUCKETS)  # (N, C, K)
+        sums["roc_pos"] = jnp.einsum("nc,nck->ck", pos * w, oh)
+        sums["roc_neg"] = jnp.einsum("nc,nck->ck", (1.0 - pos) * w, oh)
     if "regression" in needs:
         t = dense_target(out, y)
         flat = lambda v: v.reshape(v.shape[0], -1)  # noqa: E731

@@ -52,6 +52,23 @@ def _has_conv(layers) -> bool:
                for layer in layers)
 
 
+def _check_metrics(loaded, task: str) -> None:
+    """Classification metrics on a regression task are spec errors (found once the task is known)."""
+    from nnctl.errors import SpecError
+    from nnctl.metrics import METRICS, TASK_NEEDS
+
+    allowed = TASK_NEEDS.get(task)
+    if allowed is None:
+        return
+    why = "data.task" if loaded.spec.data.task else "inferred from the data; set data.task to change it"
+    ok = ", ".join(n for n in METRICS.names(aliases=False) if METRICS.get(n).needs in allowed)
+    problems = [loaded.problem(("train", "metrics", i), f"'{m}' does not apply to a {task} task ({why}). "
+                                                          f"Choices: {ok}")
+                for i, m in enumerate(loaded.spec.train.metrics) if METRICS.get(m).needs not in allowed]
+    if problems:
+        raise SpecError(problems)
+
+
 def build(loaded, data) -> Built:
     import jax
     import jax.numpy as jnp
@@ -63,6 +80,7 @@ def build(loaded, data) -> Built:
 
     spec = loaded.spec
     t = spec.train
+    _check_metrics(loaded, data.task)
     net = build_network(spec.model, data.num_classes)
     n_train = len(data.x_train)
     bs = n_train if t.batch_size == "full" else min(int(t.batch_size), n_train)

@@ -138,6 +138,7 @@ def test_crossentropy_from_logits_equals_from_probabilities():
 RNG = np.random.default_rng(0)
 P = RNG.random((40, 4)).astype(np.float32)
 Y = RNG.integers(0, 4, 40).astype(np.int32)
+PN = P / P.sum(1, keepdims=True)  # probabilities, for AUC
 RV = RNG.normal(size=(40, 1)).astype(np.float32)
 RT = (RV + RNG.normal(scale=0.5, size=(40, 1))).astype(np.float32)
 METRIC_REF = {
@@ -145,6 +146,7 @@ METRIC_REF = {
     "precision": lambda: skm.precision_score(Y, P.argmax(1), average="macro", zero_division=0),
     "recall": lambda: skm.recall_score(Y, P.argmax(1), average="macro", zero_division=0),
     "f1": lambda: skm.f1_score(Y, P.argmax(1), average="macro", zero_division=0),
+    "auc": lambda: skm.roc_auc_score(Y, PN, multi_class="ovr"),
     "mse": lambda: skm.mean_squared_error(RT, RV),
     "rmse": lambda: np.sqrt(skm.mean_squared_error(RT, RV)),
     "mae": lambda: skm.mean_absolute_error(RT, RV),
@@ -159,7 +161,7 @@ def test_metric_table_covers_registry():
 @pytest.mark.parametrize("name", sorted(METRIC_REF))
 def test_metric_matches_sklearn(name):
     m = METRICS.get(name)
-    out, y = (P, Y) if m.needs == "confusion" else (RV, RT)
+    out, y = {"confusion": (P, Y), "ranking": (PN, Y), "regression": (RV, RT)}[m.needs]
     # accumulate over two uneven batches, with a padded row masked out: must equal the whole-set value
     sums = None
     for sl in (slice(0, 17), slice(17, 40)):
@@ -167,7 +169,25 @@ def test_metric_matches_sklearn(name):
         mask = np.r_[np.ones(len(out[sl])), 0.0].astype(np.float32)
         b = batch_sums({m.needs}, jnp.asarray(o), jnp.asarray(t), jnp.asarray(mask), 4)
         sums = b if sums is None else {k: sums[k] + b[k] for k in b}
-    assert float(compute([name], sums)[name]) == pytest.approx(METRIC_REF[name](), rel=1e-5, abs=1e-6)
+    # AUC from 200 probability buckets: exact unless two scores share a bucket (a few do among these 40)
+    tol = dict(rel=0, abs=5e-3) if name == "auc" else dict(rel=1e-5, abs=1e-6)
+    assert float(compute([name], sums)[name]) == pytest.approx(METRIC_REF[name](), **tol)
+
+
+def test_auc_is_exact_when_scores_fall_in_distinct_buckets_binary_and_per_step():
+    rng = np.random.default_rng(1)
+    # binary, sigmoid output: 150 scores at distinct bucket centres
+    p = ((rng.permutation(200)[:150] + 0.5) / 200).astype(np.float32)[:, None]
+    y = (rng.random((150, 1)) < p).astype(np.float32)
+    sums = batch_sums({"ranking"}, jnp.asarray(p), jnp.asarray(y), jnp.ones(150), 2)
+    assert float(compute(["auc"], sums)["auc"]) == pytest.approx(skm.roc_auc_score(y[:, 0], p[:, 0]), abs=1e-6)
+    # per-step labels (a tagger): (B, T) classes, (B, T, C) probabilities; padded example masked out
+    probs = rng.dirichlet(np.ones(3), size=(5, 4)).astype(np.float32)
+    labels = rng.integers(0, 3, (5, 4)).astype(np.int32)
+    mask = np.array([1, 1, 1, 1, 0], np.float32)
+    sums = batch_sums({"ranking"}, jnp.asarray(probs), jnp.asarray(labels), jnp.asarray(mask), 3)
+    want = skm.roc_auc_score(labels[:4].reshape(-1), probs[:4].reshape(-1, 3), multi_class="ovr")
+    assert float(compute(["auc"], sums)["auc"]) == pytest.approx(want, abs=2e-3)  # unmasked: off by 5e-3
 
 
 def test_binary_metrics_use_positive_class():

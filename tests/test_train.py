@@ -151,3 +151,14 @@ def test_regression_metrics_are_in_the_datas_units(tmp_path):
     assert ev["metrics"]["mae"] == pytest.approx(np.abs(pred - y).mean(), rel=1e-4)
     assert ev["metrics"]["rmse"] == pytest.approx(np.sqrt(((pred - y) ** 2).mean()), rel=1e-4)
     assert ev["metrics"]["r2"] == pytest.approx(1 - ((pred - y) ** 2).sum() / ((y - y.mean()) ** 2).sum(), rel=1e-4)
+
+
+def test_classification_metrics_on_a_regression_task_are_spec_errors(tmp_path):
+    from nnctl.errors import SpecError
+    spec = tmp_path / "s.yaml"
+    spec.write_text("data: {source: builtin:diabetes}\nmodel: {layers: [{type: dense, units: 1}]}\n"
+                    "train: {loss: mse, metrics: [mae, auc], epochs: 1}\n")
+    with pytest.raises(SpecError) as e:
+        train_run(str(spec), out=str(tmp_path / "r"))
+    assert "s.yaml:3:" in str(e.value) and "train.metrics[1]: 'auc' does not apply to a regression task" in str(e.value)
+    assert not (tmp_path / "r").exists()  # refused before a run directory was made
