@@ -50,6 +50,12 @@ def mse(logits, y, head, /):
     return _per_example((out - dense_target(out, y)) ** 2)
 
 
+@register("least_squares", "lsgan")
+def least_squares(logits, y, head, /):
+    """Squared error; in a gan, the least-squares (LSGAN) objective on the discriminator's raw output."""
+    return mse(logits, y, head)
+
+
 @register("mae", "mean_absolute_error", "l1")
 def mae(logits, y, head, /):
     """Mean absolute error (L1)."""

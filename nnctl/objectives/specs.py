@@ -86,14 +86,3 @@ def regularizer_keys(regs) -> list[str]:
 
 
 __all__ = ["RegularizerRef", "CorruptionRef", "ParamGroup", "Optional", "regularizer_keys"]
-
-
-# `train.loss: least_squares` selects the LSGAN objective in a gan; elsewhere it is the mean squared error.
-from nnctl.losses import register as _register_loss  # noqa: E402
-
-
-@_register_loss("least_squares", "lsgan")
-def least_squares(logits, y, head, /):
-    """Squared error; in a gan, the least-squares (LSGAN) objective on the discriminator's raw output."""
-    from nnctl.losses import mse
-    return mse(logits, y, head)
