@@ -169,3 +169,21 @@ def test_predict_without_fill_refuses_missing_values_and_unknown_categories(tmp_
     (tmp_path / "in.csv").write_text("age,colour\n30,red\n")
     with pytest.raises(DataError, match=r"missing feature columns \['size'\]"):
         predict_run(res.run_dir, str(tmp_path / "in.csv"))
+
+
+def test_global_scaling_uses_one_statistic_for_all_features(tmp_path):
+    from nnctl.data.prepare import Scaler
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (50, 6)).astype(np.float32)
+    x[:, 0] = 0.0  # a pixel that is always dark: per-feature minmax would divide by 1 and leave it, or blow up
+    x[:, 1] = rng.integers(0, 2, 50)  # a pixel that is nearly always dark
+    g = Scaler.fit("global_minmax", x)
+    lo, hi = x.min(), x.max()
+    assert g.shift.shape == (1,) and g.shift[0] == lo and g.scale[0] == hi - lo
+    np.testing.assert_allclose(g.apply(x), (x - lo) / (hi - lo), rtol=1e-6)
+    new = np.full((1, 6), 255.0, np.float32)
+    assert g.apply(new).max() <= 1.0 + 1e-6  # per feature, pixel 1 would map 255 to 255
+    assert Scaler.fit("minmax", x).apply(new)[0, 1] == pytest.approx(255.0)
+    s = Scaler.from_dict(Scaler.fit("global_standard", x).to_dict())
+    z = s.apply(x)
+    assert z.mean() == pytest.approx(0.0, abs=1e-5) and z.std() == pytest.approx(1.0, abs=1e-5)

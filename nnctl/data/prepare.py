@@ -18,7 +18,7 @@ from nnctl.errors import DataError
 
 @dataclass
 class Scaler:
-    """x' = (x - shift) / scale, per feature."""
+    """x' = (x - shift) / scale, per feature (one shift and scale for all features: global_*)."""
 
     kind: str
     shift: np.ndarray
@@ -31,6 +31,10 @@ class Scaler:
             shift, scale = flat.mean(0), flat.std(0)
         elif kind == "minmax":
             shift, scale = flat.min(0), flat.max(0) - flat.min(0)
+        elif kind == "global_standard":
+            shift, scale = np.full(1, flat.mean(dtype=np.float64)), np.full(1, flat.std(dtype=np.float64))
+        elif kind == "global_minmax":
+            shift, scale = np.full(1, flat.min()), np.full(1, flat.max() - flat.min())
         else:
             shift, scale = np.zeros(flat.shape[1]), np.ones(flat.shape[1])
         scale = np.where(scale > 0, scale, 1.0)

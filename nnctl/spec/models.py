@@ -49,8 +49,10 @@ class DataSpec(Strict):
     shuffle: bool = Field(True, description="shuffle the training examples every epoch")
     stratify: bool = Field(True, description="classification: keep the class proportions in the validation "
                                              "and test splits")
-    normalize: Literal["none", "minmax", "standard"] = Field("none", description="feature scaling, fitted on the "
-                                                                                  "training split only")
+    normalize: Literal["none", "minmax", "standard", "global_minmax", "global_standard"] = Field(
+        "none", description="feature scaling, fitted on the training split only: minmax/standard per feature; "
+                            "global_minmax/global_standard one statistic over all features (images: pixels "
+                            "to [0, 1] like x / 255)")
     normalize_target: Literal["none", "minmax", "standard"] = Field("none", description="regression: scale "
                                                                     "targets (undone for predictions)")
     n_samples: Optional[int] = Field(None, gt=0, description="builtin generators: number of examples")
