@@ -668,7 +668,7 @@ def read_inputs(path: str, loaded, data) -> np.ndarray:
     """The examples of an input file (csv or npz) as the model's inputs: csv columns by the names the run was
     trained on (categorical ones one-hot encoded the same way), missing values filled as in training."""
     from nnctl.data.prepare import check_finite
-    from nnctl.data.sources import csv_delimiter, csv_features, csv_header, csv_rows, CsvLayout
+    from nnctl.data.sources import CsvLayout, csv_delimiter, csv_features, csv_header, csv_numeric, csv_rows
 
     p = Path(path)
     if not p.exists():
@@ -690,11 +690,15 @@ def read_inputs(path: str, loaded, data) -> np.ndarray:
         if absent:
             raise DataError(f"{p}: missing feature columns {absent} (the run was trained on "
                             f"{', '.join(layout.features)})")
-        rows = csv_rows(p, header, delimiter)
-        if not rows:
-            raise DataError(f"{p}: no data rows after the header")
-        x = csv_features(p, header, rows, layout, missing, "predictions need every value; a run trained with "
-                         "data.missing: mean fills missing ones and unknown categories")
+        a = None if layout.categories else csv_numeric(p, delimiter, [header.index(c) for c in layout.features])
+        if a is not None:
+            x = a.astype(np.float32)
+        else:
+            rows = csv_rows(p, header, delimiter)
+            if not rows:
+                raise DataError(f"{p}: no data rows after the header")
+            x = csv_features(p, header, rows, layout, missing, "predictions need every value; a run trained "
+                             "with data.missing: mean fills missing ones and unknown categories")
     x = data.imputer.apply(x)
     check_finite(x, str(p))
     n = math.prod(data.input_shape)

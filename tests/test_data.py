@@ -187,3 +187,23 @@ def test_global_scaling_uses_one_statistic_for_all_features(tmp_path):
     s = Scaler.from_dict(Scaler.fit("global_standard", x).to_dict())
     z = s.apply(x)
     assert z.mean() == pytest.approx(0.0, abs=1e-5) and z.std() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_numeric_fast_path_equals_the_row_by_row_reader(tmp_path, monkeypatch):
+    from nnctl.data import sources
+    from nnctl.spec import load_spec
+    rng = np.random.default_rng(2)
+    rows = ["a,b,c,label"] + [f' {rng.normal():.6g},"{rng.normal():.6g}",{rng.integers(0, 9)} ,{rng.integers(0, 3)}'
+                              for _ in range(30)] + [""]
+    (tmp_path / "n.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "s.yaml").write_text("data: {source: csv, path: n.csv, target: label, features: [c, a]}\n"
+                                     "model: {layers: [{type: dense, units: 3, activation: softmax}]}\n"
+                                     "train: {loss: categorical_crossentropy, epochs: 1}\n")
+    loaded = load_spec(tmp_path / "s.yaml")
+    assert sources.csv_numeric(tmp_path / "n.csv", ",") is not None  # quoted numbers, spaces, a blank line
+    fast = sources.read(loaded.spec.data, tmp_path, 0)
+    monkeypatch.setattr(sources, "csv_numeric", lambda *a, **k: None)
+    slow = sources.read(loaded.spec.data, tmp_path, 0)
+    np.testing.assert_array_equal(fast.x, slow.x)
+    np.testing.assert_array_equal(fast.y, slow.y)
+    assert fast.x.dtype == slow.x.dtype == np.float32 and fast.x.shape == (30, 2)

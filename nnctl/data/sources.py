@@ -65,6 +65,21 @@ def _not_utf8(p: Path, e: UnicodeDecodeError) -> DataError:
                      f"save the CSV as UTF-8")
 
 
+def csv_numeric(p: Path, delimiter: str, usecols: list[int] | None = None) -> np.ndarray | None:
+    """The data rows as float64 through numpy's C parser (a 60,000 x 785 file: ~8 s and one array, against
+    ~1 min and ~3.5 GB for Python's csv module), or None when any cell is not a plain finite number, rows are
+    ragged or there are none: the row-by-row reader then handles missing values and names the problem."""
+    import warnings
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = np.loadtxt(p, delimiter=delimiter, skiprows=1, dtype=np.float64, usecols=usecols, ndmin=2,
+                           encoding="utf-8", quotechar='"', comments=None)
+    except (ValueError, UnicodeDecodeError, IndexError, TypeError):
+        return None
+    return a if len(a) and np.isfinite(a).all() else None
+
+
 def csv_rows(p: Path, header: list[str], delimiter: str) -> list[tuple[int, list[str]]]:
     """(line number, fields) of every non-blank data row; a row with the wrong number of fields is an error."""
     rows = []
@@ -181,6 +196,14 @@ def _read_csv(data, p: Path) -> Raw:
     delimiter = csv_delimiter(p, data.delimiter)
     header = csv_header(p, delimiter)
     targets = csv_targets(data)
+    ti = [header.index(c) for c in targets if c in header]
+    if not data.categorical:  # all numbers, nothing missing: the fast path
+        layout = csv_layout(data, p, header, None)
+        a = csv_numeric(p, delimiter)
+        if a is not None and a.shape[1] == len(header):
+            y = a[:, ti]
+            return Raw(a[:, [header.index(c) for c in layout.features]].astype(np.float32),
+                       y[:, 0] if y.shape[1] == 1 else y, origin=str(p), layout=layout)
     rows = csv_rows(p, header, delimiter)
     layout = csv_layout(data, p, header, rows)
     ti = [header.index(c) for c in targets]
