@@ -44,7 +44,9 @@ class TrainDisplay:
         c.print(f"  device: {devices}   data: {data.origin} ({data.task}) train {data.sizes['train']}, "
                 f"val {data.sizes['val']}, test {data.sizes['test']}"
                 + _missing_note(data.sizes))
-        c.print(f"  model: {built.param_count:,} parameters   optimizer: {built.chain_desc}")
+        cw = getattr(built.obj, "class_weight", None)
+        c.print(f"  model: {built.param_count:,} parameters   optimizer: {built.chain_desc}"
+                + (f"   class weights: {', '.join(f'{w:.3g}' for w in cw)}" if cw else ""))
         c.print(f"  batch {loop.batch_size} x {loop.n_batches} steps/epoch   epochs {built.epochs}   "
                 f"compiled loop: {built.fuse}"
                 + (f", data streamed from the host ({built.window} batches per call, {built.prefetch} prefetched)"

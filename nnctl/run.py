@@ -69,6 +69,42 @@ def _check_metrics(loaded, task: str) -> None:
         raise SpecError(problems)
 
 
+def class_weights(loaded, data) -> tuple | None:
+    """`train.class_weight` as one factor per class (balanced: n / (classes * count) over the training split)."""
+    from nnctl.errors import SpecError
+
+    cw = loaded.spec.train.class_weight
+    if cw is None:
+        return None
+    key = ("train", "class_weight")
+    per_step = data.y_train.ndim > 1 and data.task == "classification"
+    if data.task not in ("classification", "binary") or per_step or (
+            data.task == "binary" and data.y_train.reshape(len(data.y_train), -1).shape[1] != 1):
+        what = "per-step labels" if per_step else f"a {data.task} task" if data.task != "binary" else "multi-label targets"
+        raise SpecError([loaded.problem(key, f"class_weight applies to one class label per example, not to {what}")])
+    k = data.num_classes
+    labels = data.y_train.reshape(-1).astype(np.int64)
+    counts = np.bincount(labels, minlength=k)[:k]
+    if cw == "balanced":
+        return tuple(float(len(labels) / (k * c)) if c else 1.0 for c in counts)
+    names = data.class_names or []
+    w = [1.0] * k
+    problems = []
+    for c, v in cw.items():
+        idx = names.index(c) if isinstance(c, str) and c in names else (
+            int(c) if isinstance(c, int) or (isinstance(c, str) and c.isdigit()) else None)
+        if idx is None or not 0 <= idx < k:
+            known = f"labels {', '.join(names)} or " if names else ""
+            problems.append(loaded.problem((*key, c), f"unknown class {c!r}: use {known}indices 0..{k - 1}"))
+        elif not v > 0:
+            problems.append(loaded.problem((*key, c), f"weight must be > 0, got {v}"))
+        else:
+            w[idx] = float(v)
+    if problems:
+        raise SpecError(problems)
+    return tuple(w)
+
+
 def build(loaded, data) -> Built:
     import jax
     import jax.numpy as jnp
@@ -100,7 +136,8 @@ def build(loaded, data) -> Built:
                          trainable, tuple(_regularizers(spec.model.layers)), t.gradient_clipping, lr,
                          compute_dtype=jnp.bfloat16 if t.precision == "bf16" else None,
                          target_scale=(data.target_scaler.scale if data.task == "regression"
-                                       and data.target_scaler.kind != "none" else None))
+                                       and data.target_scaler.kind != "none" else None),
+                         class_weight=class_weights(loaded, data))
     from nnctl.objectives.setup import all_layers, objective_for  # vae, gan, regularizers, transfer (issue 4)
     obj = objective_for(loaded, data, net, obj, params_shape, total_steps, nb)
     tx, trainable = obj.tx, obj.trainable

@@ -51,6 +51,19 @@ class Supervised:
     lr: Any = 0.0  # float or schedule fn, for logging
     compute_dtype: Any = None  # e.g. jnp.bfloat16: forward/backward in it; weights and optimizer stay float32
     target_scale: Any = None  # regression with normalize_target: metrics are reported in the data's units
+    class_weight: tuple | None = None  # train.class_weight: one factor per class on the training loss
+
+    def train_per_example(self, logits, y):
+        """The training loss per example: `per_example`, times its class's weight (like Keras'
+        `class_weight`, the objective stays a mean over the batch; evaluation losses are unweighted)."""
+        per = self.per_example(logits, y)
+        if self.class_weight is None:
+            return per
+        w = jnp.asarray(self.class_weight, jnp.float32)
+        if jnp.issubdtype(y.dtype, jnp.integer):
+            return per * w[y.reshape(per.shape[0])]
+        t = y.reshape(per.shape[0]).astype(jnp.float32)  # binary 0/1 labels, one output
+        return per * (t * w[1] + (1.0 - t) * w[0])
 
     # --- variables --------------------------------------------------------------------------------
     def init(self, key, input_shape) -> dict:
@@ -129,7 +142,7 @@ class Supervised:
 
         def objective(p):
             logits, new_ms = self.forward(p, ms, x, True, key)
-            per = self.per_example(logits, y)
+            per = self.train_per_example(logits, y)
             data_loss = (per * mask).sum() / n
             return data_loss + self.penalty(p), (new_ms, logits)
 

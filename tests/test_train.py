@@ -3,6 +3,7 @@
 import json
 import math
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import serialization
@@ -162,3 +163,64 @@ def test_classification_metrics_on_a_regression_task_are_spec_errors(tmp_path):
         train_run(str(spec), out=str(tmp_path / "r"))
     assert "s.yaml:3:" in str(e.value) and "train.metrics[1]: 'auc' does not apply to a regression task" in str(e.value)
     assert not (tmp_path / "r").exists()  # refused before a run directory was made
+
+
+CW_SPEC = """
+seed: 0
+data: {source: npz, path: d.npz, x: x, y: y, task: binary}
+model: {layers: [{type: dense, units: 1, activation: sigmoid}]}
+train: {loss: binary_crossentropy, metrics: [recall], epochs: 30, batch_size: 50,
+        optimizer: {type: adam, learning_rate: 0.05}}
+"""
+
+
+def _imbalanced(tmp_path):
+    rng = np.random.default_rng(0)
+    y = (rng.random(500) < 0.1).astype(np.int64)  # 10% positives, overlapping with the negatives
+    x = rng.normal(size=(500, 2)).astype(np.float32) + y[:, None] * 1.5
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    (tmp_path / "s.yaml").write_text(CW_SPEC)
+    return y
+
+
+def test_class_weight_scales_each_examples_training_loss(tmp_path):
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from nnctl.data.prepare import prepare
+    from nnctl.run import build
+    from nnctl.spec import load_spec
+    y = _imbalanced(tmp_path)
+    loaded = load_spec(tmp_path / "s.yaml", ("train.class_weight=balanced",))
+    data = prepare(loaded.spec, loaded.analysis, loaded.base_dir)
+    obj = build(loaded, data).obj
+    np.testing.assert_allclose(obj.class_weight, compute_class_weight("balanced", classes=np.arange(2), y=y), rtol=1e-6)
+    logits = jnp.asarray(np.random.default_rng(1).normal(size=(8, 1)), jnp.float32)
+    yb = jnp.asarray(data.y_train[:8])
+    want = np.asarray(obj.per_example(logits, yb)) * np.asarray(obj.class_weight)[np.asarray(yb).astype(int).ravel()]
+    np.testing.assert_allclose(np.asarray(obj.train_per_example(logits, yb)), want, rtol=1e-6)
+
+
+def test_balanced_class_weight_raises_minority_recall(tmp_path):
+    _imbalanced(tmp_path)
+    plain = train_run(str(tmp_path / "s.yaml"), out=str(tmp_path / "plain"))
+    weighted = train_run(str(tmp_path / "s.yaml"), out=str(tmp_path / "w"), overrides=("train.class_weight=balanced",))
+    assert weighted.summary["final"]["train/recall"] > plain.summary["final"]["train/recall"] + 0.2
+
+
+@pytest.mark.parametrize("value, fragments", [
+    ("{7: 3}", ["train.class_weight.7", "unknown class", "indices 0..1"]),
+    ("{1: -1}", ["train.class_weight.1", "weight must be > 0, got -1"]),
+])
+def test_bad_class_weights_are_located_spec_errors(tmp_path, value, fragments):
+    from nnctl.errors import SpecError
+    _imbalanced(tmp_path)
+    with pytest.raises(SpecError) as e:
+        train_run(str(tmp_path / "s.yaml"), out=str(tmp_path / "r"), overrides=(f"train.class_weight={value}",))
+    assert all(f in str(e.value) for f in fragments), str(e.value)
+
+
+def test_class_weight_on_regression_is_refused(tmp_path):
+    from nnctl.errors import SpecError
+    with pytest.raises(SpecError, match="class_weight applies to one class label per example, not to a regression"):
+        train_run(str(SPECS / "diabetes_regression.yaml"), out=str(tmp_path / "r"),
+                  overrides=("train.class_weight=balanced",))

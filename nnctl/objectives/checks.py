@@ -80,7 +80,8 @@ def check_setups(loaded, input_shape, info, shapes):
     problems, warnings = [], []
     kind = m.type
     if kind != "sequential":
-        for key, used in (("regularizers", t.regularizers), ("param_groups", t.param_groups)):
+        for key, used in (("regularizers", t.regularizers), ("param_groups", t.param_groups),
+                          ("class_weight", t.class_weight)):
             if used:
                 problems.append(loaded.problem(("train", key), f"train.{key} is not supported for {kind} models yet"))
         if d.corruption is not None:

@@ -131,7 +131,7 @@ class Regularized(Supervised):
 
         def objective(p):
             logits, new_ms, acts = self.forward_acts(p, ms, x_in, True, key)
-            data_loss = (self.per_example(logits, y) * mask).sum() / n
+            data_loss = (self.train_per_example(logits, y) * mask).sum() / n
             terms = self.activity_terms(p, ms, x_in, acts, mask)
             total = data_loss + self.penalty(p) + sum(terms.values(), jnp.float32(0))
             return total, (new_ms, logits, data_loss, terms)

@@ -205,6 +205,10 @@ class TrainSpec(Strict):
     weight_decay: Optional[float] = Field(None, ge=0)
     gradient_clipping: Optional[ClipSpec] = None
     early_stopping: Optional[EarlyStoppingSpec] = None
+    class_weight: Optional[Union[Literal["balanced"], dict[Union[int, str], float]]] = Field(
+        None, description="classification: multiply each training example's loss by its class's weight, "
+        "{class index or label text: weight} (missing classes: 1) or balanced (n / (classes * count), from the "
+        "training split); evaluation losses stay unweighted")
     freeze: list[str] = Field(default_factory=list, description="globs over parameter paths, e.g. '*/bias'")
     on_nonfinite: Literal["stop", "skip_step"] = Field("stop", description="what a NaN/inf loss or gradient does")
     fuse: Literal["auto", "epochs", "steps"] = Field(
