@@ -77,13 +77,14 @@ def class_weights(loaded, data) -> tuple | None:
     if cw is None:
         return None
     key = ("train", "class_weight")
-    per_step = data.y_train.ndim > 1 and data.task == "classification"
-    if data.task not in ("classification", "binary") or per_step or (
-            data.task == "binary" and data.y_train.reshape(len(data.y_train), -1).shape[1] != 1):
-        what = "per-step labels" if per_step else f"a {data.task} task" if data.task != "binary" else "multi-label targets"
+    y = data.y_train
+    one_label = (data.task == "classification" and y.ndim == 1) or (
+        data.task == "binary" and y.reshape(len(y), -1).shape[1] == 1)
+    if not one_label:
+        what = {"classification": "per-step labels", "binary": "multi-label targets"}.get(data.task, f"a {data.task} task")
         raise SpecError([loaded.problem(key, f"class_weight applies to one class label per example, not to {what}")])
     k = data.num_classes
-    labels = data.y_train.reshape(-1).astype(np.int64)
+    labels = y.reshape(-1).astype(np.int64)
     counts = np.bincount(labels, minlength=k)[:k]
     if cw == "balanced":
         return tuple(float(len(labels) / (k * c)) if c else 1.0 for c in counts)

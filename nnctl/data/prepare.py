@@ -90,9 +90,12 @@ class Imputer:
         return Imputer(None if not d else np.asarray(d["fill"], np.float32))
 
 
-def drop_missing(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`data.missing: drop`: the examples without a NaN feature."""
-    keep = ~np.isnan(x.reshape(len(x), -1)).any(1) if x.dtype.kind == "f" else np.ones(len(x), bool)
+def drop_missing(x: np.ndarray, y: np.ndarray, features: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The examples without a NaN target (`data.missing: mean`) and, with `features`, without a NaN feature
+    either (`data.missing: drop`)."""
+    keep = np.ones(len(x), bool)
+    if features and x.dtype.kind == "f":
+        keep &= ~np.isnan(x.reshape(len(x), -1)).any(1)
     if y.dtype.kind == "f":
         keep &= ~np.isnan(y.reshape(len(y), -1)).any(1)
     return x[keep], y[keep]
@@ -220,20 +223,13 @@ def prepare(spec, analysis, base_dir: Path, scaler: Scaler | None = None,
     if raw.x_test is not None and len(raw.x_test) != len(raw.y_test):
         raise DataError(f"{where}: test x has {len(raw.x_test)} examples but test y has {len(raw.y_test)}")
     n_before = len(raw.x) + (0 if raw.x_test is None else len(raw.x_test))
-    if d.missing == "drop":
+    if d.missing != "error":  # drop: examples with any missing value; mean: those without a target
         n0 = len(raw.x)
-        raw.x, raw.y = drop_missing(raw.x, raw.y)
+        raw.x, raw.y = drop_missing(raw.x, raw.y, features=d.missing == "drop")
         if len(raw.x) == 0 and n0:
-            raise DataError(f"{where}: every example has a missing value (data.missing: drop)")
+            raise DataError(f"{where}: every example has a missing value (data.missing: {d.missing})")
         if raw.x_test is not None:
-            raw.x_test, raw.y_test = drop_missing(raw.x_test, raw.y_test)
-    elif d.missing == "mean":  # a missing target cannot be filled: those examples are dropped
-        for xs, ys in (("x", "y"), ("x_test", "y_test")):
-            y = getattr(raw, ys)
-            if y is not None and y.dtype.kind == "f":
-                keep = ~np.isnan(y.reshape(len(y), -1)).any(1)
-                setattr(raw, xs, getattr(raw, xs)[keep])
-                setattr(raw, ys, y[keep])
+            raw.x_test, raw.y_test = drop_missing(raw.x_test, raw.y_test, features=d.missing == "drop")
     if len(raw.x) == 0:
         raise DataError(f"{where}: no examples")
     dropped = raw.dropped + n_before - len(raw.x) - (0 if raw.x_test is None else len(raw.x_test))

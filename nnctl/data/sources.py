@@ -195,18 +195,16 @@ def csv_features(p: Path, header: list[str], rows: list, layout: CsvLayout, miss
 def _read_csv(data, p: Path) -> Raw:
     delimiter = csv_delimiter(p, data.delimiter)
     header = csv_header(p, delimiter)
-    targets = csv_targets(data)
-    ti = [header.index(c) for c in targets if c in header]
-    if not data.categorical:  # all numbers, nothing missing: the fast path
-        layout = csv_layout(data, p, header, None)
+    layout = None if data.categorical else csv_layout(data, p, header, None)  # checks the column names
+    ti = [header.index(c) for c in csv_targets(data)]
+    if layout is not None:  # no categories: try the fast path (all numbers, nothing missing)
         a = csv_numeric(p, delimiter)
         if a is not None and a.shape[1] == len(header):
             y = a[:, ti]
             return Raw(a[:, [header.index(c) for c in layout.features]].astype(np.float32),
                        y[:, 0] if y.shape[1] == 1 else y, origin=str(p), layout=layout)
     rows = csv_rows(p, header, delimiter)
-    layout = csv_layout(data, p, header, rows)
-    ti = [header.index(c) for c in targets]
+    layout = layout or csv_layout(data, p, header, rows)
     if not rows:
         raise DataError(f"{p}: no data rows after the header")
     kept = []
@@ -219,7 +217,7 @@ def _read_csv(data, p: Path) -> Raw:
             kept.append((line, r))
     if not kept:
         raise DataError(f"{p}: every row's target is missing")
-    rows_all, rows = rows, kept
+    dropped, rows = len(rows) - len(kept), kept
     x = csv_features(p, header, rows, layout, data.missing)
     raw_y = [[r[k].strip() for k in ti] for _, r in rows]
     class_names = None
@@ -234,7 +232,7 @@ def _read_csv(data, p: Path) -> Raw:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     return Raw(x, y, class_names=class_names, origin=str(p), layout=layout,
-               dropped=len(rows_all) - len(rows))
+               dropped=dropped)
 
 
 def _read_npz(data, p: Path) -> Raw:
