@@ -1,3 +1,5 @@
+"""`python -m nnctl`: the same as the `nnctl` command."""
+
 from nnctl.cli import main
 
 main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from nnctl.registry import FnRegistry
+from nnctl.registry import FnRegistry, ref_type
 
 ACTIVATIONS = FnRegistry("activation")
 register = ACTIVATIONS.register
@@ -88,5 +88,5 @@ def apply(opts, x):
     return x if opts is None else ACTIVATIONS.build(opts, x)
 
 
-# activations that a loss can fold into itself ("from logits")
-LOGIT_HEADS = {"softmax", "sigmoid"}
+
+ActivationRef = ref_type(ACTIVATIONS)  # the spec type of an `activation:` key

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, Union
 
+import jax
+import jax.numpy as jnp
+from jax.scipy.ndimage import map_coordinates
 from pydantic import AfterValidator, Field, field_validator
 
 from nnctl.registry import Strict
@@ -107,9 +110,6 @@ def shape_problem(aug, input_shape) -> str | None:
 
 def _affine(img, m, t):
     """Output pixel p (centred coordinates) samples the input at m @ p + t (bilinear, zeros outside)."""
-    import jax
-    import jax.numpy as jnp
-    from jax.scipy.ndimage import map_coordinates
 
     h, w = img.shape[0], img.shape[1]
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
@@ -125,8 +125,6 @@ def _affine(img, m, t):
 
 def transform_one(aug, x, key):
     """One transform applied to one example (always; the probability is handled by `augment_batch`)."""
-    import jax
-    import jax.numpy as jnp
 
     if isinstance(aug, Flip):
         out = x
@@ -162,8 +160,6 @@ def transform_one(aug, x, key):
 
 def augment_batch(augs, x, key):
     """Apply the transforms in order to every example of a batch, each with its probability."""
-    import jax
-    import jax.numpy as jnp
 
     if not augs:
         return x
@@ -181,8 +177,6 @@ def augment_batch(augs, x, key):
 
 def corrupt(c, x, key):
     """The denoising autoencoder's input corruption (`data.corruption`), fresh for every batch."""
-    import jax
-    import jax.numpy as jnp
 
     if c is None:
         return x

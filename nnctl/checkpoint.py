@@ -30,14 +30,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import jax
 import numpy as np
+from flax import serialization
 
 from nnctl import rundir
 from nnctl.errors import RunDirError
 
 DIR = "checkpoints"
 FORMAT = "nnctl-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the carry is a typed pytree (paths like .state.step); 1 (nnctl 0.1): nested dicts
 BEST = "best.msgpack"
 _NAME = re.compile(r"^ckpt-(\d{6,})\.msgpack$")
 
@@ -49,7 +51,6 @@ def spec_hash(spec: Any) -> str:
 
 
 def flatten(tree: Any) -> dict[str, np.ndarray]:
-    import jax
     leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(tree))[0]
     return {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
 
@@ -57,7 +58,6 @@ def flatten(tree: Any) -> dict[str, np.ndarray]:
 def unflatten_into(template: Any, flat: dict, what: str) -> Any:
     """Saved arrays placed into `template` (a tree of arrays or ShapeDtypeStructs); structure, shapes and
     dtypes must match exactly."""
-    import jax
     if not isinstance(flat, dict):
         raise RunDirError(f"{what} is malformed: no arrays in it")
     paths = jax.tree_util.tree_flatten_with_path(template)[0]
@@ -79,7 +79,6 @@ def unflatten_into(template: Any, flat: dict, what: str) -> Any:
 
 
 def _dump(doc: dict) -> bytes:
-    from flax import serialization
     return serialization.msgpack_serialize(doc)
 
 
@@ -107,12 +106,13 @@ class Checkpointer:
     def due(self, epoch: int) -> bool:
         return bool(self.every) and epoch > 0 and epoch % self.every == 0
 
-    def save(self, carry: dict, extra: dict | None = None) -> Path:
+    def save(self, carry: Any, extra: dict | None = None) -> Path:
+        """Write the loop carry (nnctl.engine.state.Carry) of the epoch it has reached; returns the file."""
         if self.before_save is not None:
             self.before_save()
-        epoch = int(carry["epoch"])
+        epoch = int(carry.epoch)
         flat = flatten(carry)
-        meta = {**self.meta, "epoch": epoch, "step": int(flat["['state']['step']"]),
+        meta = {**self.meta, "epoch": epoch, "step": int(carry.state.step),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}
         path = self.dir / f"ckpt-{epoch:06d}.msgpack"
         rundir.atomic_write(path, _dump({"format": FORMAT, "version": VERSION, "meta": meta, "carry": flat}))
@@ -120,12 +120,12 @@ class Checkpointer:
         self._prune()
         return path
 
-    def _save_best(self, carry: dict, flat: dict) -> None:
-        best_epoch = int(carry["es"].best_epoch)
+    def _save_best(self, carry: Any, flat: dict) -> None:
+        best_epoch = int(carry.es.best_epoch)
         if best_epoch < 0 or best_epoch == self.best_written:
             return
-        weights = {k[len("['best']"):]: v for k, v in flat.items() if k.startswith("['best']")}
-        meta = {**self.meta, "epoch": best_epoch + 1, "value": float(carry["es"].best)}
+        weights = {k[len(".best"):]: v for k, v in flat.items() if k.startswith(".best[")}
+        meta = {**self.meta, "epoch": best_epoch + 1, "value": float(carry.es.best)}
         rundir.atomic_write(self.dir / BEST, _dump({"format": FORMAT, "version": VERSION, "meta": meta,
                                                     "weights": weights}))
         self.best_written = best_epoch

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.nn import initializers as ji
 
-from nnctl.registry import FnRegistry
+from nnctl.registry import FnRegistry, ref_type
 
 INITIALIZERS = FnRegistry("initializer")
 register = INITIALIZERS.register
@@ -112,3 +112,6 @@ def orthogonal(scale: float = 1.0):
 
 def build(opts):
     return INITIALIZERS.build(opts)
+
+
+InitRef = ref_type(INITIALIZERS)  # the spec type of a `*_init:` key

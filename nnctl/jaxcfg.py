@@ -4,13 +4,15 @@
   else `$XDG_CACHE_HOME/nnctl/jax`, else `~/.cache/nnctl/jax`. `NNCTL_CACHE_DIR=off` (or `none`, `0`)
   turns it off. Every compiled program is cached (no minimum compile time), so running the same spec again
   loads its programs from disk instead of compiling them.
-* Importing this module does not import JAX; `configure()` does, and is idempotent.
+* `configure()` is idempotent.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import jax
 
 CACHE_ENV = "NNCTL_CACHE_DIR"
 _OFF = {"", "0", "off", "none", "false", "no"}
@@ -32,8 +34,6 @@ def configure() -> None:
     if _done:
         return
     _done = True
-    import jax
-
     d = cache_dir()
     if d is None:
         return

@@ -10,12 +10,14 @@ error (Keras' definition): for two outputs it equals the notes' E_total = sum 1/
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from nnctl.activations import ACTIVATIONS
+from nnctl.activations import apply as apply_activation
 from nnctl.registry import FnRegistry
 
 LOSSES = FnRegistry("loss")
@@ -112,4 +114,36 @@ def hinge(logits, y, head, /):
     return _per_example(jnp.maximum(0.0, 1.0 - t * out))
 
 
-CLASSIFICATION_LOSSES = {"binary_crossentropy", "categorical_crossentropy", "hinge", "kl_divergence"}
+
+@dataclass(frozen=True)
+class LossInfo:
+    """What the checks and heads need to know about a loss."""
+
+    folds: str | None = None  # the head it reads logits of, when the last layer has no activation
+    per_class: bool = False  # needs one output unit per class (class-index targets become one-hot)
+
+
+LOSS_INFO = {"categorical_crossentropy": LossInfo(folds="softmax", per_class=True),
+             "binary_crossentropy": LossInfo(folds="sigmoid"),
+             "kl_divergence": LossInfo(per_class=True)}
+
+
+def loss_info(name: str | None) -> LossInfo:
+    """The properties of a registered loss (by name or alias)."""
+    return LOSS_INFO.get(LOSSES.canonical(name), LossInfo()) if name else LossInfo()
+
+
+def head_activation(activation: Any, loss: str | None = None) -> Head:
+    """The last layer's activation spec as a Head (softmax/sigmoid heads let losses use logits).
+
+    A last layer without activation under a cross-entropy loss is read as logits (like PyTorch's
+    CrossEntropyLoss or Keras' from_logits=True): softmax (sigmoid for binary_crossentropy) is the head.
+    """
+    if activation is None or ACTIVATIONS.canonical(activation.type) == "linear":
+        folds = loss_info(loss).folds
+        if folds == "softmax":
+            return Head("softmax", lambda z: jax.nn.softmax(z, -1))
+        if folds == "sigmoid":
+            return Head("sigmoid", jax.nn.sigmoid)
+        return Head("linear", lambda z: z)
+    return Head(ACTIVATIONS.canonical(activation.type), lambda z: apply_activation(activation, z))

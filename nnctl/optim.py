@@ -8,6 +8,8 @@ Clipping, weight decay, freezing and per-group learning rates are links of that 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Optional, Union
 
 import jax
@@ -16,7 +18,8 @@ import optax
 from pydantic import Discriminator, Field, Tag
 
 from nnctl.registry import FnRegistry
-from nnctl.spec.refs import ref_type
+from nnctl.trees import path_str
+from nnctl.registry import ref_type
 
 SCHEDULES = FnRegistry("learning-rate schedule")
 OPTIMIZERS = FnRegistry("optimizer")
@@ -217,26 +220,93 @@ def clipped_flag(clip: Any, grads) -> jax.Array:
 
 # ------------------------------------------------------------------------------------------------ freezing
 
-def param_paths(params) -> list[str]:
-    return ["/".join(str(getattr(k, "key", k)) for k in path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+def is_frozen(path: str, globs: Sequence[str], frozen_layers: Sequence[str]) -> bool:
+    """The one freezing rule: a parameter path matched by a `train.freeze` glob, or inside a layer with
+    `trainable: false` (its path, or a path below it)."""
+    return any(fnmatch.fnmatchcase(path, g) for g in globs) or any(
+        path == n or path.startswith(f"{n}/") for n in frozen_layers)
 
 
-def frozen_mask(params, globs: list[str], frozen_layers: list[str]):
+def frozen_mask(params: Any, globs: Sequence[str], frozen_layers: Sequence[str]) -> Any:
     """Tree of booleans: True for parameters that must not change."""
-    def is_frozen(path, _):
-        p = "/".join(str(getattr(k, "key", k)) for k in path)
-        return any(fnmatch.fnmatchcase(p, g) for g in globs) or any(
-            p == f"{n}" or p.startswith(f"{n}/") for n in frozen_layers)
-    return jax.tree_util.tree_map_with_path(is_frozen, params)
+    return jax.tree_util.tree_map_with_path(lambda p, _: is_frozen(path_str(p), globs, frozen_layers), params)
 
 
-def build_chain(train: Any, params_shape, total_steps: int, steps_per_epoch: int, frozen_layers: list[str]):
-    """The whole Optax transformation of a spec's `train` section, and the frozen mask."""
+def scale_by_groups(params_shape: Any, groups: Sequence[Any]) -> optax.GradientTransformation:
+    """Multiply each parameter's update by the `learning_rate_scale` of the first group whose glob matches."""
+    def scale_of(path, _):
+        p = path_str(path)
+        return next((g.learning_rate_scale for g in groups if fnmatch.fnmatchcase(p, g.params)), 1.0)
+
+    scales = jax.tree_util.tree_map_with_path(scale_of, params_shape)
+
+    def update(updates, state, params=None):
+        return jax.tree.map(lambda u, s: u * s, updates, scales), state
+
+    return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A built optimizer chain: the transformation, the frozen mask, the learning rate (or schedule) to log,
+    the reduce_on_plateau scale reader (or None) and the chain's description for the banner."""
+
+    tx: optax.GradientTransformation
+    frozen: Any
+    lr: Any
+    description: str
+    plateau_scale: Callable[[Any], jax.Array] | None = None
+
+    @property
+    def trainable(self) -> Any:
+        return jax.tree.map(lambda f: not f, self.frozen)
+
+
+def _describe(train: Any, frozen: bool, groups: int) -> str:
+    parts = []
+    c = train.gradient_clipping
+    if c:
+        parts.append(f"clip(max_value={c.max_value})" if c.max_value else
+                     f"clip_{'per_tensor' if c.per_tensor else 'global'}_norm({c.max_norm})")
+    if train.weight_decay:
+        parts.append(f"weight_decay({train.weight_decay})")
+    parts.append(train.optimizer.type)
+    lr = train.optimizer.learning_rate
+    if not isinstance(lr, (int, float)):
+        parts[-1] += f"[{lr.type}]"
+    if groups:
+        parts.append(f"param_groups({groups})")
+    if frozen:
+        parts.append("freeze")
+    return " -> ".join(parts)
+
+
+def _plateau_states(opt_state: Any) -> list:
+    """The reduce_on_plateau states inside an optimizer state (found by type: a parameter may be named scale)."""
+    is_plateau = lambda x: isinstance(x, optax.contrib.ReduceLROnPlateauState)
+    return [x for x in jax.tree_util.tree_leaves(opt_state, is_leaf=is_plateau) if is_plateau(x)]
+
+
+def _plateau_reader(tx: optax.GradientTransformation, params_shape: Any) -> Callable[[Any], jax.Array] | None:
+    """The function giving reduce_on_plateau's current scale from an optimizer state, or None without one."""
+    if not _plateau_states(jax.eval_shape(tx.init, params_shape)):
+        return None
+    return lambda s: _plateau_states(s)[0].scale
+
+
+def build_chain(train: Any, params_shape: Any, total_steps: int, steps_per_epoch: int,
+                frozen_layers: Sequence[str], groups: Sequence[Any] = ()) -> Chain:
+    """The whole Optax transformation of a spec's `train` section (or of one network's optimizer):
+    clip -> weight decay -> optimizer (+ schedule link), frozen parameters set to zero, then the
+    `param_groups` learning-rate scales."""
     links = [link for link in [clip_link(train.gradient_clipping)] if link is not None]
     opt_links, lr = build_optimizer(train.optimizer, total_steps, steps_per_epoch, train.weight_decay)
-    inner = optax.chain(*links, *opt_links)
+    tx = optax.chain(*links, *opt_links)
     mask = frozen_mask(params_shape, list(train.freeze), frozen_layers)
-    if not any(jax.tree.leaves(mask)):
-        return inner, mask, lr
-    labels = jax.tree.map(lambda f: "frozen" if f else "train", mask)
-    return optax.multi_transform({"train": inner, "frozen": optax.set_to_zero()}, labels), mask, lr
+    any_frozen = any(jax.tree.leaves(mask))
+    if any_frozen:
+        labels = jax.tree.map(lambda f: "frozen" if f else "train", mask)
+        tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+    if groups:
+        tx = optax.chain(tx, scale_by_groups(params_shape, groups))
+    return Chain(tx, mask, lr, _describe(train, any_frozen, len(groups)), _plateau_reader(tx, params_shape))

@@ -15,8 +15,14 @@ the run directory (`is_primary`).
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from nnctl.errors import NnctlError
 
@@ -39,7 +45,6 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
         raise NnctlError("--coordinator needs --num-processes N and --process-id I (0 <= I < N)")
     if not 0 <= process_id < num_processes:
         raise NnctlError(f"--process-id must be in [0, {num_processes}), got {process_id}")
-    import jax
 
     # CPU collectives (only the CPU client reads this; GPUs use NCCL). Must precede any backend start.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -50,16 +55,11 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
 
 def is_primary() -> bool:
     """Process 0 (or the only process) writes files; other processes compute only."""
-    import sys
-    if "jax" not in sys.modules:
-        return True
-    import jax
     return jax.process_index() == 0
 
 
 def select_devices(devices: Any) -> list:
     """`devices: all | N` -> the devices to train on (over all processes when distributed)."""
-    import jax
 
     avail = jax.devices()
     if devices == "all":
@@ -83,23 +83,18 @@ class Placement:
 
     @property
     def replicated(self):
-        from jax.sharding import NamedSharding, PartitionSpec
         return NamedSharding(self.mesh, PartitionSpec())
 
     @property
     def batch(self):
-        from jax.sharding import NamedSharding, PartitionSpec
         return NamedSharding(self.mesh, PartitionSpec(AXIS))
 
     def constrain(self, tree):
         """Inside jit: shard the leading (batch) axis of every leaf across the mesh."""
-        import jax
         return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, self.batch), tree)
 
     def put(self, tree):
         """Host arrays (identical in every process) -> global arrays replicated over the mesh."""
-        import jax
-        import numpy as np
 
         def one(a):
             a = np.asarray(a)
@@ -111,9 +106,6 @@ class Placement:
     def put_windows(self, tree):
         """Streamed windows `(k, batch, ...)` -> global arrays with the batch axis sharded: each device is
         sent only its slice of every batch."""
-        import jax
-        import numpy as np
-        from jax.sharding import NamedSharding, PartitionSpec
 
         spec = NamedSharding(self.mesh, PartitionSpec(None, AXIS))
 
@@ -126,9 +118,6 @@ class Placement:
 
 def placement(devices: Any, batch_size: int) -> Placement | None:
     """None for single-device training, else a mesh over the selected devices."""
-    import jax
-    import numpy as np
-    from jax.sharding import Mesh
 
     if devices in (1, "1") and jax.process_count() == 1:
         return None
@@ -143,6 +132,4 @@ def placement(devices: Any, batch_size: int) -> Placement | None:
 
 def scratch_run_dir():
     """Where a non-primary process puts its (discarded) copy of the run files: a fresh temporary directory."""
-    import tempfile
-    from pathlib import Path
     return Path(tempfile.mkdtemp(prefix="nnctl-process-"))

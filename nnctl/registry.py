@@ -8,25 +8,34 @@ up in the JSON Schema without writing the options twice.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Generic, Literal, TypeVar
+from typing import Annotated, Any, Callable, Generic, Literal, TypeVar, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from nnctl.errors import choices_text, did_you_mean
 
 T = TypeVar("T")
 
 
-def _strict_base():
-    from pydantic import BaseModel, ConfigDict
+class Strict(BaseModel):
+    """Frozen, no unknown keys: the base of every spec object."""
 
-    class StrictModel(BaseModel):
-        """Frozen, no unknown keys: the base of every spec object."""
-
-        model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-    return StrictModel
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
-Strict = _strict_base()
+def _shorthand(v: Any) -> Any:
+    return {"type": v} if isinstance(v, str) else v
+
+
+def ref_type(registry: "FnRegistry") -> Any:
+    """The spec type naming one of `registry`'s functions: `relu` or `{type: leaky_relu, negative_slope: 0.1}`.
+
+    A pydantic discriminated union over the options models the registry generated, so unknown names, unknown
+    options and bad option values are all validated, and the JSON Schema lists them."""
+
+
+    members = tuple(registry.models.values())
+    return Annotated[Union[members], Field(discriminator="type"), BeforeValidator(_shorthand)]  # type: ignore
 
 
 class Registry(Generic[T]):
@@ -98,7 +107,6 @@ def options_model(kind: str, names: tuple[str, ...], fn: Callable[..., Any], bas
     Positional-only parameters (the data the function works on) are skipped; every other parameter must
     have a default and an annotation, which become the option's default and type.
     """
-    from pydantic import create_model
 
     name = names[0]
     fields: dict[str, Any] = {"type": (Literal[names], ...)}  # type: ignore[valid-type]

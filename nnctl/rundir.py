@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import jax
+from flax import serialization
 import yaml
 
 from nnctl.errors import RunDirError
@@ -90,12 +92,10 @@ def new_run_dir(out: str | None, name: str, root: str = "runs") -> Path:
 
 
 def _to_bytes(tree: Any) -> bytes:
-    from flax import serialization
     return serialization.msgpack_serialize(_host(tree))
 
 
 def _host(tree):
-    import jax
     return jax.tree.map(lambda a: np.asarray(a), jax.device_get(tree))
 
 
@@ -105,7 +105,6 @@ def write_spec(run: Path, spec: Any) -> None:
 
 
 def write_state(run: Path, weights: dict, opt_state: Any, scalers: dict, rng: dict) -> None:
-    from flax import serialization
     atomic_write(run / WEIGHTS, _to_bytes(weights))
     atomic_write(run / OPT_STATE, _to_bytes(serialization.to_state_dict(opt_state)))
     write_json(run / SCALERS, scalers)
@@ -125,7 +124,6 @@ def _json_default(o):
 
 
 def read_msgpack(path: Path) -> Any:
-    from flax import serialization
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -138,7 +136,6 @@ def read_msgpack(path: Path) -> Any:
 
 def restore_into(template: Any, saved: Any, what: str) -> Any:
     """Saved arrays placed into a template tree; any difference in structure or shape is an error."""
-    import jax
     flat_t = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_flatten_with_path(template)[0]}
     flat_s = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_flatten_with_path(saved)[0]}
     missing, extra = sorted(set(flat_t) - set(flat_s)), sorted(set(flat_s) - set(flat_t))

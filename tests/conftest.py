@@ -5,7 +5,12 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import pathlib
 
+import jax
 import pytest
+
+# Broadcasting arrays of different ranks must be spelled out (`x[:, None]`, `expand_dims`): an implicit
+# rank promotion is an error in the tests, so a shape mix-up cannot silently broadcast.
+jax.config.update("jax_numpy_rank_promotion", "raise")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"

@@ -11,7 +11,7 @@ from nnctl.augment import AugmentRef, augment_batch, corrupt
 from nnctl.data.prepare import prepare
 from nnctl.errors import SpecError
 from nnctl.objectives.specs import CorruptionRef
-from nnctl.run import build
+from nnctl.app import build
 from nnctl.spec import load_spec, load_text
 from tests.conftest import SPECS
 
@@ -84,17 +84,17 @@ def test_training_only_evaluation_untouched():
     # the training step sees perturbed inputs ...
     assert not np.allclose(np.asarray(jax.jit(obj.perturb)(x, jax.random.key(1))), np.asarray(x))
     # ... evaluation sees exactly the data: the same sums as the plain supervised objective
-    from nnctl.train import Supervised
+    from nnctl.objectives.supervised import Supervised
     import dataclasses
     plain = Supervised(**{f.name: getattr(obj, f.name) for f in dataclasses.fields(Supervised)})
-    z = obj.zero_sums((10,), y.dtype, False)
+    z = obj.zero_sums((10,), y.dtype)
     a = jax.jit(obj.eval_step)(state, z, x, y, mask)
-    b = jax.jit(plain.eval_step)(state, plain.zero_sums((10,), y.dtype, False), x, y, mask)
+    b = jax.jit(plain.eval_step)(state, plain.zero_sums((10,), y.dtype), x, y, mask)
     assert float(a["loss"]) == float(b["loss"])
 
 
 def test_trains_shrunk(tmp_path):
-    from nnctl.run import train_run
+    from nnctl.app import train_run
     res = train_run(str(SPECS / "augment_digits.yaml"), str(tmp_path / "aug"), ("train.epochs=4",))
     assert res.summary["final"]["val/accuracy"] > 0.7
 

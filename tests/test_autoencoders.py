@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from nnctl.cli import app
 from nnctl.errors import SpecError
-from nnctl.run import restore, train_run
+from nnctl.app import restore, train_run
 from nnctl.spec import load_text
 from tests.conftest import SPECS
 

@@ -5,7 +5,7 @@ import pytest
 
 from nnctl.data.prepare import prepare
 from nnctl.errors import DataError
-from nnctl.run import evaluate_run, predict_run, train_run
+from nnctl.app import evaluate_run, predict_run, train_run
 from nnctl.spec import load_text
 
 CSV_SPEC = """
@@ -190,7 +190,7 @@ def test_global_scaling_uses_one_statistic_for_all_features(tmp_path):
 
 
 def test_numeric_fast_path_equals_the_row_by_row_reader(tmp_path, monkeypatch):
-    from nnctl.data import sources
+    from nnctl.data.sources import csv as csv_source, read
     from nnctl.spec import load_spec
     rng = np.random.default_rng(2)
     rows = ["a,b,c,label"] + [f' {rng.normal():.6g},"{rng.normal():.6g}",{rng.integers(0, 9)} ,{rng.integers(0, 3)}'
@@ -200,10 +200,10 @@ def test_numeric_fast_path_equals_the_row_by_row_reader(tmp_path, monkeypatch):
                                      "model: {layers: [{type: dense, units: 3, activation: softmax}]}\n"
                                      "train: {loss: categorical_crossentropy, epochs: 1}\n")
     loaded = load_spec(tmp_path / "s.yaml")
-    assert sources.csv_numeric(tmp_path / "n.csv", ",") is not None  # quoted numbers, spaces, a blank line
-    fast = sources.read(loaded.spec.data, tmp_path, 0)
-    monkeypatch.setattr(sources, "csv_numeric", lambda *a, **k: None)
-    slow = sources.read(loaded.spec.data, tmp_path, 0)
+    assert csv_source.csv_numeric(tmp_path / "n.csv", ",") is not None  # quoted numbers, spaces, a blank line
+    fast = read(loaded.spec.data, tmp_path, 0)
+    monkeypatch.setattr(csv_source, "csv_numeric", lambda *a, **k: None)
+    slow = read(loaded.spec.data, tmp_path, 0)
     np.testing.assert_array_equal(fast.x, slow.x)
     np.testing.assert_array_equal(fast.y, slow.y)
     assert fast.x.dtype == slow.x.dtype == np.float32 and fast.x.shape == (30, 2)

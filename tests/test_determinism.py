@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from nnctl import rundir
-from nnctl.run import train_run
+from nnctl.app import train_run
 
 SPEC = """\
 name: det

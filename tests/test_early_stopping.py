@@ -45,7 +45,7 @@ def test_fixed_sequences(seq, kw, stop_epoch, reason, best):
 
 
 def test_fused_loop_stops_where_per_step_loop_stops(tmp_path):
-    from nnctl.run import train_run
+    from nnctl.app import train_run
     from tests.conftest import SPECS
 
     common = ("train.epochs=60", "train.early_stopping.patience=3", "train.early_stopping.min_delta=0.01")
@@ -63,7 +63,7 @@ def test_fused_loop_stops_where_per_step_loop_stops(tmp_path):
 
 
 def test_restore_best_even_without_stopping(tmp_path):
-    from nnctl.run import evaluate_run, train_run
+    from nnctl.app import evaluate_run, train_run
     from tests.conftest import SPECS
 
     res = train_run(str(SPECS / "iris.yaml"), out=str(tmp_path / "r"),
@@ -71,3 +71,34 @@ def test_restore_best_even_without_stopping(tmp_path):
     assert res.summary["status"] == "finished" and res.summary["restored_best"]
     val = evaluate_run(res.run_dir, "val")
     assert val["metrics"]["loss"] == pytest.approx(res.summary["best_value"], rel=1e-4)
+
+
+@pytest.mark.parametrize("monitor", ["val_auc", "val_accuracy", "val_loss"])
+def test_monitor_direction_comes_from_the_metric_registry(tmp_path, monitor):
+    """Early stopping on any registered metric records its best epoch in its own direction (auc: max)."""
+    from nnctl.app import train_run
+    from nnctl.metrics import METRICS
+    from tests.conftest import SPECS
+
+    res = train_run(str(SPECS / "iris.yaml"), out=str(tmp_path / "r"),
+                    overrides=("train.epochs=12", "train.metrics=[accuracy, auc]",
+                               f"train.early_stopping={{monitor: {monitor}, patience: 100}}"))
+    s = res.summary
+    key = monitor.replace("val_", "val/")
+    values = [r[key] for r in res.records]
+    assert s["monitor"] == key and s["best_epoch"] is not None
+    metric = key.split("/")[1]
+    best = max(values) if metric in METRICS and METRICS.get(metric).mode == "max" else min(values)
+    assert s["best_value"] == pytest.approx(best)
+    assert values[s["best_epoch"] - 1] == pytest.approx(best)
+
+
+def test_best_epoch_without_early_stopping_uses_the_metric_direction(tmp_path):
+    """No early stopping: the best epoch of the default monitor (val/loss: lowest)."""
+    from nnctl.app import train_run
+    from tests.conftest import SPECS
+
+    res = train_run(str(SPECS / "iris.yaml"), out=str(tmp_path / "r"),
+                    overrides=("train.epochs=8", "train.early_stopping=null"))
+    losses = [r["val/loss"] for r in res.records]
+    assert res.summary["best_epoch"] == 1 + losses.index(min(losses))

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nnctl.cli import app
-from nnctl.explain import explain_spec
+from nnctl.app.explain import explain_spec
 from tests.conftest import SPECS
 
 WORKED = str(SPECS / "backprop_worked_example.yaml")
@@ -69,7 +69,7 @@ def test_json_is_the_same_data():
 
 def test_explained_update_is_the_training_step(tmp_path):
     """explain's update is the training step itself: after 3 steps its weights equal a 3-epoch run's."""
-    from nnctl.run import train_run
+    from nnctl.app import train_run
     doc = explain_spec(WORKED, steps=3)
     res = train_run(WORKED, str(tmp_path / "r"), ("train.epochs=3",))
     from nnctl import rundir

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnctl.model import build_network
-from nnctl.run import train_run
+from nnctl.kinds import MODEL_KINDS
+from nnctl.app import train_run
 from nnctl.spec import load_spec, load_text
-from nnctl.summary import params_report
+from nnctl.app.inspect import params_report
 from tests.conftest import SPECS
 
 MLP_1024 = """
@@ -37,7 +37,7 @@ def test_mlp_parameter_count_16295():
 
 def _apply(spec_text, x):
     loaded = load_text(spec_text)
-    net = build_network(loaded.spec.model)
+    net = MODEL_KINDS.get("sequential").network(loaded.spec.model, None)
     variables = net.init(jax.random.key(0), jnp.zeros((1, *loaded.analysis.input_shape)))
     return np.asarray(net.apply(variables, jnp.asarray(x, jnp.float32)))
 
@@ -84,7 +84,7 @@ def test_worked_example_initial_error(worked_one_step):
 
 def test_worked_example_forward_outputs():
     loaded = load_spec(SPECS / "backprop_worked_example.yaml")
-    net = build_network(loaded.spec.model)
+    net = MODEL_KINDS.get("sequential").network(loaded.spec.model, None)
     variables = net.init(jax.random.key(0), jnp.zeros((1, 2)))
     out = np.asarray(net.apply(variables, jnp.array([[0.05, 0.10]])))
     assert out[0] == pytest.approx([0.75136507, 0.772928465], abs=1e-7)

@@ -20,7 +20,7 @@ FAST = {"digits_cnn", "signal_bigru", "token_tagger"}  # one conv, one recurrent
 
 @pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in EXAMPLES])
 def test_example_spec_trains_shrunken(name, tmp_path):
-    from nnctl.run import evaluate_run, train_run
+    from nnctl.app import evaluate_run, train_run
 
     shrink = SHRINK["digits" if name.startswith("digits") else "generated"]
     res = train_run(str(SPECS / f"{name}.yaml"), str(tmp_path / name), shrink)
@@ -32,7 +32,7 @@ def test_example_spec_trains_shrunken(name, tmp_path):
         assert sum(map(sum, ev["confusion_matrix"])) == ev["examples"] * 20
         import numpy as np
 
-        from nnctl.run import predict_run, restore
+        from nnctl.app import predict_run, restore
         x = restore(tmp_path / name).built.data.x_test[:3]
         np.savez(tmp_path / "x.npz", x=x)
         predict_run(tmp_path / name, str(tmp_path / "x.npz"), str(tmp_path / "tags.csv"))
@@ -72,7 +72,7 @@ def test_per_step_confusion_counts_every_step():
 
 
 def test_inspect_model_shows_nested_shapes_and_warnings():
-    from nnctl.summary import model_report
+    from nnctl.app.inspect import model_report
 
     rep = model_report(_loaded("digits_resnet"))
     shapes = {r["name"]: r["output_shape"] for r in rep["layers"]}
@@ -85,7 +85,7 @@ def test_inspect_model_shows_nested_shapes_and_warnings():
 
 
 def test_batch_norm_statistics_are_non_trainable_in_inspect_params():
-    from nnctl.summary import params_report
+    from nnctl.app.inspect import params_report
 
     rows = params_report(_loaded("digits_resnet"))["parameters"]
     stats = [r for r in rows if "mean" in r["path"] or "var" in r["path"]]

@@ -72,6 +72,11 @@ CASES = [
                                 "padding": "same"}], (4, 5, 2), (8, 10, 3), conv_params((4, 4), 2, 3)),
     ("conv2d_transpose_pad", [{"type": "conv2d_transpose", "filters": 1, "kernel_size": 3, "strides": 2,
                                "padding": 1}], (4, 4, 2), (7, 7, 1), conv_params((3, 3), 2, 1)),
+    ("depthwise_conv2d", [{"type": "depthwise_conv2d", "kernel_size": 3, "depth_multiplier": 2}], (7, 6, 3),
+     (5, 4, 6), 3 * 3 * 3 * 2 + 3 * 2),
+    ("depthwise_conv2d_same_stride", [{"type": "depthwise_conv2d", "kernel_size": [3, 2], "strides": 2,
+                                       "padding": "same", "dilation": [1, 2], "use_bias": False}], (7, 8, 4),
+     (4, 4, 4), 3 * 2 * 4),
     ("upsample", [{"type": "upsample", "size": 2}], (3, 4, 2), (6, 8, 2), 0),
     ("upsample_bilinear", [{"type": "upsample", "size": [2, 3], "method": "bilinear"}], (3, 4, 2), (6, 12, 2), 0),
     ("upsample_1d", [{"type": "upsample", "size": 3}], (5, 2), (15, 2), 0),
@@ -150,7 +155,7 @@ def test_layer_builds_runs_and_counts(case):
 # ------------------------------------------------------------------------------------ golden numbers
 
 def count(layers, in_shape):
-    from nnctl.model import abstract_variables
+    from nnctl.kinds.base import abstract_variables
     v = abstract_variables(Network(layers), in_shape)
     return sum(math.prod(a.shape) for a in jax.tree.leaves(v.get("params", {})))
 
@@ -168,6 +173,50 @@ def test_first_vgg_layer():
 def test_padding_one_keeps_128x128():
     layers = build([{"type": "conv2d", "filters": 8, "kernel_size": 3, "strides": 1, "padding": 1}])
     assert thread_shapes(layers, (128, 128, 3))[1] == (128, 128, 8)
+
+
+
+@pytest.mark.parametrize("padding,want", [("same", (8, 8, 8)), ("valid", (6, 6, 8))])
+def test_3x3_depthwise_on_8x8x4_with_multiplier_2(padding, want):
+    layers = build([{"type": "depthwise_conv2d", "kernel_size": 3, "depth_multiplier": 2, "padding": padding}])
+    assert thread_shapes(layers, (8, 8, 4))[1] == want
+    assert count(layers, (8, 8, 4)) == 3 * 3 * 4 * 2 + 8 == 80
+
+
+def test_depthwise_convolves_each_channel_with_its_own_filters():
+    """Output channel c * M + m is input channel c convolved with filter m of that channel (Keras' order)."""
+    layers = build([{"type": "depthwise_conv2d", "kernel_size": 3, "depth_multiplier": 2, "padding": 1}])
+    net = Network(layers)
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 5, 6, 3)), jnp.float32)
+    v = random_variables(net, x)
+    y = np.asarray(jax.jit(lambda v, x: net.apply(v, x))(v, x))
+    p = v["params"][layers[0].name]
+    k, b = np.asarray(p["kernel"], np.float64), np.asarray(p["bias"], np.float64)
+    xp = np.pad(np.asarray(x, np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    for c in range(3):
+        for m in range(2):
+            o = c * 2 + m
+            want = sum(xp[:, i:i + 5, j:j + 6, c] * k[i, j, 0, o] for i in range(3) for j in range(3)) + b[o]
+            np.testing.assert_allclose(y[..., o], want, rtol=1e-5, atol=1e-5)
+
+
+def test_depthwise_warns_like_conv2d_when_a_stride_does_not_tile():
+    layers = build([{"type": "depthwise_conv2d", "kernel_size": 2, "strides": 2}])
+    _, out, problems, warnings = thread_shapes(layers, (5, 5, 2))
+    assert not problems and out == (2, 2, 2)
+    assert "(5 + 0 − 2)/2 + 1 = 2.5, the last row/column is dropped" in warnings[0][1]
+
+
+def test_windowed_layers_need_the_step_loop_nested_or_not():
+    from nnctl.layers.base import needs_step_loop
+
+    slow = {name for name, cls in LAYERS.items() if cls.slow_in_scan}
+    assert slow == {"conv1d", "conv2d", "conv2d_transpose", "depthwise_conv2d", "max_pool1d", "max_pool2d",
+                    "avg_pool1d", "avg_pool2d"}
+    assert not needs_step_loop(build([{"type": "dense", "units": 2}, {"type": "global_avg_pool"}]))
+    assert needs_step_loop(build([{"type": "maxpool2d"}]))  # an alias counts too
+    nested = build([{"type": "residual", "layers": [{"type": "conv2d", "filters": 2, "kernel_size": 1}]}])
+    assert needs_step_loop(nested)
 
 
 @pytest.mark.parametrize("f,u", [(3, 4), (10, 7), (1, 32)])

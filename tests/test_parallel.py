@@ -68,14 +68,14 @@ def test_batch_is_sharded_over_the_mesh(tmp_path):
     code = """
 import jax, jax.numpy as jnp
 from nnctl.data.prepare import prepare
-from nnctl.run import build
+from nnctl.app import build
 from nnctl.spec import load_spec
 loaded = load_spec(%r, ("train.devices=all",))
 b = build(loaded, prepare(loaded.spec, loaded.analysis, loaded.base_dir))
-place = b.loop.extra["placement"]
+place = b.loop.placement
 carry = jax.jit(b.loop.start, static_argnums=0)(tuple(b.data.input_shape))
 data = place.put((b.data.x_train, b.data.y_train))
-hlo = jax.jit(lambda s, d: b.loop.train_epoch(s, d, jnp.int32(0))).lower(carry["state"], data).compile().as_text()
+hlo = jax.jit(lambda s, d: b.loop.train_epoch(s, d, jnp.int32(0))).lower(carry.state, data).compile().as_text()
 print(place.size, "all-reduce" in hlo)
 """ % str(SPECS / "iris.yaml")
     r = subprocess.run([sys.executable, "-c", code], env=_env(4), capture_output=True, text=True, cwd=tmp_path)

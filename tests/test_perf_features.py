@@ -18,7 +18,7 @@ IRIS_ES = ("train.epochs=60", "train.early_stopping.patience=3", "train.early_st
 
 def _built(spec, overrides=()):
     from nnctl.data.prepare import prepare
-    from nnctl.run import build
+    from nnctl.app import build
     from nnctl.spec import load_spec
 
     loaded = load_spec(str(spec), tuple(overrides))
@@ -27,7 +27,7 @@ def _built(spec, overrides=()):
 
 def test_chunked_epochs_stop_where_per_epoch_checks_stop():
     """Many epochs per compiled call (early-stopping test on device) == one epoch per call, number for number."""
-    from nnctl.run import fit
+    from nnctl.app import fit
 
     one = fit(_built(SPECS / "iris.yaml", IRIS_ES), target_chunk_s=0.0)  # k = 1 epoch per call throughout
     many = fit(_built(SPECS / "iris.yaml", IRIS_ES), target_chunk_s=1e9)  # as many as fit in a call
@@ -45,7 +45,7 @@ def test_chunk_respects_limit_and_capacity():
     import jax
     import jax.numpy as jnp
 
-    from nnctl.train import stack_records
+    from nnctl.engine.compiled import stack_records
 
     b = _built(SPECS / "xor.yaml", ("train.epochs=50",))
     loop = b.loop
@@ -56,7 +56,7 @@ def test_chunk_respects_limit_and_capacity():
     assert [r["epoch"] for r in stack_records(recs)] == list(range(7))
     carry, recs = f(carry, data, None, jnp.int32(50), 16)  # stops at the capacity
     assert [r["epoch"] for r in stack_records(recs)] == list(range(7, 23))
-    assert int(carry["epoch"]) == 23
+    assert int(carry.epoch) == 23
 
 
 def test_last_short_batch_is_masked_and_counted_exactly():
@@ -67,10 +67,10 @@ def test_last_short_batch_is_masked_and_counted_exactly():
                                             "train.early_stopping.monitor=loss"))
     loop = b.loop
     assert loop.n_train == 150 and loop.n_batches == 10  # 9 full batches + 6 real examples in the last
-    state = jax.jit(loop.start, static_argnums=0)(tuple(b.data.input_shape))["state"]
+    state = jax.jit(loop.start, static_argnums=0)(tuple(b.data.input_shape)).state
     data = (jnp.asarray(b.data.x_train), jnp.asarray(b.data.y_train))
-    _, sums = jax.jit(loop.train_epoch)(state, data, jnp.int32(0))
-    assert float(sums["n"]) == 150.0 and float(sums["steps"]) == 10.0
+    _, sums, counters = jax.jit(loop.train_epoch)(state, data, jnp.int32(0))
+    assert float(sums["n"]) == 150.0 and float(counters.steps) == 10.0
     if "confusion" in sums:  # the padded examples are not counted in any metric either
         assert float(sums["confusion"].sum()) == 150.0
 
@@ -79,7 +79,7 @@ def test_bf16_computes_in_bfloat16_and_keeps_float32_state():
     import jax
     import jax.numpy as jnp
 
-    from nnctl.run import fit
+    from nnctl.app import fit
 
     b = _built(SPECS / "xor.yaml", ("train.precision=bf16", "train.epochs=300"))
     assert b.obj.compute_dtype == jnp.bfloat16
@@ -93,7 +93,7 @@ def test_bf16_computes_in_bfloat16_and_keeps_float32_state():
     object.__setattr__(b.obj, "net", type("Spy", (), {"apply": staticmethod(spy), "init": orig.__self__.init})())
     res = fit(b)
     assert seen and all(xd == jnp.bfloat16 and pd == jnp.bfloat16 for xd, pd in seen)
-    leaves = jax.tree.leaves(res.carry["state"]["params"]) + jax.tree.leaves(res.carry["state"]["opt_state"])
+    leaves = jax.tree.leaves(res.carry.state.params) + jax.tree.leaves(res.carry.state.opt_state)
     assert all(a.dtype in (jnp.float32, jnp.int32) for a in leaves)
     losses = [r["train/loss"] for r in res.records]
     assert np.isfinite(losses).all() and losses[-1] < 0.5 * losses[0]

@@ -15,7 +15,8 @@ from nnctl.initializers import INITIALIZERS
 from nnctl.losses import LOSSES, Head
 from nnctl.metrics import METRICS, batch_sums, compute
 from nnctl.optim import OPTIMIZERS, SCHEDULES, OptimizerRef, ScheduleRef, build_learning_rate, build_optimizer
-from nnctl.spec.refs import ActivationRef, InitRef
+from nnctl.activations import ActivationRef
+from nnctl.initializers import InitRef
 
 X = np.linspace(-3, 3, 13).astype(np.float32)
 sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731

@@ -16,7 +16,7 @@ import pytest
 
 from nnctl import checkpoint, rundir
 from nnctl.errors import RunDirError
-from nnctl.run import resume_run, train_run
+from nnctl.app import resume_run, train_run
 
 SPEC = """\
 name: digits-ck
@@ -231,7 +231,7 @@ def killed(xor_run, tmp_path):
 
 def built(spec_text: str):
     from nnctl.data.prepare import prepare
-    from nnctl.run import build
+    from nnctl.app import build
     from nnctl.spec import load_text
     loaded = load_text(spec_text)
     return build(loaded, prepare(loaded.spec, loaded.analysis, Path(".")))
@@ -247,10 +247,10 @@ def test_truncated_checkpoint_is_a_clear_error(killed):
                                           r"from the previous checkpoint \(ckpt-000004.msgpack\)"):
         resume_run(run)
     ck[-1][1].unlink()
-    from nnctl.run import carry_template
+    from nnctl.app import carry_template
     b = built(XOR.replace("UNITS", "3"))
     carry, meta = checkpoint.load_latest(run, carry_template(b), b.loaded.spec)
-    assert meta["epoch"] == 4 and int(carry["epoch"]) == 4
+    assert meta["epoch"] == 4 and int(carry.epoch) == 4
 
 
 def test_garbage_and_pickle_checkpoints_are_refused_without_executing(killed, tmp_path):
@@ -268,7 +268,7 @@ def test_garbage_and_pickle_checkpoints_are_refused_without_executing(killed, tm
     with pytest.raises(RunDirError, match="corrupt or truncated|not an nnctl checkpoint"):
         resume_run(run)
     (run / rundir.WEIGHTS).write_bytes(pickle.dumps(Evil()))
-    from nnctl.run import evaluate_run
+    from nnctl.app import evaluate_run
     with pytest.raises(RunDirError):
         evaluate_run(run, "train")
     assert not marker.exists()
@@ -289,7 +289,7 @@ def test_checkpoint_of_a_different_spec_is_refused(killed, reference):
 
 
 def test_shape_mismatch_names_the_array(killed):
-    from nnctl.run import carry_template
+    from nnctl.app import carry_template
     b = built(XOR.replace("UNITS", "4"))
     path = checkpoint.list_checkpoints(killed)[-1][1]
     doc = checkpoint._load(path)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from nnctl.data.stream import choose_placement, eval_index, window_size, windows
-from nnctl.run import batched_predict, evaluate_run, resume_run, train_run
+from nnctl.app import batched_predict, evaluate_run, resume_run, train_run
 
 SPEC = """\
 name: stream

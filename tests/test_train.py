@@ -9,7 +9,7 @@ import pytest
 from flax import serialization
 
 from nnctl.errors import RunDirError
-from nnctl.run import evaluate_run, train_run
+from nnctl.app import evaluate_run, train_run
 from tests.conftest import SPECS
 
 BP = str(SPECS / "backprop_worked_example.yaml")
@@ -61,18 +61,18 @@ def test_short_last_batch_counts_exactly(tmp_path):
 
 
 def test_steps_mode_compiles_the_step_once(tmp_path, monkeypatch):
-    import nnctl.train as T
+    import nnctl.app.fitting as T
     made = []
-    orig = T.steps_mode_fns
+    orig = T.steps_fns
 
     def spy(loop):
         fns = orig(loop)
         made.append(fns)
         return fns
-    monkeypatch.setattr(T, "steps_mode_fns", spy)
+    monkeypatch.setattr(T, "steps_fns", spy)
     train_run(str(SPECS / "iris.yaml"), out=str(tmp_path / "r"),
               overrides=("train.epochs=3", "train.fuse=steps", "train.early_stopping=null"))
-    assert made[0]["step"]._cache_size() == 1  # the short last batch did not recompile
+    assert made[0].train._cache_size() == 1  # the short last batch did not recompile
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_weights(tmp_path):
@@ -141,7 +141,7 @@ def test_example_specs_train_shrunk(tmp_path, spec, over, metric, least):
 
 
 def test_regression_metrics_are_in_the_datas_units(tmp_path):
-    from nnctl.run import predict_run, restore
+    from nnctl.app import predict_run, restore
     res = train_run(str(SPECS / "sine_regression.yaml"), out=str(tmp_path / "r"),
                     overrides=("train.epochs=5", "data.normalize_target=standard", "train.metrics=[mae, rmse, r2]"))
     ev = evaluate_run(res.run_dir, "test")
@@ -187,7 +187,7 @@ def test_class_weight_scales_each_examples_training_loss(tmp_path):
     from sklearn.utils.class_weight import compute_class_weight
 
     from nnctl.data.prepare import prepare
-    from nnctl.run import build
+    from nnctl.app import build
     from nnctl.spec import load_spec
     y = _imbalanced(tmp_path)
     loaded = load_spec(tmp_path / "s.yaml", ("train.class_weight=balanced",))

@@ -9,8 +9,9 @@ import pytest
 
 from nnctl import rundir
 from nnctl.objectives.specs import ParamGroup
-from nnctl.run import train_run
-from nnctl.transfer import copy_matching, scale_by_groups
+from nnctl.app import train_run
+from nnctl.app.transfer import copy_matching
+from nnctl.optim import scale_by_groups
 from tests.conftest import SPECS
 
 

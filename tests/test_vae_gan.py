@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from nnctl.cli import app
 from nnctl.data.builtin_gen import ring_centres
 from nnctl.errors import SpecError
-from nnctl.run import train_run
+from nnctl.app import train_run
 from nnctl.spec import load_text
 from tests.conftest import SPECS
 
@@ -73,7 +73,7 @@ def test_conditional_gan_and_lsgan_train(tmp_path):
     ("model.discriminator[2].units=2", "the discriminator must output one value"),
     ("model.generator[2].units=3", "the generator outputs [3]"),
     ("train.loss=hinge", "a gan takes loss bce"),
-    ("train.freeze=['generator/*']", "not supported for gan"),
+    ("train.metrics=[mse]", "a gan has no prediction target"),  # (train.freeze is supported now)
     ("model.latent_dim=null", "model type gan needs latent_dim"),
 ])
 def test_gan_spec_errors(patch, fragment):

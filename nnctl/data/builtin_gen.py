@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnctl.data.builtin import register_builtin
+from nnctl.data.builtin_base import register_builtin
 
 RING_MODES = 8
 RING_RADIUS = 2.0

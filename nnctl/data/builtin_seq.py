@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnctl.data.builtin import register_builtin
+from nnctl.data.builtin_base import register_builtin
 
 WAVE_STEPS = 40
 _SHAPES = ("sine", "square", "triangle", "sawtooth", "pulse")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nnctl.data.sources import CsvLayout, Raw, read
+from nnctl.data.sources import Raw, read
+from nnctl.data.sources.csv import CsvLayout
 from nnctl.errors import DataError
 
 
@@ -218,53 +219,13 @@ def prepare(spec, analysis, base_dir: Path, scaler: Scaler | None = None,
     d = spec.data
     raw: Raw = read(d, base_dir, spec.seed)
     where = raw.origin or d.source
-    if len(raw.x) != len(raw.y):
-        raise DataError(f"{where}: x has {len(raw.x)} examples but y has {len(raw.y)}")
-    if raw.x_test is not None and len(raw.x_test) != len(raw.y_test):
-        raise DataError(f"{where}: test x has {len(raw.x_test)} examples but test y has {len(raw.y_test)}")
-    n_before = len(raw.x) + (0 if raw.x_test is None else len(raw.x_test))
-    if d.missing != "error":  # drop: examples with any missing value; mean: those without a target
-        n0 = len(raw.x)
-        raw.x, raw.y = drop_missing(raw.x, raw.y, features=d.missing == "drop")
-        if len(raw.x) == 0 and n0:
-            raise DataError(f"{where}: every example has a missing value (data.missing: {d.missing})")
-        if raw.x_test is not None:
-            raw.x_test, raw.y_test = drop_missing(raw.x_test, raw.y_test, features=d.missing == "drop")
-    if len(raw.x) == 0:
-        raise DataError(f"{where}: no examples")
-    dropped = raw.dropped + n_before - len(raw.x) - (0 if raw.x_test is None else len(raw.x_test))
-    check_finite(raw.x, f"{where} x", allow_nan=d.missing == "mean")
-    check_finite(np.asarray(raw.y, np.float64) if raw.y.dtype.kind in "biuf" else raw.y, f"{where} y")
-    if raw.x_test is not None:
-        check_finite(raw.x_test, f"{where} test x", allow_nan=d.missing == "mean")
-
+    dropped = _clean(raw, d, where)
     shape = analysis.input_shape
     x = _reshape(raw.x, shape, f"{where} x")
     out_shape = analysis.output_shape
     task = d.task or raw.task or infer_task(raw.y, out_shape[-1], tuple(out_shape))
 
-    rng = np.random.default_rng(spec.seed)
-    n = len(x)
-    if d.shuffle and d.stratify and task in ("classification", "binary"):
-        order = stratified_order(rng, targets_for(task, raw.y, out_shape, f"{where} y"))
-    else:
-        order = rng.permutation(n) if d.shuffle else np.arange(n)
-    x_test = y_test = None
-    if raw.x_test is not None:
-        x_test, y_test = _reshape(raw.x_test, shape, f"{where} test x"), raw.y_test
-        rest = order
-    else:
-        n_test = int(round(n * d.test_split))
-        test_idx, rest = order[:n_test], order[n_test:]
-        if n_test:
-            x_test, y_test = x[test_idx], raw.y[test_idx]
-    n_val = int(round(len(rest) * d.validation_split))
-    val_idx, train_idx = rest[:n_val], rest[n_val:]
-    if len(train_idx) == 0:
-        raise DataError(f"{where}: no training examples left after the validation/test splits ({n} in all)")
-    x_train, y_train = x[train_idx], raw.y[train_idx]
-    x_val, y_val = (x[val_idx], raw.y[val_idx]) if n_val else (None, None)
-
+    x_train, y_train, x_val, y_val, x_test, y_test = _split(spec, raw, x, task, out_shape, where)
     imputer = imputer or Imputer.fit(d.missing, x_train)
     filled = sum(int(np.isnan(a).sum()) for a in (x_train, x_val, x_test) if a is not None and a.dtype.kind == "f") \
         if imputer.fill is not None else 0
@@ -293,3 +254,53 @@ def prepare(spec, analysis, base_dir: Path, scaler: Scaler | None = None,
         sizes.update(dropped=dropped, filled=filled)  # examples dropped / values filled for missing values
     return Dataset(task, tuple(shape), x_train, y_train, x_val, y_val, x_test, y_test, num_classes, scaler,
                    target_scaler, raw.class_names, where, sizes, imputer, raw.layout)
+
+
+def _clean(raw: Raw, d, where: str) -> int:
+    """Check the raw arrays, drop examples with missing values (data.missing); the number dropped."""
+    if len(raw.x) != len(raw.y):
+        raise DataError(f"{where}: x has {len(raw.x)} examples but y has {len(raw.y)}")
+    if raw.x_test is not None and len(raw.x_test) != len(raw.y_test):
+        raise DataError(f"{where}: test x has {len(raw.x_test)} examples but test y has {len(raw.y_test)}")
+    n_before = len(raw.x) + (0 if raw.x_test is None else len(raw.x_test))
+    if d.missing != "error":  # drop: examples with any missing value; mean: those without a target
+        n0 = len(raw.x)
+        raw.x, raw.y = drop_missing(raw.x, raw.y, features=d.missing == "drop")
+        if len(raw.x) == 0 and n0:
+            raise DataError(f"{where}: every example has a missing value (data.missing: {d.missing})")
+        if raw.x_test is not None:
+            raw.x_test, raw.y_test = drop_missing(raw.x_test, raw.y_test, features=d.missing == "drop")
+    if len(raw.x) == 0:
+        raise DataError(f"{where}: no examples")
+    dropped = raw.dropped + n_before - len(raw.x) - (0 if raw.x_test is None else len(raw.x_test))
+    check_finite(raw.x, f"{where} x", allow_nan=d.missing == "mean")
+    check_finite(np.asarray(raw.y, np.float64) if raw.y.dtype.kind in "biuf" else raw.y, f"{where} y")
+    if raw.x_test is not None:
+        check_finite(raw.x_test, f"{where} test x", allow_nan=d.missing == "mean")
+    return dropped
+
+
+def _split(spec, raw: Raw, x: np.ndarray, task: str, out_shape: tuple, where: str) -> tuple:
+    """(x_train, y_train, x_val, y_val, x_test, y_test): seeded, stratified for classification."""
+    d = spec.data
+    rng = np.random.default_rng(spec.seed)
+    n = len(x)
+    if d.shuffle and d.stratify and task in ("classification", "binary"):
+        order = stratified_order(rng, targets_for(task, raw.y, out_shape, f"{where} y"))
+    else:
+        order = rng.permutation(n) if d.shuffle else np.arange(n)
+    x_test = y_test = None
+    if raw.x_test is not None:
+        x_test, y_test = _reshape(raw.x_test, x.shape[1:], f"{where} test x"), raw.y_test
+        rest = order
+    else:
+        n_test = int(round(n * d.test_split))
+        test_idx, rest = order[:n_test], order[n_test:]
+        if n_test:
+            x_test, y_test = x[test_idx], raw.y[test_idx]
+    n_val = int(round(len(rest) * d.validation_split))
+    val_idx, train_idx = rest[:n_val], rest[n_val:]
+    if len(train_idx) == 0:
+        raise DataError(f"{where}: no training examples left after the validation/test splits ({n} in all)")
+    x_val, y_val = (x[val_idx], raw.y[val_idx]) if n_val else (None, None)
+    return x[train_idx], raw.y[train_idx], x_val, y_val, x_test, y_test

@@ -15,6 +15,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 
+import jax
 import numpy as np
 
 WINDOW_BYTES = 64 << 20  # default window: about this many bytes of batches per compiled call
@@ -32,8 +33,6 @@ def device_budget() -> int:
     env = os.environ.get("NNCTL_DEVICE_DATA_BUDGET")
     if env:
         return int(float(env))
-    import jax
-
     dev = jax.local_devices()[0]
     try:
         stats = dev.memory_stats() or {}
@@ -75,8 +74,6 @@ def windows(x: np.ndarray, y: np.ndarray, idx: np.ndarray, mask: np.ndarray, k: 
     the caller's thread. Streaming therefore allocates no host memory per window, and per-thread malloc
     arenas never hold stale windows. Closing the generator early (a stop signal) waits for the gathers in
     flight."""
-    import jax
-
     nb = len(idx)
     starts = list(range(0, nb, k))
     depth = max(1, min(prefetch, len(starts)))

@@ -1,19 +1,24 @@
-"""Layer families. Importing this package registers every layer type; a new family is one module
-listed in FAMILIES."""
+"""Layer families. Importing this package registers every layer type: each module in this folder is a
+family and is imported here, so a new family is one new file. `base` and `graph` are the machinery, not
+families; a helper module that registers no layers is named with a leading underscore."""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Annotated, Union
 
 from pydantic import Field
 
 from nnctl.layers.base import LAYERS, LayerSpec, Shape, ShapeError, register_layer  # noqa: F401
 
-FAMILIES = ["core", "norm", "blocks", "conv", "pool", "recurrent", "embedding", "attention", "merge"]
+NOT_FAMILIES = {"base", "graph"}
+
+FAMILIES = sorted(m.name for m in pkgutil.iter_modules(__path__)
+                  if m.name not in NOT_FAMILIES and not m.name.startswith("_"))
 
 for _m in FAMILIES:
-    importlib.import_module(f"nnctl.layers.{_m}")
+    importlib.import_module(f"{__name__}.{_m}")
 
 AnyLayer = Annotated[Union[tuple(cls for _, cls in LAYERS.items())], Field(discriminator="type")]  # type: ignore
 

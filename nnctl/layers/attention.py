@@ -9,7 +9,7 @@ from pydantic import Field
 
 from nnctl import initializers
 from nnctl.layers.base import LayerSpec, ShapeError, register_layer
-from nnctl.spec.refs import InitRef
+from nnctl.initializers import InitRef
 
 
 @register_layer

@@ -12,7 +12,8 @@ from typing import Any, ClassVar, Optional
 from pydantic import Field
 
 from nnctl.registry import Registry, Strict
-from nnctl.spec.refs import ActivationRef, InitRef
+from nnctl.activations import ActivationRef
+from nnctl.initializers import InitRef
 
 Shape = tuple[int, ...]
 
@@ -32,6 +33,9 @@ class LayerSpec(Strict):
 
     n_inputs: ClassVar[int | None] = 1  # None: any number >= 2 (merge layers)
     has_params: ClassVar[bool] = False
+    # True for layers whose backward pass runs several times slower inside `lax.scan` on XLA:CPU
+    # (convolutions, windowed pooling): a model with one trains with a per-step loop (`needs_step_loop`).
+    slow_in_scan: ClassVar[bool] = False
 
     # --- shape threading ---------------------------------------------------------------------------
     def out_shape(self, shapes: list[Shape]) -> Shape:
@@ -92,3 +96,31 @@ def vector_in(layer: LayerSpec, shape: Shape, what: str = "a vector") -> int:
     if len(shape) != 1:
         raise ShapeError(f"({layer.type}) expects {what}, got {shape}: add a flatten layer before it")
     return shape[0]
+
+
+def frozen_layer_names(layers: list, prefix: str = "") -> list[str]:
+    """Paths of the layers (and nested layers) with `trainable: false`, as parameter-path prefixes."""
+    out = []
+    for layer in layers:
+        path = f"{prefix}{layer.name}"
+        if not layer.trainable:
+            out.append(path)
+        out += frozen_layer_names(layer.children(), prefix=f"{path}/")
+    return out
+
+
+def kernel_regularizers(layers: list, prefix: str = "") -> list[tuple[str, float, float]]:
+    """(layer path, l1, l2) of every layer (and nested layer) with a non-zero `kernel_regularizer`."""
+    out = []
+    for layer in layers:
+        reg = getattr(layer, "kernel_regularizer", None)
+        if reg is not None and (reg.l1 or reg.l2):
+            out.append((f"{prefix}{layer.name}", reg.l1, reg.l2))
+        out += kernel_regularizers(layer.children(), f"{prefix}{layer.name}/")
+    return out
+
+
+def needs_step_loop(layers) -> bool:
+    """True when any layer (or nested layer) has `slow_in_scan`: on XLA:CPU such a model trains with one
+    compiled step per batch rather than a whole epoch fused into `lax.scan`."""
+    return any(layer.slow_in_scan or needs_step_loop(layer.children()) for layer in layers)

@@ -31,8 +31,6 @@ def _padding_word(v):
 Padding = Annotated[Union[Literal["same", "valid"], NonNegativeInt, list[Union[NonNegativeInt, list[NonNegativeInt]]]],
                     BeforeValidator(_padding_word)]
 
-_AXES = {1: ("steps", "step"), 2: ("rows", "row")}
-
 
 def per_axis(layer: LayerSpec, key: str, value, n: int) -> tuple[int, ...]:
     """An int or a list of `n` ints -> a tuple of `n` ints."""
@@ -138,6 +136,7 @@ class _Conv(WindowMixin, KernelMixin, LayerSpec):
     dilation: IntOrList = Field(1, description="spacing between kernel taps (atrous convolution)")
 
     rank: ClassVar[int] = 0  # number of spatial axes
+    slow_in_scan: ClassVar[bool] = True
 
     def _geometry(self, shape):
         sizes = spatial_in(self, shape, self.rank)
@@ -191,6 +190,8 @@ class Conv2DTranspose(KernelMixin, LayerSpec):
     padding: Annotated[Union[Literal["same", "valid"], NonNegativeInt, list[NonNegativeInt]],
                        BeforeValidator(_padding_word)] = Field(
         "valid", description="`valid`, `same` (output = input x stride) or an integer P (crops P from each side)")
+
+    slow_in_scan: ClassVar[bool] = True
 
     def _geometry(self, shape):
         sizes = spatial_in(self, shape, 2)

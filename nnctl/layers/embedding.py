@@ -11,7 +11,7 @@ from pydantic import Field
 
 from nnctl.layers.base import LayerSpec, ShapeError, register_layer
 from nnctl.layers.conv import checked_init
-from nnctl.spec.refs import InitRef
+from nnctl.initializers import InitRef
 
 
 @register_layer

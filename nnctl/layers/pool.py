@@ -1,7 +1,7 @@
 """Pooling: `max_pool1d/2d`, `avg_pool1d/2d` (windows) and `global_avg_pool`, `global_max_pool`.
 
 Non-overlapping windows without padding (the usual `pool_size: 2`) run as reshape + max/mean, about 5x
-faster than `lax.reduce_window` on XLA:CPU (PERF-NOTES); every other case uses `reduce_window`.
+faster than `lax.reduce_window` on XLA:CPU (measured); every other case uses `reduce_window`.
 Average pooling with `same` padding averages only the real inputs (Keras); an integer padding counts
 the zeros (PyTorch's default).
 """
@@ -27,6 +27,7 @@ class _Pool(WindowMixin, LayerSpec):
 
     rank: ClassVar[int] = 0
     reduce: ClassVar[str] = "max"
+    slow_in_scan: ClassVar[bool] = True
 
     def _geometry(self, shape):
         sizes = spatial_in(self, shape, self.rank)

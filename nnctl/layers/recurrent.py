@@ -27,7 +27,7 @@ from pydantic import Field
 from nnctl import initializers
 from nnctl.layers.base import KernelMixin, LayerSpec, ShapeError, register_layer
 from nnctl.layers.conv import checked_init
-from nnctl.spec.refs import InitRef
+from nnctl.initializers import InitRef
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 

@@ -68,17 +68,3 @@ class GANNet(nn.Module):
         del fake  # generated only so that init creates the generator's parameters
         logits = self.discriminate(x, labels, train)
         return jax.nn.sigmoid(logits) if head else logits
-
-
-def gan_num_classes(model_spec, num_classes) -> int:
-    return int(num_classes or 0) if model_spec.conditional else 0
-
-
-def build_composite(model_spec, num_classes: int | None = None):
-    """The module of a vae or gan model spec."""
-    if model_spec.type == "vae":
-        return VAENet(Network(tuple(model_spec.encoder)), Network(tuple(model_spec.decoder)), model_spec.latent_dim)
-    if model_spec.type == "gan":
-        return GANNet(Network(tuple(model_spec.generator)), Network(tuple(model_spec.discriminator)),
-                      model_spec.latent_dim, gan_num_classes(model_spec, num_classes))
-    raise ValueError(f"not a composite model type: {model_spec.type}")

@@ -11,13 +11,52 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from nnctl.objectives.common import apply_update, commit
-from nnctl.train import Supervised
+from nnctl.augment import augment_batch, corrupt
+from nnctl.engine.loop import Proposal
+from nnctl.engine.state import TrainState
+from nnctl.objectives.supervised import Supervised
+from nnctl.optim import clipped_flag
 
 _EPS = 1e-6
 
 
-@dataclass(frozen=True, eq=False)
+def jacobian_norm2(h: Any, x: jax.Array) -> jax.Array:
+    """||dh/dx||_F^2 per example of `h` (one example -> flat vector), by autodiff."""
+    n_in = x[0].size
+    n_out = jax.eval_shape(h, x[0]).shape[0]
+    jac = jax.jacrev(h)
+    if n_out >= n_in:  # forward mode is cheaper, unless a layer has a reverse-only custom gradient
+        try:
+            jax.eval_shape(jax.jacfwd(h), x[0])
+            jac = jax.jacfwd(h)
+        except TypeError:  # e.g. the recurrent layers' hand-written backward pass
+            pass
+    j = jax.vmap(jac)(x)
+    return (j.reshape(x.shape[0], -1) ** 2).sum(1)
+
+
+def activity_penalties(activity: tuple, acts: dict, mask: jax.Array, jacobian: Any) -> dict:
+    """{key: weighted penalty} of each activity regularizer ((key, spec), ...) over the real examples:
+    activity_l1 / activity_kl from the captured layer outputs `acts`, contractive from `jacobian(layer)`
+    (||dh/dx||_F^2 per example). Shared by `Regularized` and the VAE."""
+    n = jnp.maximum(mask.sum(), 1.0)
+    out = {}
+    for key, r in activity:
+        if r.type == "activity_l1":
+            h = acts[r.layer].reshape(mask.shape[0], -1)
+            out[key] = r.weight * (jnp.abs(h).sum(1) * mask).sum() / n
+        elif r.type == "activity_kl":
+            h = jnp.clip(acts[r.layer].reshape(mask.shape[0], -1), _EPS, 1 - _EPS)
+            rho_hat = jnp.clip((h * mask[:, None]).sum(0) / n, _EPS, 1 - _EPS)
+            rho = r.target
+            kl = rho * jnp.log(rho / rho_hat) + (1 - rho) * jnp.log((1 - rho) / (1 - rho_hat))
+            out[key] = r.weight * kl.sum()
+        else:  # contractive
+            out[key] = r.weight * (jacobian(r.layer) * mask).sum() / n
+    return out
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Regularized(Supervised):
     activity: tuple = ()  # ((key, regularizer spec), ...)
     corruption: Any = None  # data.corruption spec: training inputs only
@@ -30,26 +69,9 @@ class Regularized(Supervised):
 
     def forward_acts(self, params, ms, x, train, key):
         """(logits, new model state, {layer: output}) with the captured layers' outputs."""
-        variables_ms = ms
         names = self._capture_names()
-        dt = getattr(self, "compute_dtype", None)  # train.precision: bf16, as in Supervised.forward
-        if dt is not None:
-            down = lambda t: jax.tree.map(  # noqa: E731
-                lambda a: a.astype(dt) if jnp.issubdtype(a.dtype, jnp.floating) else a, t)
-            params, x = down(params), down(x)
-        variables = {"params": params, **ms}
-        rngs = {"dropout": key} if train else {}
-        if train and ms:
-            res, new_ms = self.net.apply(variables, x, train=True, head=False, capture=names, rngs=rngs,
-                                         mutable=list(ms))
-            ms = dict(new_ms)
-        else:
-            res = self.net.apply(variables, x, train=train, head=False, capture=names, rngs=rngs)
+        res, ms = self.forward(params, ms, x, train, key, capture=names)
         out, acts = res if names else (res, {})
-        if dt is not None:
-            up = lambda t: jax.tree.map(lambda a: a.astype(jnp.float32), t)  # noqa: E731
-            out, acts = up(out), up(acts)
-            ms = jax.tree.map(lambda n, o: n.astype(o.dtype), ms, variables_ms) if ms else ms
         return out, ms, acts
 
     def _jacobian_norm2(self, params, ms, x, layer):
@@ -60,40 +82,14 @@ class Regularized(Supervised):
             _, acts = self.net.apply(variables, xi[None], train=False, head=False, capture=(layer,))
             return acts[layer].reshape(-1)
 
-        n_in = x[0].size
-        n_out = jax.eval_shape(h, x[0]).shape[0]
-        jac = jax.jacrev(h)
-        if n_out >= n_in:  # forward mode is cheaper, unless a layer has a reverse-only custom gradient
-            try:
-                jax.eval_shape(jax.jacfwd(h), x[0])
-                jac = jax.jacfwd(h)
-            except TypeError:  # e.g. the recurrent layers' hand-written backward pass
-                pass
-        j = jax.vmap(jac)(x)
-        return (j.reshape(x.shape[0], -1) ** 2).sum(1)
+        return jacobian_norm2(h, x)
 
     def activity_terms(self, params, ms, x, acts, mask) -> dict:
-        n = jnp.maximum(mask.sum(), 1.0)
-        out = {}
-        for key, r in self.activity:
-            if r.type == "activity_l1":
-                h = acts[r.layer].reshape(x.shape[0], -1)
-                out[key] = r.weight * (jnp.abs(h).sum(1) * mask).sum() / n
-            elif r.type == "activity_kl":
-                h = jnp.clip(acts[r.layer].reshape(x.shape[0], -1), _EPS, 1 - _EPS)
-                rho_hat = jnp.clip((h * mask[:, None]).sum(0) / n, _EPS, 1 - _EPS)
-                rho = r.target
-                kl = rho * jnp.log(rho / rho_hat) + (1 - rho) * jnp.log((1 - rho) / (1 - rho_hat))
-                out[key] = r.weight * kl.sum()
-            else:  # contractive
-                out[key] = r.weight * (self._jacobian_norm2(params, ms, x, r.layer) * mask).sum() / n
-        return out
+        return activity_penalties(self.activity, acts, mask, lambda layer: self._jacobian_norm2(params, ms, x, layer))
 
     def perturb(self, x, key, with_clean: bool = False):
         """Training inputs: augmented, then corrupted. with_clean: also the augmented, uncorrupted ones
         (an autoencoder's target)."""
-        from nnctl.augment import augment_batch, corrupt
-
         x = augment_batch(self.augment, x, jax.random.fold_in(key, 101)) if self.augment else x
         noisy = corrupt(self.corruption, x, jax.random.fold_in(key, 102)) if self.corruption is not None else x
         return (noisy, x) if with_clean else noisy
@@ -102,8 +98,8 @@ class Regularized(Supervised):
     def _extra_keys(self):
         return (("reconstruction",) if self.autoencoder else ()) + tuple(k for k, _ in self.activity)
 
-    def zero_sums(self, out_shape, y_dtype, train: bool) -> dict:
-        sums = super().zero_sums(out_shape, y_dtype, train)
+    def zero_sums(self, out_shape, y_dtype) -> dict:
+        sums = super().zero_sums(out_shape, y_dtype)
         sums.update({k: jnp.float32(0) for k in self._extra_keys()})
         return sums
 
@@ -122,8 +118,8 @@ class Regularized(Supervised):
         return out
 
     # --- steps ------------------------------------------------------------------------------------------
-    def train_step(self, state, sums, x, y, mask, key, max_steps, halt_on_nonfinite: bool):
-        params, ms = state["params"], state["model_state"]
+    def propose(self, state: TrainState, x, y, mask, key) -> Proposal:
+        ms = state.model_state
         n = jnp.maximum(mask.sum(), 1.0)
         x_in, x_clean = self.perturb(x, key, with_clean=True)
         if self.autoencoder and self.augment:
@@ -136,28 +132,21 @@ class Regularized(Supervised):
             total = data_loss + self.penalty(p) + sum(terms.values(), jnp.float32(0))
             return total, (new_ms, logits, data_loss, terms)
 
-        (loss, (new_ms, logits, data_loss, terms)), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        new_params, new_opt, gnorm, grads = apply_update(self.tx, self.trainable, state, state["opt_state"], params,
-                                                         loss, grads)
-        new_state = {"params": new_params, "model_state": new_ms, "opt_state": new_opt, "step": state["step"] + 1}
-        from nnctl.optim import clipped_flag
-        state, sums, ok = commit(state, new_state, sums, loss, gnorm, max_steps, halt_on_nonfinite,
-                                 clipped_flag(self.clip, grads))
-        w = ok.astype(jnp.float32)
-        sums = self._add_batch(sums, logits, y, mask, loss * mask.sum(), w)
-        return state, self._add_extra(sums, data_loss, terms, mask.sum() * w)
+        (loss, (new_ms, logits, data_loss, terms)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        new, grads, gnorm = self.update(state, loss, grads, new_ms)
+        return Proposal(new, loss, gnorm, clipped_flag(self.clip, grads), (logits, y, loss, data_loss, terms))
 
-    def eval_step(self, state, sums, x, y, mask):
-        params, ms = state["params"], state["model_state"]
+    def add(self, sums, values, mask, weight) -> dict:
+        logits, y, loss, data_loss, terms = values
+        sums = self.add_batch(sums, logits, y, mask, loss * mask.sum(), weight)
+        return self._add_extra(sums, data_loss, terms, mask.sum() * weight)
+
+    def eval_step(self, state: TrainState, sums, x, y, mask):
+        params, ms = state.params, state.model_state
         logits, _, acts = self.forward_acts(params, ms, x, False, None)
         n = jnp.maximum(mask.sum(), 1.0)
         data_loss = (self.per_example(logits, y) * mask).sum() / n
         terms = self.activity_terms(params, ms, x, acts, mask)
         loss = data_loss + self.penalty(params) + sum(terms.values(), jnp.float32(0))
-        sums = self._add_batch(sums, logits, y, mask, loss * mask.sum(), 1.0)
+        sums = self.add_batch(sums, logits, y, mask, loss * mask.sum(), 1.0)
         return self._add_extra(sums, data_loss, terms, mask.sum())
-
-    def encode(self, params, model_state, x, layer: str):
-        """The named layer's output (the code of an autoencoder)."""
-        _, acts = self.net.apply({"params": params, **model_state}, x, train=False, head=False, capture=(layer,))
-        return acts[layer]

@@ -4,7 +4,13 @@ with eps from the run's RNG (reparameterisation), decoder p(x|z). Per example:
     loss = reconstruction + beta * KL(q(z|x) || N(0, I)),   KL = -1/2 sum(1 + log_var - mean^2 - exp(log_var))
 
 `reconstruction` is train.loss summed over the input's values (mse: squared error, binary_crossentropy:
-Bernoulli negative log-likelihood). Evaluation decodes the mean (no sampling)."""
+Bernoulli negative log-likelihood). Evaluation decodes the mean (no sampling).
+
+Besides: kernel regularizers on encoder/decoder layers and activity regularizers on encoder layers (each
+activity term logged separately) are added to the loss; `data.augment` augments the training input, which is
+also the target; `data.corruption` makes a denoising VAE (the corrupted input is encoded, the clean one
+reconstructed); `train.metrics` (regression metrics) compare the reconstruction with the target;
+`precision: bf16` computes both networks in bfloat16 (nnctl.engine.step.forward)."""
 
 from __future__ import annotations
 
@@ -14,100 +20,175 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
+from nnctl import metrics as M
+from nnctl.augment import augment_batch, corrupt
+from nnctl.engine.loop import Proposal
+from nnctl.engine.state import TrainState
+from nnctl.engine.step import apply_update, forward, masked_mean
 from nnctl.losses import LOSSES
-from nnctl.objectives.common import apply_update, commit, masked_mean, train_sums
+from nnctl.objectives.regularized import activity_penalties, jacobian_norm2
+from nnctl.objectives.supervised import init_state, kernel_penalty
+from nnctl.optim import Chain, clipped_flag
 
 
-def run(net, params, ms, *args, train: bool, key=None, method=None, **kw):
-    """net.apply with dropout RNG and mutable state (batch statistics) when training."""
-    variables = {"params": params, **ms}
-    rngs = {"dropout": key} if (train and key is not None) else {}
-    if train and ms:
-        out, new = net.apply(variables, *args, train=True, rngs=rngs, mutable=list(ms), method=method, **kw)
-        return out, {**ms, **new}
-    return net.apply(variables, *args, train=train, rngs=rngs, method=method, **kw), ms
+@struct.dataclass
+class Pass:
+    """One pass over a batch: per-example reconstruction and KL, the decoder's logits, the target they were
+    compared with, the regularizers' extra loss (scalar), the activity terms and the new model state."""
+
+    recon: jax.Array
+    kl: jax.Array
+    logits: jax.Array
+    target: jax.Array
+    extra: Any  # kernel + activity penalties, or None when the objective has none
+    terms: dict
+    model_state: dict
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class VAE:
     net: Any  # nets.VAENet
     head: Any  # the decoder's last activation
     loss_opts: Any
-    tx: Any
-    trainable: Any
+    chain: Chain  # the optimizer: transformation, frozen mask, learning rate, description
     input_shape: tuple
     latent_dim: int
     beta: float = 1.0
     clip: Any = None
-    lr: Any = 0.0
+    regularizers: tuple = ()  # kernel regularizers: ((encoder/<layer> or decoder/<layer>, l1, l2), ...)
+    activity: tuple = ()  # ((key, activity regularizer spec), ...) on encoder layers
+    augment: tuple = ()  # data.augment: training inputs (and so targets) only
+    corruption: Any = None  # data.corruption: the encoded training input only (denoising)
+    metric_names: tuple = ()  # regression metrics of the reconstruction against the target
+    compute_dtype: Any = None  # e.g. jnp.bfloat16: forward/backward in it; weights and optimizer stay float32
 
-    def init(self, key, input_shape) -> dict:
-        x = jnp.zeros((1, *input_shape), jnp.float32)
-        variables = self.net.init({"params": key, "dropout": key}, x, train=False)
-        params = variables["params"]
-        return {"params": params, "model_state": {k: v for k, v in variables.items() if k != "params"},
-                "opt_state": self.tx.init(params), "step": jnp.int32(0)}
+    @property
+    def tx(self) -> Any:
+        return self.chain.tx
 
-    def losses(self, params, ms, x, train: bool, key=None):
-        """(reconstruction, kl) per example and the new model state; key None: z = mean."""
+    @property
+    def trainable(self) -> Any:
+        return self.chain.trainable
+
+    @property
+    def lr(self) -> Any:
+        return self.chain.lr
+
+    def describe(self) -> str:
+        return self.chain.description
+
+    def init(self, key, input_shape) -> TrainState:
+        return init_state(self.net, key, input_shape, self.tx.init)
+
+    def _fwd(self, params, ms, *args, train: bool, key=None, **kw):
+        return forward(self.net, params, ms, *args, train=train, key=key, compute_dtype=self.compute_dtype, **kw)
+
+    # --- the losses -------------------------------------------------------------------------------------------
+    def _capture(self) -> tuple:
+        return tuple(dict.fromkeys(r.layer for _, r in self.activity if r.type != "contractive"))
+
+    def _jacobian(self, params, ms, x, layer):
+        """||dh/dx||_F^2 per example of an encoder layer's output h (contractive)."""
+        variables = {"params": params, **ms}
+
+        def h(xi):
+            _, _, acts = self.net.apply(variables, xi[None], train=False, capture=(layer,), method="encode")
+            return acts[layer].reshape(-1)
+
+        return jacobian_norm2(h, x)
+
+    def run(self, params, ms, x, mask, train: bool, key=None, target=None) -> Pass:
+        """Encode `x`, sample z (key None: z = mean), decode, compare with `target` (default: `x`)."""
         k_drop = None if key is None else jax.random.fold_in(key, 1)
-        (mu, log_var), ms = run(self.net, params, ms, x, train=train, key=k_drop, method="encode")
+        names, ms0 = self._capture(), ms
+        enc, ms = self._fwd(params, ms, x, train=train, key=k_drop, method="encode",
+                            **({"capture": names} if names else {}))
+        mu, log_var, acts = enc if names else (*enc, {})
         if key is None:
             z = mu
         else:
             z = mu + jnp.exp(0.5 * log_var) * jax.random.normal(jax.random.fold_in(key, 2), mu.shape, mu.dtype)
-        logits, ms = run(self.net, params, ms, z, train=train, key=k_drop, method="decode", head=False)
-        recon = LOSSES.build(self.loss_opts, logits, x, self.head) * math.prod(self.input_shape)
+        logits, ms = self._fwd(params, ms, z, train=train, key=k_drop, method="decode", head=False)
+        target = x if target is None else target
+        recon = LOSSES.build(self.loss_opts, logits, target, self.head) * math.prod(self.input_shape)
         kl = -0.5 * jnp.sum(1 + log_var - mu**2 - jnp.exp(log_var), axis=-1)
-        return recon, kl, ms
+        terms = activity_penalties(self.activity, acts, mask, lambda layer: self._jacobian(params, ms0, x, layer))
+        extra = None
+        if self.regularizers or terms:
+            extra = kernel_penalty(params, self.regularizers) + sum(terms.values(), jnp.float32(0))
+        return Pass(recon, kl, logits, target, extra, terms, ms)
 
-    def zero_sums(self, out_shape, y_dtype, train: bool) -> dict:
+    def perturb(self, x, key):
+        """(encoded input, target) of a training batch: augmented (both), then corrupted (the input only)."""
+        x = augment_batch(self.augment, x, jax.random.fold_in(key, 101)) if self.augment else x
+        noisy = corrupt(self.corruption, x, jax.random.fold_in(key, 102)) if self.corruption is not None else x
+        return noisy, x
+
+    # --- sums -----------------------------------------------------------------------------------------------
+    def zero_sums(self, out_shape, y_dtype) -> dict:
         sums = {"n": jnp.float32(0), "loss": jnp.float32(0), "reconstruction": jnp.float32(0), "kl": jnp.float32(0)}
-        return {**sums, **train_sums()} if train else sums
-
-    def _add(self, sums, recon, kl, mask, w):
-        m = mask * w
-        sums = dict(sums)
-        sums["n"] = sums["n"] + m.sum()
-        sums["reconstruction"] = sums["reconstruction"] + (recon * m).sum()
-        sums["kl"] = sums["kl"] + (kl * m).sum()
-        sums["loss"] = sums["loss"] + ((recon + self.beta * kl) * m).sum()
+        sums.update({k: jnp.float32(0) for k, _ in self.activity})
+        if self.metric_names:
+            v = jax.ShapeDtypeStruct((1, *self.input_shape), jnp.float32)
+            shapes = jax.eval_shape(lambda o, t: M.batch_sums(M.needs_of(self.metric_names), o, t, jnp.ones(1), 2),
+                                    v, v)
+            sums.update(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
         return sums
 
-    def train_step(self, state, sums, x, y, mask, key, max_steps, halt_on_nonfinite: bool):
-        params, ms = state["params"], state["model_state"]
-
-        def objective(p):
-            recon, kl, new_ms = self.losses(p, ms, x, True, key)
-            return masked_mean(recon + self.beta * kl, mask), (new_ms, recon, kl)
-
-        (loss, (new_ms, recon, kl)), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        new_params, new_opt, gnorm, grads = apply_update(self.tx, self.trainable, state, state["opt_state"], params,
-                                                         loss, grads)
-        new_state = {"params": new_params, "model_state": new_ms, "opt_state": new_opt, "step": state["step"] + 1}
-        from nnctl.optim import clipped_flag
-        state, sums, ok = commit(state, new_state, sums, loss, gnorm, max_steps, halt_on_nonfinite,
-                                 clipped_flag(self.clip, grads))
-        return state, self._add(sums, recon, kl, mask, ok.astype(jnp.float32))
-
-    def eval_step(self, state, sums, x, y, mask):
-        recon, kl, _ = self.losses(state["params"], state["model_state"], x, False)
-        return self._add(sums, recon, kl, mask, 1.0)
+    def _add(self, sums, p: Pass, mask, w):
+        m = mask * w
+        sums = dict(sums)
+        if self.metric_names:
+            batch = M.batch_sums(M.needs_of(self.metric_names), self.head.fn(p.logits), p.target, m, 2)
+            sums.update({k: sums[k] + v for k, v in batch.items() if k != "n"})
+        sums["n"] = sums["n"] + m.sum()
+        sums["reconstruction"] = sums["reconstruction"] + (p.recon * m).sum()
+        sums["kl"] = sums["kl"] + (p.kl * m).sum()
+        sums["loss"] = sums["loss"] + ((p.recon + self.beta * p.kl) * m).sum()
+        if p.extra is not None:
+            sums["loss"] = sums["loss"] + p.extra * m.sum()
+        for k, v in p.terms.items():
+            sums[k] = sums[k] + v * m.sum()
+        return sums
 
     def finalize(self, sums) -> dict:
         n = jnp.maximum(sums["n"], 1.0)
-        return {"loss": sums["loss"] / n, "reconstruction": sums["reconstruction"] / n, "kl": sums["kl"] / n}
+        out = {"loss": sums["loss"] / n, "reconstruction": sums["reconstruction"] / n, "kl": sums["kl"] / n}
+        out.update({k: sums[k] / n for k, _ in self.activity})
+        out.update(M.compute(self.metric_names, sums))
+        return out
+
+    # --- steps ----------------------------------------------------------------------------------------------
+    def propose(self, state: TrainState, x, y, mask, key) -> Proposal:
+        x_in, target = self.perturb(x, key)
+
+        def objective(params):
+            p = self.run(params, state.model_state, x_in, mask, True, key, target)
+            loss = masked_mean(p.recon + self.beta * p.kl, mask)
+            return (loss if p.extra is None else loss + p.extra), p
+
+        (loss, p), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        params, opt, gnorm, grads = apply_update(self.tx, self.trainable, state.opt_state, state.params, loss, grads)
+        new = TrainState(params=params, model_state=p.model_state, opt_state=opt, step=state.step + 1)
+        return Proposal(new, loss, gnorm, clipped_flag(self.clip, grads), p)
+
+    def add(self, sums, values, mask, weight) -> dict:
+        return self._add(sums, values, mask, weight)
+
+    def eval_step(self, state: TrainState, sums, x, y, mask):
+        return self._add(sums, self.run(state.params, state.model_state, x, mask, False), mask, 1.0)
 
     # --- using a trained model ------------------------------------------------------------------------------
     def predict(self, params, model_state, x):
         """Reconstructions (decoded means)."""
-        return self.net.apply({"params": params, **model_state}, x, train=False)
+        return self._fwd(params, model_state, x, train=False)[0]
 
     def sample(self, params, model_state, key, n: int, labels=None):
         """Decoded draws from the prior N(0, I)."""
         z = jax.random.normal(key, (n, self.latent_dim))
-        return self.net.apply({"params": params, **model_state}, z, train=False, method="decode")
+        return self._fwd(params, model_state, z, train=False, method="decode")[0]
 
     def encode(self, params, model_state, x, layer: str):
         """`z_mean` / `z_log_var`, or the output of a named encoder layer."""

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import re
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path as FsPath
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from nnctl.errors import Problem, SpecError, choices_text, did_you_mean
+from nnctl.spec.check import Analysis, check_spec
+from nnctl.spec.models import Spec
 from nnctl.spec.yamlio import Located, load_yaml, parse_scalar
 
 __all__ = ["Loaded", "load_spec", "load_text", "format_path", "SpecError"]
@@ -37,6 +39,7 @@ class Loaded:
     # False for `validate`/`inspect`: artefacts the spec refers to (model.init_from) may not exist yet,
     # which is a warning there; training needs them, so it is an error by default.
     require_sources: bool = True
+    analysis: Analysis | None = None  # shapes and warnings, once checked (load_text with check=True)
 
     @property
     def file(self) -> str:
@@ -253,7 +256,7 @@ def _short(v: Any) -> str:
 
 def load_text(text: str, file: str = "<spec>", overrides: tuple[str, ...] = (), base_dir: FsPath | None = None,
               check: bool = True, require_sources: bool = True) -> Loaded:
-    from nnctl.spec.models import Spec
+    """Parse, validate and (with `check`) whole-spec check a spec's text. Raises SpecError with every problem."""
 
     located = load_yaml(text, file)
     if located.data is None:
@@ -268,11 +271,7 @@ def load_text(text: str, file: str = "<spec>", overrides: tuple[str, ...] = (), 
     except ValidationError as err:
         raise SpecError(problems_from(err, Spec, located, overridden)) from None
     loaded = Loaded(spec, located, base_dir or FsPath("."), overridden, require_sources)
-    if check:
-        from nnctl.spec.check import check_spec
-
-        check_spec(loaded)
-    return loaded
+    return replace(loaded, analysis=check_spec(loaded)) if check else loaded
 
 
 def load_spec(path: str | FsPath, overrides: tuple[str, ...] = (), check: bool = True,

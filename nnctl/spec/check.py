@@ -5,14 +5,26 @@ Everything found is reported together."""
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass, field
+from pathlib import Path as FsPath
 from typing import Any
 
+from nnctl.data.peek import peek
 from nnctl.errors import DataError, Problem, SpecError, choices_text, did_you_mean
+from nnctl.kinds import MODEL_KINDS
+from nnctl.kinds.base import abstract_variables
+from nnctl.losses import loss_info
+from nnctl.metrics import METRICS
+from nnctl.optim import build_optimizer
+from nnctl.trees import param_paths
 
 
-@dataclass
+@dataclass(frozen=True)
 class Analysis:
+    """What checking a spec learned: the input shape, every layer's output shape, the model's output shape,
+    warnings, and the data's facts (nnctl.data.peek.DataInfo)."""
+
     input_shape: tuple
     shapes: dict[str, tuple]
     output_shape: tuple
@@ -22,8 +34,6 @@ class Analysis:
 
 def monitor_key(name: str) -> tuple[str, str]:
     """'val_loss' / 'val/loss' -> ('val', 'loss'); 'loss' / 'train/accuracy' -> ('train', ...)."""
-    from nnctl.metrics import METRICS
-
     for sep in ("/", "_"):
         for split in ("val", "train"):
             if name.startswith(split + sep):
@@ -32,112 +42,112 @@ def monitor_key(name: str) -> tuple[str, str]:
     return "train", (METRICS.canonical(name) if name in METRICS else name)
 
 
-def check_spec(loaded) -> Analysis:
-    from nnctl.data.peek import peek
-    from nnctl.layers.graph import thread_shapes
-    from nnctl.losses import LOSSES
-
+def check_spec(loaded: Any) -> Analysis:
+    """Every whole-spec problem at once (SpecError), else the shapes and warnings of the spec."""
     spec = loaded.spec
     problems: list[Problem] = []
-
-    # --- input shape -------------------------------------------------------------------------------
     info = None
     try:
         info = peek(spec.data, loaded.base_dir)
     except DataError as e:
         problems.append(loaded.problem(e.key or (("data", "path") if spec.data.path else ("data",)), str(e)))
-    if spec.model.input_shape is not None:
-        input_shape = tuple(spec.model.input_shape)
-        if info is not None and info.x_shape is not None:
-            import math
-            if math.prod(info.x_shape) != math.prod(input_shape):
-                problems.append(loaded.problem(("model", "input_shape"), (
-                    f"the data's examples have shape {list(info.x_shape)} ({math.prod(info.x_shape)} values), "
-                    f"which cannot be reshaped to input_shape {list(input_shape)}")))
-    elif info is not None and info.x_shape is not None:
-        input_shape = tuple(info.x_shape)
-    else:
-        input_shape = None
-        if info is not None:
-            problems.append(loaded.problem(("model",), "cannot tell the input shape from the data: set model.input_shape"))
+    input_shape = _input_shape(loaded, info, problems)
 
-    # --- shapes through the model -------------------------------------------------------------------
+    kind = MODEL_KINDS.get(spec.model.type)
     shapes, out, warnings = {}, None, []
-    if input_shape is not None and spec.model.type != "sequential":
-        from nnctl.objectives.checks import thread_model
-        shapes, out, shape_problems, warnings = thread_model(loaded, input_shape, info)
+    if input_shape is not None:
+        shapes, out, shape_problems, warnings = kind.thread(loaded, input_shape, info)
         problems += shape_problems
-    elif input_shape is not None:
-        shapes, out, shape_problems, shape_warnings = thread_shapes(spec.model.layers, input_shape)
-        problems += [loaded.problem(("model", "layers") + p, m) for p, m in shape_problems]
-        warnings = [loaded.problem(("model", "layers") + p, m) for p, m in shape_warnings]
-    from nnctl.objectives.checks import check_setups
-    setup_problems, setup_warnings = check_setups(loaded, input_shape, info, shapes)
-    problems += setup_problems
-    warnings += setup_warnings
-
-    # --- loss against the output --------------------------------------------------------------------
-    loss = LOSSES.canonical(spec.train.loss.type)
-    if out is not None and loss == "categorical_crossentropy" and out[-1] == 1:
+    problems += kind.check_common(loaded)
+    kind_problems, kind_warnings = kind.check(loaded, input_shape, info, shapes)
+    problems += kind_problems
+    warnings += kind_warnings
+    init_from = init_from_problem(loaded)
+    if init_from is not None:
+        (problems if loaded.require_sources else warnings).append(init_from)
+    if out is not None and loss_info(spec.train.loss.type).folds == "softmax" and out[-1] == 1:
         problems.append(loaded.problem(("train", "loss"), (
             "categorical_crossentropy needs one output unit per class, but the last layer has 1 unit: "
             "use binary_crossentropy with a sigmoid output, or give the last layer one unit per class")))
-    if info is not None and out is not None and info.num_classes and spec.data.task in (None, "classification") \
-            and spec.model.type == "sequential":
-        if loss in ("categorical_crossentropy", "kl_divergence") and out[-1] not in (1, info.num_classes) \
-                and len(out) == 1:
-            problems.append(loaded.problem(("model", "layers", len(spec.model.layers) - 1), (
-                f"the data has {info.num_classes} classes but the last layer outputs {out[-1]} values: "
-                f"set units: {info.num_classes}")))
-
-    # --- early stopping monitor ---------------------------------------------------------------------
-    es = spec.train.early_stopping
-    if es is not None:
-        split, metric = monitor_key(es.monitor)
-        known = ["loss", *spec.train.metrics]
-        if metric not in known:
-            allowed = [f"{p}{m}" for p in ("", "val_") for m in known]
-            problems.append(loaded.problem(("train", "early_stopping", "monitor"), (
-                f"unknown monitor '{es.monitor}'.{did_you_mean(es.monitor, allowed)} "
-                f"Choices: {choices_text(allowed)} (add a metric to train.metrics to monitor it)")))
-        elif split == "val" and spec.data.validation_split == 0:
-            problems.append(loaded.problem(("train", "early_stopping", "monitor"), (
-                f"monitor '{es.monitor}' needs validation data: set data.validation_split (e.g. 0.2) "
-                f"or monitor 'loss'")))
-
-    # --- optimizer / schedule options that only fail when built -------------------------------------
-    from nnctl.optim import build_optimizer
-
-    try:
-        build_optimizer(spec.train.optimizer, 1000, 10, spec.train.weight_decay)
-    except (ValueError, TypeError) as e:
-        problems.append(loaded.problem(("train", "optimizer"), str(e)))
-    if spec.train.weight_decay and "weight_decay" in type(spec.train.optimizer).model_fields and \
-            "weight_decay" in spec.train.optimizer.model_fields_set:
-        problems.append(loaded.problem(("train", "weight_decay"), (
-            "weight decay is given twice (train.weight_decay and optimizer.weight_decay): keep one")))
-
-    # --- freeze globs against parameter paths ------------------------------------------------------
-    if not problems and input_shape is not None and spec.train.param_groups:
-        from nnctl.model import abstract_variables, build_network
-        from nnctl.objectives.checks import check_param_groups
-        from nnctl.optim import param_paths
-
-        problems += check_param_groups(loaded, param_paths(abstract_variables(
-            build_network(spec.model, info.num_classes if info else None), input_shape).get("params", {})))
-    if not problems and input_shape is not None and spec.train.freeze:
-        from nnctl.model import abstract_variables, build_network
-        from nnctl.optim import param_paths
-
-        paths = param_paths(abstract_variables(build_network(spec.model, info.num_classes if info else None),
-                                               input_shape).get("params", {}))
-        for i, g in enumerate(spec.train.freeze):
-            if not any(fnmatch.fnmatchcase(p, g) for p in paths):
-                problems.append(loaded.problem(("train", "freeze", i), (
-                    f"'{g}' matches no parameter.{did_you_mean(g, paths)} Parameters: {choices_text(paths, 12)}")))
-
+    problems += monitor_problems(loaded) + optimizer_problems(loaded)
+    if not problems and input_shape is not None and (spec.train.param_groups or spec.train.freeze):
+        net = kind.network(spec.model, info.num_classes if info else None)
+        problems += glob_problems(loaded, param_paths(abstract_variables(net, input_shape).get("params", {})))
     if problems:
         raise SpecError(problems)
-    analysis = Analysis(input_shape, shapes, out, warnings, info)
-    loaded.analysis = analysis
-    return analysis
+    return Analysis(input_shape, shapes, out, warnings, info)
+
+
+def _input_shape(loaded: Any, info: Any, problems: list[Problem]) -> tuple | None:
+    """`model.input_shape`, else the data's example shape; a mismatch or no shape at all is a problem."""
+    given = loaded.spec.model.input_shape
+    if given is not None:
+        if info is not None and info.x_shape is not None and math.prod(info.x_shape) != math.prod(given):
+            problems.append(loaded.problem(("model", "input_shape"), (
+                f"the data's examples have shape {list(info.x_shape)} ({math.prod(info.x_shape)} values), "
+                f"which cannot be reshaped to input_shape {list(given)}")))
+        return tuple(given)
+    if info is not None and info.x_shape is not None:
+        return tuple(info.x_shape)
+    if info is not None:
+        problems.append(loaded.problem(("model",), "cannot tell the input shape from the data: set model.input_shape"))
+    return None
+
+
+def monitor_problems(loaded: Any) -> list[Problem]:
+    """The early-stopping monitor must be the loss or a metric of `train.metrics`, on a split that exists."""
+    spec = loaded.spec
+    es = spec.train.early_stopping
+    if es is None:
+        return []
+    split, metric = monitor_key(es.monitor)
+    known = ["loss", *spec.train.metrics]
+    where = ("train", "early_stopping", "monitor")
+    if metric not in known:
+        allowed = [f"{p}{m}" for p in ("", "val_") for m in known]
+        return [loaded.problem(where, (
+            f"unknown monitor '{es.monitor}'.{did_you_mean(es.monitor, allowed)} "
+            f"Choices: {choices_text(allowed)} (add a metric to train.metrics to monitor it)"))]
+    if split == "val" and spec.data.validation_split == 0:
+        return [loaded.problem(where, (
+            f"monitor '{es.monitor}' needs validation data: set data.validation_split (e.g. 0.2) "
+            f"or monitor 'loss'"))]
+    return []
+
+
+def optimizer_problems(loaded: Any) -> list[Problem]:
+    """Optimizer and schedule options that only fail when built; weight decay given twice."""
+    t = loaded.spec.train
+    problems = []
+    try:
+        build_optimizer(t.optimizer, 1000, 10, t.weight_decay)
+    except (ValueError, TypeError) as e:
+        problems.append(loaded.problem(("train", "optimizer"), str(e)))
+    if t.weight_decay and "weight_decay" in type(t.optimizer).model_fields and \
+            "weight_decay" in t.optimizer.model_fields_set:
+        problems.append(loaded.problem(("train", "weight_decay"), (
+            "weight decay is given twice (train.weight_decay and optimizer.weight_decay): keep one")))
+    return problems
+
+
+def init_from_problem(loaded: Any) -> Problem | None:
+    """`model.init_from` must name a finished run directory (relative to the working directory or the spec)."""
+    src = loaded.spec.model.init_from
+    if not src:
+        return None
+    p = FsPath(src).expanduser()
+    if (p / "weights.msgpack").exists() or (FsPath(loaded.base_dir) / p / "weights.msgpack").exists():
+        return None
+    return loaded.problem(("model", "init_from"), (
+        f"'{src}' is not a finished run directory (no weights.msgpack there): train the source "
+        f"spec first, or fix the path (relative to the working directory or the spec file)"))
+
+
+def glob_problems(loaded: Any, paths: list[str]) -> list[Problem]:
+    """`train.param_groups[i].params` and `train.freeze[i]` globs that match no parameter path."""
+    t = loaded.spec.train
+    globs = [(("train", "param_groups", i, "params"), g.params) for i, g in enumerate(t.param_groups)]
+    globs += [(("train", "freeze", i), g) for i, g in enumerate(t.freeze)]
+    return [loaded.problem(key, f"'{g}' matches no parameter.{did_you_mean(g, paths)} "
+                                f"Parameters: {choices_text(paths, 12)}")
+            for key, g in globs if not any(fnmatch.fnmatchcase(p, g) for p in paths)]

@@ -7,21 +7,20 @@ from typing import Any, Literal, Optional, Union
 from pydantic import Field, field_validator, model_validator
 
 from nnctl.errors import choices_text, did_you_mean
+from nnctl.kinds import MODEL_KINDS
 from nnctl.layers import AnyLayer
 from nnctl.layers.graph import resolve_names
 from nnctl.losses import LOSSES
 from nnctl.metrics import METRICS
 from nnctl.optim import OptimizerRef
 from nnctl.registry import Strict
-from nnctl.spec.refs import ref_type
+from nnctl.registry import ref_type
 from nnctl.augment import AugmentRef
 from nnctl.objectives.specs import CorruptionRef, ParamGroup, RegularizerRef
 
 LossRef = ref_type(LOSSES)
 
-from nnctl.data.builtin import BUILTINS
-
-BUILTIN_DATASETS = sorted(BUILTINS)
+from nnctl.data.sources import DATA_SOURCES, check_source, source_kind
 
 
 class DataSpec(Strict):
@@ -64,42 +63,19 @@ class DataSpec(Strict):
     @field_validator("source")
     @classmethod
     def _source(cls, v: str) -> str:
-        if v in ("inline", "csv", "npz"):
-            return v
-        if v.startswith("builtin:"):
-            name = v.split(":", 1)[1]
-            if name not in BUILTIN_DATASETS:
-                raise ValueError(f"unknown built-in dataset '{name}'.{did_you_mean(name, BUILTIN_DATASETS)} "
-                                 f"Choices: {choices_text(BUILTIN_DATASETS)}")
-            return v
-        hint = did_you_mean(v, ["inline", "csv", "npz"] + [f"builtin:{n}" for n in BUILTIN_DATASETS])
-        raise ValueError(f"unknown data source '{v}'.{hint} Use builtin:<name>, inline, csv or npz")
+        return check_source(v)  # a registered source (builtin:<name>, inline, csv, npz, ...), else the choices
 
     @model_validator(mode="after")
     def _needs(self) -> "DataSpec":
-        kind = self.source
-        need = {"inline": ["x", "y"], "csv": ["path", "target"], "npz": ["path", "x", "y"]}.get(kind, [])
-        missing = [k for k in need if getattr(self, k) is None]
-        if missing:
-            raise ValueError(f"source {kind} needs {', '.join(missing)}")
-        if kind == "inline" and not (isinstance(self.x, list) and isinstance(self.y, list)):
-            raise ValueError("inline data needs x and y as lists")
-        if kind == "npz" and not (isinstance(self.x, str) and isinstance(self.y, str)):
-            raise ValueError("npz data needs x and y as array names")
-        if kind != "csv" and (self.categorical or self.delimiter is not None):
-            raise ValueError("data.categorical and data.delimiter apply to csv sources only")
+        DATA_SOURCES.get(source_kind(self.source)).check(self)  # the fields that source needs and allows
         if self.validation_split + self.test_split >= 1.0:
             raise ValueError("validation_split + test_split must leave some training data (sum < 1)")
         return self
 
 
-MODEL_PARTS = {"sequential": ("layers",), "vae": ("encoder", "decoder"), "gan": ("generator", "discriminator")}
-
-
 class ModelSpec(Strict):
-    type: Literal["sequential", "vae", "gan"] = Field(
-        "sequential", description="sequential: plain network (graph of layers); vae: encoder + decoder; "
-                                  "gan: generator + discriminator")
+    type: Literal[tuple(MODEL_KINDS.names(aliases=False))] = Field(  # type: ignore[valid-type]
+        "sequential", description="; ".join(f"{n}: {k.doc}" for n, k in MODEL_KINDS.items()))
     input_shape: Optional[list[int]] = Field(None, description="per-example input shape (default: from the data)")
     layers: Optional[list[AnyLayer]] = Field(None, min_length=1)
     encoder: Optional[list[AnyLayer]] = Field(None, min_length=1, description="vae: input -> features (the "
@@ -118,28 +94,21 @@ class ModelSpec(Strict):
     def _names(cls, v: Any) -> Any:
         if isinstance(v, dict):
             v = dict(v)
-            for part in ("layers", "encoder", "decoder", "generator", "discriminator"):
+            for part in dict.fromkeys(p for _, k in MODEL_KINDS.items() for p in k.parts):
                 if part in v:
                     v[part] = resolve_names(v[part])
         return v
 
     @model_validator(mode="after")
     def _parts(self) -> "ModelSpec":
-        need = MODEL_PARTS[self.type]
-        missing = [p for p in need if getattr(self, p) is None]
-        if self.type != "sequential" and self.latent_dim is None:
-            missing.append("latent_dim")
-        if missing:
-            raise ValueError(f"model type {self.type} needs {', '.join(missing)}")
-        extra = [p for ps in MODEL_PARTS.values() for p in ps if p not in need and getattr(self, p) is not None]
-        if self.type == "sequential" and self.latent_dim is not None:
-            extra.append("latent_dim")
-        if self.conditional and self.type != "gan":
-            extra.append("conditional")
+        kind = MODEL_KINDS.get(self.type)
+        kind.check_fields(self)
+        mine = set(kind.parts) | set(kind.uses)
+        others = dict.fromkeys(k for _, other in MODEL_KINDS.items() for k in (*other.parts, *other.uses))
+        extra = [k for k in others if k not in mine and getattr(self, k) != type(self).model_fields[k].default]
         if extra:
-            raise ValueError(f"model type {self.type} does not use {', '.join(extra)} "
-                             f"(sequential: layers; vae: encoder, decoder, latent_dim; "
-                             f"gan: generator, discriminator, latent_dim)")
+            uses = "; ".join(f"{n}: {', '.join((*k.parts, *k.uses))}" for n, k in MODEL_KINDS.items())
+            raise ValueError(f"model type {self.type} does not use {', '.join(extra)} ({uses})")
         return self
 
     @field_validator("input_shape")

@@ -1,37 +1,29 @@
-"""Reading raw examples from each source kind. Every problem names the file, row/column or array."""
+"""`csv`: a delimited text file with a header row; the target and feature columns are named in the spec.
+
+Everything CSV lives here: delimiter detection, the fast all-numbers parser and the row-by-row reader that
+names the row and column of a problem, the feature layout (one-hot categorical columns), and the reading of
+new inputs for `predict` by the column names a run was trained on.
+"""
 
 from __future__ import annotations
 
 import csv
 import math
-import zipfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nnctl.data.peek import resolve
+from nnctl.data.sources.base import DataInfo, DataSource, Raw, data_source, existing_file, require
 from nnctl.errors import DataError, did_you_mean
-
-
-@dataclass
-class Raw:
-    x: np.ndarray
-    y: np.ndarray
-    x_test: np.ndarray | None = None
-    y_test: np.ndarray | None = None
-    class_names: list[str] | None = None
-    origin: str = ""
-    task: str | None = None  # known task (built-in regression sets), else inferred
-    layout: "CsvLayout | None" = None  # csv: the feature columns and the categories of categorical ones
-    dropped: int = 0  # examples dropped for a missing value (data.missing: drop | mean)
-
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})  # compared stripped and lower-cased
 DELIMITERS = (",", ";", "\t", "|")
 
 
 def is_missing(cell: str) -> bool:
+    """Whether a cell is one of the MISSING markers."""
     return cell.strip().lower() in MISSING
 
 
@@ -50,6 +42,7 @@ def csv_delimiter(p: Path, given: str | None = None) -> str:
 
 
 def csv_header(p: Path, delimiter: str | None = None) -> list[str]:
+    """The header row's column names, stripped."""
     with open(p, newline="", encoding="utf-8") as f:
         try:
             header = next(csv.reader(f, delimiter=csv_delimiter(p, delimiter)))
@@ -69,7 +62,6 @@ def csv_numeric(p: Path, delimiter: str, usecols: list[int] | None = None) -> np
     """The data rows as float64 through numpy's C parser (a 60,000 x 785 file: ~8 s and one array, against
     ~1 min and ~3.5 GB for Python's csv module), or None when any cell is not a plain finite number, rows are
     ragged or there are none: the row-by-row reader then handles missing values and names the problem."""
-    import warnings
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -118,6 +110,7 @@ class CsvLayout:
 
 
 def csv_targets(data) -> list[str]:
+    """The target column names (`data.target` is one name or a list)."""
     return [data.target] if isinstance(data.target, str) else list(data.target or [])
 
 
@@ -193,6 +186,7 @@ def csv_features(p: Path, header: list[str], rows: list, layout: CsvLayout, miss
 
 
 def _read_csv(data, p: Path) -> Raw:
+    """Every example of the csv file `p`: the fast all-numbers path, else row by row."""
     delimiter = csv_delimiter(p, data.delimiter)
     header = csv_header(p, delimiter)
     layout = None if data.categorical else csv_layout(data, p, header, None)  # checks the column names
@@ -225,61 +219,49 @@ def _read_csv(data, p: Path) -> Raw:
         y = np.array([[float(v) for v in row] for row in raw_y], np.float64)
     except ValueError:
         if len(ti) != 1:
-            raise DataError(f"{p}: target columns {targets} must be numeric (text labels need a single target)") from None
+            raise DataError(f"{p}: target columns {csv_targets(data)} must be numeric (text labels need a single "
+                            f"target)") from None
         class_names = sorted({row[0] for row in raw_y})
         index = {c: i for i, c in enumerate(class_names)}
         y = np.array([index[row[0]] for row in raw_y], np.int64)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    return Raw(x, y, class_names=class_names, origin=str(p), layout=layout,
-               dropped=dropped)
+    return Raw(x, y, class_names=class_names, origin=str(p), layout=layout, dropped=dropped)
 
 
-def _read_npz(data, p: Path) -> Raw:
-    try:
-        z = np.load(p, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{p}: not a readable npz file ({e})") from None
-    with z:
-        def get(name, what):
-            if name not in z.files:
-                raise DataError(f"{p}: no array '{name}' for {what}.{did_you_mean(name, z.files)} "
-                                f"Arrays: {', '.join(z.files)}")
-            try:
-                return np.asarray(z[name])
-            except ValueError as e:
-                raise DataError(f"{p}: array '{name}' cannot be read without pickle ({e})") from None
-        x, y = get(data.x, "x"), get(data.y, "y")
-        xt = yt = None
-        if data.test:
-            bad = set(data.test) - {"x", "y"}
-            if bad or len(data.test) != 2:
-                raise DataError(f"{p}: data.test must be {{x: name, y: name}}, got {data.test}")
-            xt, yt = get(data.test["x"], "test x"), get(data.test["y"], "test y")
-    for name, a in (("x", x), ("y", y)):
-        if a.dtype.kind not in "biuf":
-            raise DataError(f"{p}: array '{getattr(data, name)}' has dtype {a.dtype}; expected numbers")
-    return Raw(x.astype(np.float32), y, xt if xt is None else xt.astype(np.float32), yt, origin=str(p))
+@data_source("csv")
+class CsvSource(DataSource):
+    order = 2
+    suffixes = (".csv",)
 
+    def check(self, data) -> None:
+        require(data, "path", "target")
 
-def read(data, base_dir: Path, seed: int) -> Raw:
-    src = data.source
-    if src.startswith("builtin:"):
-        from nnctl.data.builtin import BUILTINS
-        b = BUILTINS[src.split(":", 1)[1]]
-        x, y = b.load(seed, data.n_samples, data.noise)
-        return Raw(np.asarray(x, np.float32), np.asarray(y), origin=src,
-                   task="regression" if b.num_classes is None else None)
-    if src == "inline":
-        try:
-            x = np.asarray(data.x, dtype=np.float32)
-            y = np.asarray(data.y, dtype=np.float64)
-        except (ValueError, TypeError):
-            raise DataError("inline data: x and y must be numbers in rows of equal length") from None
-        if x.ndim == 1:
-            x = x[:, None]
-        return Raw(x, y, origin="inline")
-    p = resolve(data.path, base_dir)
-    if not p.exists():
-        raise DataError(f"no such file: {p} (data.path is relative to the spec file or the working directory)")
-    return _read_csv(data, p) if src == "csv" else _read_npz(data, p)
+    def peek(self, data, base_dir: Path) -> DataInfo:
+        p = existing_file(data, base_dir, "CSV")
+        delimiter = csv_delimiter(p, data.delimiter)
+        header = csv_header(p, delimiter)
+        rows = csv_rows(p, header, delimiter) if data.categorical else None  # categories: read the column
+        return DataInfo((csv_layout(data, p, header, rows).width,))
+
+    def read(self, data, base_dir: Path, seed: int) -> Raw:
+        return _read_csv(data, existing_file(data, base_dir))
+
+    def read_inputs(self, p: Path, data, dataset) -> np.ndarray:
+        """Columns by the names the run was trained on, categorical ones one-hot encoded the same way."""
+        delimiter = csv_delimiter(p, data.delimiter if data.source == "csv" else None)
+        header = csv_header(p, delimiter)
+        layout = dataset.layout or CsvLayout(tuple(header), {})
+        absent = [c for c in layout.features if c not in header]
+        if absent:
+            raise DataError(f"{p}: missing feature columns {absent} (the run was trained on "
+                            f"{', '.join(layout.features)})")
+        a = None if layout.categories else csv_numeric(p, delimiter, [header.index(c) for c in layout.features])
+        if a is not None:
+            return a.astype(np.float32)
+        rows = csv_rows(p, header, delimiter)
+        if not rows:
+            raise DataError(f"{p}: no data rows after the header")
+        missing = "mean" if dataset.imputer.fill is not None else "error"
+        return csv_features(p, header, rows, layout, missing, "predictions need every value; a run trained "
+                            "with data.missing: mean fills missing ones and unknown categories")

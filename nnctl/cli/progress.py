@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+from nnctl.cli.common import fmt
 
 
 class TrainDisplay:
+    """The banner, a live progress bar (on stderr) and the final table (on stdout) of `nnctl train`."""
+
     REFRESH_S = 0.1  # records arrive in bursts (one compiled call = many epochs): show the latest this often
 
     def __init__(self, enabled: bool = True):
@@ -29,46 +28,30 @@ class TrainDisplay:
             self.progress.stop()
         return False
 
-    def start(self, built, run_dir) -> None:
+    def start(self, info: dict) -> None:
+        """Print the banner (`nnctl.app.banner.banner`'s record) and start the progress bar."""
         if not self.enabled:
             return
-        import jax
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
-        spec, data, loop = built.loaded.spec, built.data, built.loop
         c = Console(stderr=True, highlight=False)
-        es = spec.train.early_stopping
-        devices = ", ".join(sorted({d.platform for d in jax.devices()})) + f" x{len(jax.devices())}"
-        c.print(f"[bold]{spec.name or run_dir.name}[/]  -> {run_dir}")
-        c.print(f"  device: {devices}   data: {data.origin} ({data.task}) train {data.sizes['train']}, "
-                f"val {data.sizes['val']}, test {data.sizes['test']}"
-                + _missing_note(data.sizes))
-        cw = getattr(built.obj, "class_weight", None)
-        c.print(f"  model: {built.param_count:,} parameters   optimizer: {built.chain_desc}"
-                + (f"   class weights: {', '.join(f'{w:.3g}' for w in cw)}" if cw else ""))
-        c.print(f"  batch {loop.batch_size} x {loop.n_batches} steps/epoch   epochs {built.epochs}   "
-                f"compiled loop: {built.fuse}"
-                + (f", data streamed from the host ({built.window} batches per call, {built.prefetch} prefetched)"
-                   if built.placement == "stream" else ""))
-        if es is not None:
-            c.print(f"  early stopping: {es.monitor} ({es.mode}) patience {es.patience}, min_delta {es.min_delta}"
-                    f"{', restore best' if es.restore_best else ''}")
-        t = spec.train
-        ck = getattr(t, "checkpoint", None)
-        ckpt = f"every {ck.every_epochs} epochs (keep {ck.keep}) + best" if ck else "on interrupt only"
-        logs = ", ".join(["metrics.jsonl", *(getattr(t, "log", None) or [])])
-        c.print(f"  seed {spec.seed}   shuffle {spec.data.shuffle}   on_nonfinite {t.on_nonfinite}   "
-                f"checkpoints: {ckpt}   logs: {logs}")
-        start = getattr(built, "start_epoch", None)
-        if start is not None:
-            c.print(f"  [bold]resuming[/] after epoch {start} from {run_dir / 'checkpoints'}")
+        for line in banner_lines(info):
+            c.print(line)
         self.progress = Progress(TextColumn("[bold]epoch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                  TextColumn("{task.fields[metrics]}"), console=c, transient=False)
         self.progress.start()
-        self.task = self.progress.add_task("train", total=built.epochs, completed=start or 0, metrics="compiling...")
+        self.task = self.progress.add_task("train", total=info["epochs"], completed=info["start_epoch"] or 0,
+                                           metrics="compiling...")
 
     def epoch(self, rec: dict) -> None:
+        """Take one epoch's record; the bar shows the latest every REFRESH_S seconds."""
         if self.progress is None:
             return
         self._last = rec
@@ -82,10 +65,11 @@ class TrainDisplay:
         if rec is None:
             return
         shown = {k: v for k, v in rec.items() if k.startswith(("train/", "val/"))}
-        text = "  ".join(f"{k}={_fmt(v)}" for k, v in shown.items())
+        text = "  ".join(f"{k}={fmt(v)}" for k, v in shown.items())
         self.progress.update(self.task, completed=rec["epoch"], metrics=text)
 
     def final(self, summary: dict) -> None:
+        """Stop the bar and print the run's summary as a table."""
         from rich.console import Console
         from rich.table import Table
 
@@ -103,16 +87,42 @@ class TrainDisplay:
         if best:
             t.add_column(f"{kept} ({summary['best_epoch']})", justify="right")
         for k, v in summary["final"].items():
-            t.add_row(k, _fmt(v), *([_fmt(best.get(k, ""))] if best else []))
+            t.add_row(k, fmt(v), *([fmt(best.get(k, ""))] if best else []))
         pad = [""] if best else []
-        t.add_row("monitor", f"{summary['monitor']} (best {_fmt(summary['best_value'])} at epoch {summary['best_epoch']})", *pad)
+        t.add_row("monitor", f"{summary['monitor']} (best {fmt(summary['best_value'])} at epoch {summary['best_epoch']})", *pad)
         t.add_row("epochs / steps", f"{summary['epochs_run']} / {summary['steps']}", *pad)
         t.add_row("compile / train time", f"{summary['compile_seconds']:.2f} s / {summary['train_seconds']:.2f} s", *pad)
-        t.add_row("steps/s", _fmt(summary["steps_per_second"]), *pad)
+        t.add_row("steps/s", fmt(summary["steps_per_second"]), *pad)
         c.print(t)
         if summary.get("message"):
             c.print(f"[red]{summary['message']}[/]")
         c.print(f"run directory: {summary['run_dir']}")
+
+
+def banner_lines(info: dict) -> list[str]:
+    """The banner of `nnctl train` (rich markup), from its plain record."""
+    d, sizes, es, ck = info["data"], info["data"]["sizes"], info["early_stopping"], info["checkpoints"]
+    cw, st = info["class_weights"], info["streaming"]
+    lines = [
+        f"[bold]{info['name']}[/]  -> {info['run_dir']}",
+        f"  device: {info['device']}   data: {d['origin']} ({d['task']}) train {sizes['train']}, "
+        f"val {sizes['val']}, test {sizes['test']}" + _missing_note(sizes),
+        f"  model: {info['parameters']:,} parameters   optimizer: {info['optimizer']}"
+        + (f"   class weights: {', '.join(f'{w:.3g}' for w in cw)}" if cw else ""),
+        f"  batch {info['batch_size']} x {info['steps_per_epoch']} steps/epoch   epochs {info['epochs']}   "
+        f"compiled loop: {info['fuse']}"
+        + (f", data streamed from the host ({st['window']} batches per call, {st['prefetch']} prefetched)"
+           if st else ""),
+    ]
+    if es is not None:
+        lines.append(f"  early stopping: {es['monitor']} ({es['mode']}) patience {es['patience']}, "
+                     f"min_delta {es['min_delta']}{', restore best' if es['restore_best'] else ''}")
+    ckpt = f"every {ck['every_epochs']} epochs (keep {ck['keep']}) + best" if ck else "on interrupt only"
+    lines.append(f"  seed {info['seed']}   shuffle {info['shuffle']}   on_nonfinite {info['on_nonfinite']}   "
+                 f"checkpoints: {ckpt}   logs: {', '.join(info['logs'])}")
+    if info["start_epoch"] is not None:
+        lines.append(f"  [bold]resuming[/] after epoch {info['start_epoch']} from {info['checkpoint_dir']}")
+    return lines
 
 
 def _missing_note(sizes: dict) -> str:

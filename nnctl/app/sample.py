@@ -6,9 +6,18 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+import matplotlib
 import numpy as np
 
-from nnctl.errors import NnctlError
+from nnctl.app.restore import restore
+from nnctl.data.inputs import read_inputs
+from nnctl.errors import NnctlError, choices_text, did_you_mean
+from nnctl.kinds import MODEL_KINDS
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
 
 
 def _image_shape(shape: tuple) -> tuple | None:
@@ -24,10 +33,6 @@ def _image_shape(shape: tuple) -> tuple | None:
 
 
 def write_png(path: Path, samples: np.ndarray, shape: tuple) -> bool:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     hw = _image_shape(shape)
     flat = samples.reshape(len(samples), -1)
     if hw is not None:
@@ -51,20 +56,19 @@ def write_png(path: Path, samples: np.ndarray, shape: tuple) -> bool:
 
 
 def sample_run(run_dir: str, n: int, out: str | None = None, seed: int = 0, label: int | None = None) -> dict:
-    import jax
-    import jax.numpy as jnp
-
-    from nnctl.run import restore
-
+    """Draw `n` examples from a vae or gan run into an .npz file (and a PNG grid when they look like images
+    or 2-D points)."""
     if n < 1:
         raise NnctlError(f"--n must be at least 1, got {n}")
     r = restore(run_dir)
-    obj = getattr(r.built.obj, "inner", r.built.obj)
-    if not hasattr(obj, "sample"):
-        raise NnctlError(f"{run_dir} is a {r.loaded.spec.model.type} model: `sample` needs a vae or gan run")
+    m = r.loaded.spec.model
+    if not MODEL_KINDS.get(m.type).can_sample:
+        raise NnctlError(f"{run_dir} is a {m.type} model: `sample` needs a vae or gan run")
+    obj = r.built.loop.obj
+    conditional = bool(m.conditional)
     labels = None
     if label is not None:
-        if not getattr(obj, "conditional", False):
+        if not conditional:
             raise NnctlError("--label needs a conditional gan (model.conditional: true)")
         nc = obj.net.num_classes
         if not 0 <= label < nc:
@@ -78,44 +82,28 @@ def sample_run(run_dir: str, n: int, out: str | None = None, seed: int = 0, labe
         raise NnctlError(f"--out must end in .npz, got {path}")
     with open(path, "wb") as f:
         arrays = {"samples": samples}
-        if getattr(obj, "conditional", False):
+        if conditional:
             arrays["labels"] = np.asarray(labels if labels is not None else np.arange(n) % obj.net.num_classes)
         np.savez(f, **arrays)
     png = path.with_suffix(".png")
     wrote_png = write_png(png, samples, tuple(r.built.data.input_shape))
     return {"run_dir": str(run_dir), "samples": n, "npz": str(path), "png": str(png) if wrote_png else None,
-            "shape": list(samples.shape[1:]), "model": r.loaded.spec.model.type}
+            "shape": list(samples.shape[1:]), "model": m.type}
 
 
 def encode_run(run_dir: str, input_path: str, layer: str, output: str | None = None) -> dict:
     """The outputs of `layer` (e.g. an autoencoder's code) for the inputs in a CSV or .npz file."""
-    import jax
-    import jax.numpy as jnp
-
-    from nnctl.run import read_inputs, restore
-    from nnctl.spec.models import MODEL_PARTS
-
     r = restore(run_dir)
-    obj = getattr(r.built.obj, "inner", r.built.obj)
     m = r.loaded.spec.model
-    names = [layer.name for part in MODEL_PARTS[m.type] for layer in (getattr(m, part) or [])
-             if m.type == "sequential" or part == "encoder"]
-    if m.type == "vae":
-        names += ["z_mean", "z_log_var"]
-    if m.type == "gan":
-        raise NnctlError("--encode needs a sequential (autoencoder) or vae run, not a gan")
+    kind = MODEL_KINDS.get(m.type)
+    if not kind.can_encode:
+        raise NnctlError(f"--encode needs a sequential (autoencoder) or vae run, not a {m.type}")
+    names = kind.encodable(m)
     if layer not in names:
-        from nnctl.errors import choices_text, did_you_mean
         raise NnctlError(f"--encode: unknown layer '{layer}'.{did_you_mean(layer, names)} Layers: {choices_text(names)}")
-    data = r.built.data
-    x = r.scalers[0].apply(read_inputs(input_path, r.loaded, data))
-    if m.type == "sequential":
-        def encode(p, ms, x):
-            return obj.net.apply({"params": p, **ms}, x, train=False, head=False, capture=(layer,))[1][layer]
-    else:
-        def encode(p, ms, x):
-            return obj.encode(p, ms, x, layer)
-    codes = np.asarray(jax.jit(encode)(
+    obj = r.built.loop.obj
+    x = r.scalers[0].apply(read_inputs(input_path, r.loaded.spec.data, r.built.data))
+    codes = np.asarray(jax.jit(lambda p, ms, x: obj.encode(p, ms, x, layer))(
         r.weights["params"], r.weights["model_state"], jnp.asarray(x)))
     result = {"run_dir": str(run_dir), "input": input_path, "examples": len(x), "layer": layer,
               "codes": codes.reshape(len(codes), -1).tolist()}

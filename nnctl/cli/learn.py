@@ -1,39 +1,40 @@
 """Commands of the learning setups: `nnctl explain` (backpropagation written out) and `nnctl sample`
-(draws from a trained vae or gan). Registered on the main app by nnctl.cli.COMMAND_MODULES."""
+(draws from a trained vae or gan). Registered on the main app by nnctl.cli."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from nnctl.cli import JsonOpt, QuietOpt, _console, _emit, _guard, app
+from nnctl.cli import app
+from nnctl.cli.common import JsonOpt, QuietOpt, console, emit, guard
 
 
 @app.command()
 def explain(
     spec: Annotated[str, typer.Argument(help="The YAML spec (a sequential model).")],
     steps: Annotated[int, typer.Option("--steps", "-n", help="Training steps to write out.")] = 1,
-    sample: Annotated[Optional[int], typer.Option("--sample", help="Use this training example alone "
+    sample: Annotated[int | None, typer.Option("--sample", help="Use this training example alone "
                                                   "(default: the first batch).")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: train.optimizer.learning_rate=1")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key: train.optimizer.learning_rate=1")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
     """Print training steps layer by layer in the notes' notation: z, a, the loss, delta, dE/dW, dE/db and
     the updated weights, computed by the same code that trains (in float64)."""
     def body():
-        from nnctl.explain import explain_spec
+        from nnctl.app.explain import explain_spec
         return explain_spec(spec, steps, sample, tuple(set_ or ()))
 
-    doc = _guard(body, as_json)
+    doc = guard(body, as_json)
     if as_json:
-        from nnctl.explain import to_json
+        from nnctl.app.explain import to_json
         print(json.dumps(to_json(doc)))
     elif not quiet:
-        from nnctl.explain import render
-        c = _console()
+        from nnctl.app.explain import render
+        c = console()
         for line in render(doc):
             c.print(line, markup=False, soft_wrap=True)
 
@@ -42,18 +43,18 @@ def explain(
 def sample(
     run_dir: Annotated[str, typer.Argument(help="A run directory of a vae or gan model.")],
     n: Annotated[int, typer.Option("--n", help="How many samples.")] = 16,
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="The .npz to write (default RUN/samples.npz); "
+    out: Annotated[str | None, typer.Option("--out", "-o", help="The .npz to write (default RUN/samples.npz); "
                                                "a PNG (grid of images, or a scatter of 2-D points) goes beside it.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the prior draws.")] = 0,
-    label: Annotated[Optional[int], typer.Option(help="Conditional gan: the class to draw (default: all in turn).")] = None,
+    label: Annotated[int | None, typer.Option(help="Conditional gan: the class to draw (default: all in turn).")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
     """Decode draws from the prior N(0, I) of a trained vae, or generate with a trained gan."""
     def body():
-        from nnctl.objectives.sampling import sample_run
+        from nnctl.app.sample import sample_run
         return sample_run(run_dir, n, out, seed, label)
 
-    res = _guard(body, as_json)
-    _emit(res, as_json, quiet, lambda: _console().print(
+    res = guard(body, as_json)
+    emit(res, as_json, quiet, lambda: console().print(
         f"wrote {res['samples']} samples to {res['npz']}" + (f" and {res['png']}" if res.get("png") else "")))

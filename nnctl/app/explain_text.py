@@ -1,17 +1,5 @@
-"""`nnctl explain`: training steps written out layer by layer in the notes' notation, for students.
-
-For each step: the weighted sums z and activations a of every layer, the loss, the error terms
-delta = dE/dz, the gradients dE/dW and dE/db, and the weights after the update. Everything comes from the
-code that trains: the spec's own network and loss (`Supervised.forward` / `per_example` / `penalty`), with
-flax method interception recording each layer's z and adding a zero perturbation to it, so that one
-`jax.grad` gives both dE/dW and delta = dE/dz; the update is the objective's own `train_step` (the same
-Optax chain, freezing included). It runs in float64 so the numbers can be compared with hand calculations.
-
-Names follow the notes' worked example: inputs x1.., hidden weighted sums H1.. (H<layer>_<unit> with
-several hidden layers) and their activations H1_final.., outputs y1.. and y1_final.., weights w1.. numbered
-layer by layer, unit by unit, input by input, biases b<layer>_<unit>, targets T1.., loss E_total. Layers
-too large to list are summarised (shape, norm, first entries).
-"""
+"""`nnctl explain` as text and JSON: the notes' names for units, weights and biases, formulas, and value
+summaries for layers too large to list one by one."""
 
 from __future__ import annotations
 
@@ -21,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from nnctl.errors import NnctlError
 
 LIST_LIMIT = 16  # values shown one by one up to this many per array; larger arrays are summarised
 FEW = 4
@@ -88,150 +75,6 @@ class Names:
 
 
 # ---------------------------------------------------------------------------------------------- computing
-
-def widen(a):
-    """float32 -> float64 through the shortest decimal that reads back as the same float32, so that a
-    spec's 0.05 is 0.05 again (not 0.0500000007); other dtypes unchanged."""
-    a = np.asarray(a)
-    if a.dtype != np.float32:
-        return a
-    return np.array([float(str(v)) for v in a.reshape(-1)], np.float64).reshape(a.shape)
-
-
-def _intercepted_loss(obj, layer_names: set, params, model_state, x, y, eps):
-    """The training loss with every top-level layer's weighted sum z recorded (and eps added to it)."""
-    import flax.linen as nn
-    import jax.numpy as jnp
-
-    from nnctl.layers.graph import Network
-
-    zs: dict = {}
-
-    def interceptor(next_fun, args, kwargs, context):
-        out = next_fun(*args, **kwargs)
-        m = context.module
-        if context.method_name == "__call__" and m.name in layer_names and isinstance(m.parent, Network):
-            zs[m.name] = out
-            if eps is not None and m.name in eps:
-                out = out + eps[m.name]
-        return out
-
-    names = tuple(layer.name for layer in obj.net.layers[:-1])
-    with nn.intercept_methods(interceptor):
-        logits, acts = obj.net.apply({"params": params, **model_state}, x, train=False, head=False, capture=names)
-    last = obj.net.layers[-1].name
-    if last not in zs:  # a last layer without parameters: its output before the activation
-        zs[last] = logits
-    acts = dict(acts)
-    acts[last] = obj.head.fn(logits)
-    per = obj.per_example(logits, y)
-    loss = jnp.mean(per) + obj.penalty(params)
-    return loss, (zs, acts)
-
-
-def explain_spec(spec_path: str, steps: int = 1, sample: int | None = None, overrides: tuple = ()) -> dict:
-    """The data of `nnctl explain`: one record per training step."""
-    import jax
-
-    with jax.enable_x64(True):
-        return _explain(spec_path, steps, sample, overrides)
-
-
-def _explain(spec_path, steps, sample, overrides):
-    import jax
-    import jax.numpy as jnp
-
-    from nnctl.data.prepare import prepare
-    from nnctl.run import build
-    from nnctl.spec import load_spec
-    from nnctl.train import Supervised
-
-    if steps < 1:
-        raise NnctlError(f"--steps must be at least 1, got {steps}")
-    loaded = load_spec(spec_path, tuple(overrides))
-    spec = loaded.spec
-    if spec.model.type != "sequential":
-        raise NnctlError(f"explain follows plain networks layer by layer; this spec's model is {spec.model.type}")
-    data = prepare(spec, loaded.analysis, loaded.base_dir)
-    b = build(loaded, data)
-    obj = b.obj
-    if not isinstance(getattr(obj, "inner", obj), Supervised):
-        raise NnctlError("explain supports supervised and autoencoder specs")
-    n = len(data.x_train)
-    if sample is not None:
-        if not 0 <= sample < n:
-            raise NnctlError(f"--sample must be between 0 and {n - 1} (the training split has {n} examples)")
-        idx = np.array([sample])
-    else:
-        idx = np.arange(min(b.loop.batch_size, n))
-    f64 = lambda t: jax.tree.map(widen, t)
-    x = jnp.asarray(widen(data.x_train[idx]))
-    y = jnp.asarray(widen(data.y_train[idx]))
-
-    init_key = jax.random.fold_in(jax.random.key(spec.seed), 0)
-    state = obj.init(init_key, tuple(data.input_shape))
-    params = f64(state["params"])
-    state = {"params": params, "model_state": f64(state["model_state"]), "opt_state": obj.tx.init(params),
-             "step": jnp.int32(0)}
-
-    layers = list(spec.model.layers)
-    kernel_shapes = {k: tuple(v["kernel"].shape) for k, v in params.items() if isinstance(v, dict) and "kernel" in v}
-    names = Names.of(layers, kernel_shapes)
-    layer_names = {layer.name for layer in layers}
-    mask = jnp.ones(len(idx), jnp.float64)
-    train_key = jax.random.fold_in(jax.random.key(spec.seed), 1)
-
-    @jax.jit
-    def loss_and_grads(p, ms, eps):
-        return jax.value_and_grad(lambda p, e: _intercepted_loss(obj, layer_names, p, ms, x, y, e),
-                                  argnums=(0, 1), has_aux=True)(p, eps)
-
-    trainable = getattr(obj, "trainable", None)
-    records = []
-    step_fn = jax.jit(lambda st, k: obj.train_step(st, obj.zero_sums(tuple(loaded.analysis.output_shape), y.dtype,
-                                                                         True), x, y, mask, k, 2**31 - 1, True))
-    for s in range(steps):
-        p, ms = state["params"], state["model_state"]
-        _, (zs, _) = jax.eval_shape(lambda p, ms: _intercepted_loss(obj, layer_names, p, ms, x, y, None), p, ms)
-        eps = {k: jnp.zeros(v.shape, v.dtype) for k, v in zs.items() if k in kernel_shapes}
-        (loss, (zs, acts)), (g_params, g_eps) = loss_and_grads(p, ms, eps)
-        state, _ = step_fn(state, jax.random.fold_in(train_key, s))
-        new_p = state["params"]
-        recs = []
-        for layer, role, _ in names.layers:
-            nm = layer.name
-            r: dict[str, Any] = {"name": nm, "type": layer.type, "role": role,
-                                 "activation": layer.activation.type if layer.activation else "linear",
-                                 "a": np.asarray(acts[nm])}
-            if nm in zs:
-                r["z"] = np.asarray(zs[nm])
-            if nm in g_eps:
-                r["delta"] = np.asarray(g_eps[nm])
-            if nm in p:
-                order = sorted(p[nm], key=lambda k: (k != "kernel", k))
-                r["params"] = {k: np.asarray(p[nm][k]) for k in order}
-                r["grads"] = {k: np.asarray(g_params[nm][k]) for k in order}
-                r["updated"] = {k: np.asarray(new_p[nm][k]) for k in order}
-                r["frozen"] = [k for k in order if trainable is not None and not trainable.get(nm, {}).get(k, True)]
-            recs.append(r)
-        records.append({"step": s + 1, "loss": float(loss), "layers": recs})
-    notes = []
-    if spec.train.regularizers:
-        notes.append("the training loss also has train.regularizers (" + ", ".join(r.type for r in spec.train.regularizers)
-                     + "): E_total, delta and the gradients above leave them out; the update includes them")
-    if spec.data.augment or spec.data.corruption is not None:
-        notes.append("training perturbs the inputs (data.augment / data.corruption); the forward pass above shows "
-                     "them unperturbed, the update uses the perturbed ones")
-    if any(layer.type == "dropout" for layer in layers):
-        notes.append("dropout is off in the forward pass above (as in evaluation) and on in the update")
-    opt = spec.train.optimizer
-    return {"notes": notes, "spec": str(spec_path), "name": spec.name, "examples": [int(i) for i in idx],
-            "x": np.asarray(x), "y": np.asarray(y), "loss_name": spec.train.loss.type,
-            "optimizer": opt.type, "learning_rate": getattr(opt, "learning_rate", None),
-            "chain": b.chain_desc, "names": names, "steps": records}
-
-
-# ------------------------------------------------------------------------------------------------ output
 
 def to_json(doc: dict) -> dict:
     """The same content as data: small arrays as nested lists, large ones summarised."""

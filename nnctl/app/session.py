@@ -1,0 +1,191 @@
+"""Training in a run directory: `train_run` (a new run) and `resume_run` (from its newest checkpoint). A
+session writes the resolved spec and provenance, logs every epoch, checkpoints, turns SIGINT/SIGTERM into
+a clean stop with a checkpoint, and writes the weights, scalers and summary atomically at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from nnctl import checkpoint, rundir
+from nnctl.app.builder import Built, build
+from nnctl.app.fitting import FitResult, Resume, StopFlag, fit
+from nnctl.app.summary import summarize
+from nnctl.data.peek import resolve
+from nnctl.data.prepare import prepare
+from nnctl.engine.state import Carry
+from nnctl.errors import RunDirError, TrainingInterrupted
+from nnctl.logs import RunLogs
+from nnctl.parallel import is_primary, scratch_run_dir
+from nnctl.spec import Loaded, load_spec, load_text
+
+OnStart = Callable[[Built, Path, int | None], None]  # (built, run directory, epoch resumed from or None)
+OnEpoch = Callable[[dict], None]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    summary: dict
+    records: list = field(default_factory=list)
+
+
+def train_run(spec_path: str, out: str | None = None, overrides: tuple[str, ...] = (), seed: int | None = None,
+              on_start: OnStart = lambda b, p, e: None, on_epoch: OnEpoch = lambda r: None,
+              runs_root: str = "runs") -> TrainResult:
+    """Train a spec into a new run directory.
+
+    Args:
+        spec_path: the YAML spec.
+        out: the run directory to create (must not exist); default `runs_root/<name>` (never overwritten:
+            `-2`, `-3`, ... are appended).
+        overrides: `key.path=value` edits applied before validation (like `--set`).
+        seed: replaces the spec's seed.
+        on_start: called once the run directory exists and the model is built (the progress display).
+        on_epoch: called with each epoch's record.
+        runs_root: where default run directories go.
+    Returns:
+        The run directory, its summary and every epoch's record.
+    Raises:
+        SpecError, DataError: the spec or its data is wrong (nothing is written).
+        TrainingInterrupted: a signal stopped training; a checkpoint was written.
+    """
+    ov = tuple(overrides) + ((f"seed={seed}",) if seed is not None else ())
+    loaded = load_spec(spec_path, ov)
+    spec = loaded.spec
+    b = build(loaded, prepare(spec, loaded.analysis, loaded.base_dir))
+    name = spec.name or Path(spec_path).stem
+    run = rundir.new_run_dir(out, name, runs_root) if is_primary() else scratch_run_dir()  # process 0 writes
+    rundir.write_spec(run, resolved_paths(loaded))
+    rundir.write_json(run / "origin.json", {"spec_file": str(Path(spec_path).resolve()),
+                                            "spec_dir": str(Path(loaded.base_dir).resolve()), "overrides": list(ov)})
+    return _session(b, run, None, on_start, on_epoch)
+
+
+def resume_run(run_dir: str | Path, on_start: OnStart = lambda b, p, e: None,
+               on_epoch: OnEpoch = lambda r: None) -> TrainResult:
+    """Continue a run from its newest checkpoint, in the same directory, under its saved spec.
+
+    Args:
+        run_dir: a run directory with a checkpoint and no final summary.
+        on_start, on_epoch: as for `train_run`.
+    Returns:
+        As `train_run`; the records include the epochs before the checkpoint.
+    """
+    run = rundir.check_run_dir(run_dir)
+    if (run / rundir.SUMMARY).exists():
+        status = rundir.read_json(run / rundir.SUMMARY).get("status")
+        if status in ("finished", "stopped_early", "failed"):
+            raise RunDirError(f"{run} has already ended (status: {status}); there is nothing to resume. "
+                              f"Train again with a new --out to continue from its weights.")
+    checkpoint.clean_temporaries(run)
+    base = data_base(run)
+    spec_file = run / rundir.SPEC
+    try:
+        text = spec_file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise RunDirError(f"cannot read {spec_file}: {e}") from None
+    loaded = load_text(text, str(spec_file), (), base)
+    b = build(loaded, prepare(loaded.spec, loaded.analysis, base))
+    carry, meta = checkpoint.load_latest(run, carry_template(b), loaded.spec)
+    start = Resume(carry, [], float(meta.get("compile_seconds", 0.0)), float(meta.get("train_seconds", 0.0)),
+                   int(meta["epoch"]))
+    return _session(b, run, start, on_start, on_epoch)
+
+
+def carry_template(b: Built) -> Any:
+    """Shapes and dtypes of the loop carry of a spec, without running anything."""
+    shape = tuple(b.data.input_shape)
+    return jax.eval_shape(lambda: b.loop.start(shape))
+
+
+def resolved_paths(loaded: Loaded) -> Any:
+    """The spec with data paths made absolute, so the run directory's copy finds the data from anywhere."""
+    spec = loaded.spec
+    if not spec.data.path:
+        return spec
+    path = str(resolve(spec.data.path, Path(loaded.base_dir)).resolve())
+    return spec.model_copy(update={"data": spec.data.model_copy(update={"path": path})})
+
+
+def data_base(run: Path) -> Path:
+    """The directory a run's relative data paths were resolved against (its spec's directory)."""
+    meta = run / "origin.json"
+    return Path(rundir.read_json(meta).get("spec_dir", ".")) if meta.exists() else Path(".")
+
+
+def _session(b: Built, run: Path, start: Resume | None, on_start: OnStart, on_epoch: OnEpoch) -> TrainResult:
+    """One training session in a run directory: logs, checkpoints, signals, final files."""
+    t = b.loaded.spec.train
+    ck = t.checkpoint
+    ckpt = checkpoint.Checkpointer(run, b.loaded.spec, ck.every_epochs if ck else None, ck.keep if ck else 3)
+    _write_run_info(run, start)
+    logs = RunLogs(run, tuple(t.log), start.epoch if start is not None else None)
+    ckpt.before_save = logs.flush  # a checkpoint's epochs are in the logs before the checkpoint exists
+    if start is not None:
+        start.records = [dict(r) for r in logs.previous]
+    on_start(b, run, start.epoch if start is not None else None)
+
+    def record(r: dict) -> None:
+        logs.write(r)
+        on_epoch(r)
+
+    stop = StopFlag()
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        res = fit(b, record, stop, start=start, ckpt=ckpt)
+    except Exception as e:
+        rundir.write_json(run / rundir.SUMMARY, {"name": b.loaded.spec.name or run.name, "run_dir": str(run),
+                                                 "status": "failed", "error": f"{type(e).__name__}: {e}",
+                                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        _restore_handlers(old)
+        raise
+    finally:
+        logs.close()
+    try:  # the handlers stay until the final files are written: a signal now is noted, not fatal
+        summary = _write_final(b, run, res, start)
+    finally:
+        _restore_handlers(old)
+    if stop.signum is not None and res.status == "interrupted":  # a signal after the last epoch changes nothing
+        code = 130 if stop.signum == signal.SIGINT else 143
+        where = f"checkpoint {res.checkpoint}" if res.checkpoint else "the run so far"
+        raise TrainingInterrupted(f"{signal.Signals(stop.signum).name}: stopped after epoch {int(res.carry.epoch)}; "
+                                  f"{where} is saved. Resume with: nnctl train --resume {run}", code)
+    return TrainResult(run, summary, res.records)
+
+
+def _write_run_info(run: Path, start: Resume | None) -> None:
+    info = rundir.read_json(run / rundir.RUN) if start is not None and (run / rundir.RUN).exists() else {}
+    info.setdefault("started_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    info.update(pid=os.getpid(), host=socket.gethostname())
+    if start is not None:
+        info["resumed"] = info.get("resumed", []) + [{"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "epoch": start.epoch}]
+        (run / rundir.SUMMARY).unlink(missing_ok=True)
+    rundir.write_json(run / rundir.RUN, info)
+
+
+def _write_final(b: Built, run: Path, res: FitResult, start: Resume | None) -> dict:
+    data, carry = b.data, res.carry
+    rundir.write_state(run, res.weights, carry.state.opt_state,
+                       {"x": data.scaler.to_dict(), "y": data.target_scaler.to_dict(), "impute": data.imputer.to_dict(),
+                        "csv": data.layout.to_dict() if data.layout else None},
+                       {"seed": b.loaded.spec.seed, "epoch": int(carry.epoch), "step": int(carry.state.step)})
+    summary = summarize(b, res, run, start.epoch if start is not None else None)
+    rundir.write_json(run / rundir.SUMMARY, summary)
+    return summary
+
+
+def _restore_handlers(old: dict) -> None:
+    for sig, h in old.items():
+        signal.signal(sig, h)
+
+
+__all__ = ["TrainResult", "train_run", "resume_run", "carry_template", "Carry"]

@@ -1,0 +1,67 @@
+"""Transfer learning: `model.init_from: RUN_DIR` starts a run from another run's weights, copied by
+parameter path (layer name + kernel/bias) where the shapes match; everything else keeps its fresh
+initialisation. Combine with `train.freeze` (fixed layers) and `train.param_groups` (smaller learning rates).
+
+The source is read when training starts (not when the spec is validated or a finished run is evaluated),
+and the report of what was copied, skipped (shape differs) and newly initialised goes into summary.json
+under `init_from`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nnctl import rundir
+from nnctl.engine.state import Carry
+from nnctl.trees import flat, path_str
+
+
+def load_source(run_dir: str | Path, base_dir: Path | None = None) -> dict:
+    """The weights of a finished run (relative paths: to the working directory, else to `base_dir`)."""
+    p = Path(run_dir).expanduser()
+    if not p.is_absolute() and not p.exists() and base_dir is not None and (Path(base_dir) / p).exists():
+        p = Path(base_dir) / p
+    run = rundir.check_run_dir(p)
+    return rundir.read_msgpack(run / rundir.WEIGHTS)
+
+
+def copy_matching(target: dict, source: dict) -> tuple[dict, dict]:
+    """Target variables ({"params", "model_state"}) with source values where path and shape match;
+    and the report {copied, skipped: [{path, source, target}], new, unused}."""
+    src = flat(source)
+    report: dict[str, list] = {"copied": [], "skipped": [], "new": [], "unused": []}
+
+    def pick(path, leaf):
+        p = path_str(path)
+        if p not in src:
+            report["new"].append(p)
+            return leaf
+        s = np.asarray(src[p])
+        if tuple(s.shape) != tuple(leaf.shape):
+            report["skipped"].append({"path": p, "source_shape": list(s.shape), "target_shape": list(leaf.shape)})
+            return leaf
+        report["copied"].append(p)
+        return jax.numpy.asarray(s, leaf.dtype)
+
+    out = jax.tree_util.tree_map_with_path(pick, target)
+    used = set(report["copied"]) | {d["path"] for d in report["skipped"]}
+    report["unused"] = [p for p in src if p not in used]
+    return out, report
+
+
+def start_from(carry: Carry, run_dir: str, base_dir: Path | None = None) -> tuple[Carry, dict]:
+    """The initial carry with the source run's weights copied in (the optimizer state stays the fresh one),
+    and the report for summary.json."""
+    source = load_source(run_dir, base_dir)
+    source = {"params": source.get("params", {}), "model_state": source.get("model_state", {})}
+    weights, report = copy_matching(carry.state.weights(), source)
+    short = lambda p: p.removeprefix("params/")  # noqa: E731
+    report = {"run_dir": str(run_dir),
+              **{k: [{**d, "path": short(d["path"])} for d in v] if k == "skipped" else [short(p) for p in v]
+                 for k, v in report.items()}}
+    state = carry.state.replace(params=weights["params"], model_state=weights["model_state"])
+    copy = lambda t: jax.tree.map(jnp.copy, t)  # noqa: E731  (a donated carry needs a buffer per leaf)
+    return carry.replace(state=state, best=copy(weights), good=copy(weights)), report

@@ -1,0 +1,152 @@
+"""What every data source implements, the registry of them, and the helpers they share.
+
+A source is named by `data.source`: its registry name (`inline`, `csv`, `npz`), or `<name>:<dataset>` for a
+source that takes a dataset name (`builtin:iris`). Each registered source validates the spec fields it uses
+(`check`), tells the feature shape without loading everything (`peek`), reads the examples (`read`) and,
+where it reads files, reads new inputs for `predict` (`read_inputs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from nnctl.errors import DataError, did_you_mean
+from nnctl.registry import Registry
+
+
+@dataclass
+class Raw:
+    """The examples of a source, before splitting and scaling."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    class_names: list[str] | None = None
+    origin: str = ""
+    task: str | None = None  # known task (built-in regression sets), else inferred
+    layout: Any = None  # csv: its CsvLayout (the feature columns and the categories of categorical ones)
+    dropped: int = 0  # examples dropped for a missing value (data.missing: drop | mean)
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What `peek` tells about a source: the per-example feature shape and the class count when known."""
+
+    x_shape: tuple | None
+    num_classes: int | None = None
+
+
+class DataSource:
+    """Base of every data source; subclasses are registered with `@data_source(name)`.
+
+    `data` below is the spec's `DataSpec`; `base_dir` the directory relative paths are tried against."""
+
+    name: str = ""  # set by @data_source
+    order: int = 100  # position among the sources in the 'unknown data source' message
+    takes_name: bool = False  # spelled `<name>:<dataset>` (builtin:iris) instead of just `<name>`
+    suffixes: tuple[str, ...] = ()  # input-file suffixes `read_inputs` handles (predict)
+
+    def usage(self) -> str:
+        """How the source is spelled in `data.source`."""
+        return f"{self.name}:<name>" if self.takes_name else self.name
+
+    def spellings(self) -> list[str]:
+        """Every valid `data.source` value naming this source (for did-you-mean)."""
+        return [self.name]
+
+    def check_name(self, name: str) -> None:
+        """Raise ValueError when `name` (after `<source>:`) names nothing; only for takes_name sources."""
+
+    def check(self, data) -> None:
+        """Raise ValueError when `data` lacks a field this source needs or sets one it does not use."""
+        raise NotImplementedError
+
+    def peek(self, data, base_dir: Path) -> DataInfo:
+        """The per-example feature shape (and class count when known) without reading every example."""
+        raise NotImplementedError
+
+    def read(self, data, base_dir: Path, seed: int) -> Raw:
+        """Every example of the source."""
+        raise NotImplementedError
+
+    def read_inputs(self, p: Path, data, dataset) -> np.ndarray:
+        """The examples of an existing input file for `predict`, as float32 rows (before imputing)."""
+        raise DataError(f"{p}: {self.name} files cannot be read as inputs")
+
+
+DATA_SOURCES: Registry[DataSource] = Registry("data source")
+
+
+def data_source(name: str) -> Callable[[type], type]:
+    """Class decorator: register one instance of a DataSource subclass under `name`."""
+
+    def deco(cls: type) -> type:
+        source = cls()
+        source.name = name
+        DATA_SOURCES.register(name)(source)
+        return cls
+
+    return deco
+
+
+def source_kind(source: str) -> str:
+    """The registry name in a `data.source` value: 'builtin:iris' -> 'builtin', 'csv' -> 'csv'."""
+    return source.split(":", 1)[0]
+
+
+def ordered_sources() -> list[DataSource]:
+    """The registered sources in message order."""
+    return sorted((s for _, s in DATA_SOURCES.items()), key=lambda s: (s.order, s.name))
+
+
+def check_source(value: str) -> str:
+    """`value` when it names a registered source (and dataset), else ValueError naming the choices."""
+    kind, sep, arg = value.partition(":")
+    if kind in DATA_SOURCES:
+        src = DATA_SOURCES.get(kind)
+        if src.takes_name == bool(sep):
+            if src.takes_name:
+                src.check_name(arg)
+            return value
+    sources = ordered_sources()
+    plain = [s for s in sources if not s.takes_name]
+    named = [s for s in sources if s.takes_name]
+    hint = did_you_mean(value, [n for s in plain + named for n in s.spellings()])
+    usages = [s.usage() for s in named + plain]
+    listed = f"{', '.join(usages[:-1])} or {usages[-1]}" if len(usages) > 1 else usages[0]
+    raise ValueError(f"unknown data source '{value}'.{hint} Use {listed}")
+
+
+def resolve(path: str, base_dir: Path) -> Path:
+    """`path` as given when it exists (or is absolute), else relative to `base_dir` when it exists there."""
+    p = Path(path).expanduser()
+    if not p.is_absolute() and not p.exists() and (base_dir / p).exists():
+        p = base_dir / p
+    return p
+
+
+def existing_file(data, base_dir: Path, what: str | None = None) -> Path:
+    """`data.path` resolved, or a DataError: 'no such {what} file' (peek), else the longer read-time message."""
+    p = resolve(data.path, base_dir)
+    if not p.exists():
+        raise DataError(f"no such {what} file: {p}" if what else
+                        f"no such file: {p} (data.path is relative to the spec file or the working directory)")
+    return p
+
+
+def reject_csv_options(data) -> None:
+    """ValueError when a non-csv source sets data.categorical or data.delimiter."""
+    if data.categorical or data.delimiter is not None:
+        raise ValueError("data.categorical and data.delimiter apply to csv sources only")
+
+
+def require(data, *fields: str) -> None:
+    """ValueError naming the `fields` the source needs that `data` leaves unset."""
+    missing = [k for k in fields if getattr(data, k) is None]
+    if missing:
+        raise ValueError(f"source {data.source} needs {', '.join(missing)}")

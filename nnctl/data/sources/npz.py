@@ -1,0 +1,79 @@
+"""`npz`: named arrays in a NumPy .npz file (`data.x`, `data.y`, optionally a fixed `data.test` split)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from nnctl.data.sources.base import (DataInfo, DataSource, Raw, data_source, existing_file, reject_csv_options,
+                                     require)
+from nnctl.errors import DataError, did_you_mean
+
+UNREADABLE = (OSError, ValueError, zipfile.BadZipFile, EOFError)  # what np.load raises for a damaged file
+
+
+def _array(z, p: Path, name: str, what: str) -> np.ndarray:
+    if name not in z.files:
+        raise DataError(f"{p}: no array '{name}' for {what}.{did_you_mean(name, z.files)} "
+                        f"Arrays: {', '.join(z.files)}")
+    try:
+        return np.asarray(z[name])
+    except ValueError as e:
+        raise DataError(f"{p}: array '{name}' cannot be read without pickle ({e})") from None
+
+
+def read_npz(data, p: Path) -> Raw:
+    """The x, y (and test) arrays `data` names in the npz file `p`."""
+    try:
+        z = np.load(p, allow_pickle=False)
+    except UNREADABLE as e:
+        raise DataError(f"{p}: not a readable npz file ({e})") from None
+    with z:
+        x, y = _array(z, p, data.x, "x"), _array(z, p, data.y, "y")
+        xt = yt = None
+        if data.test:
+            bad = set(data.test) - {"x", "y"}
+            if bad or len(data.test) != 2:
+                raise DataError(f"{p}: data.test must be {{x: name, y: name}}, got {data.test}")
+            xt, yt = _array(z, p, data.test["x"], "test x"), _array(z, p, data.test["y"], "test y")
+    for name, a in (("x", x), ("y", y)):
+        if a.dtype.kind not in "biuf":
+            raise DataError(f"{p}: array '{getattr(data, name)}' has dtype {a.dtype}; expected numbers")
+    return Raw(x.astype(np.float32), y, xt if xt is None else xt.astype(np.float32), yt, origin=str(p))
+
+
+@data_source("npz")
+class NpzSource(DataSource):
+    order = 3
+    suffixes = (".npz",)
+
+    def check(self, data) -> None:
+        require(data, "path", "x", "y")
+        if not (isinstance(data.x, str) and isinstance(data.y, str)):
+            raise ValueError("npz data needs x and y as array names")
+        reject_csv_options(data)
+
+    def peek(self, data, base_dir: Path) -> DataInfo:
+        p = existing_file(data, base_dir, "npz")
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                if data.x not in z.files:
+                    raise DataError(f"{p}: no array '{data.x}' (arrays: {', '.join(z.files)})")
+                shape = z[data.x].shape
+        except UNREADABLE as e:
+            raise DataError(f"{p}: not a readable npz file ({e})") from None
+        return DataInfo(tuple(shape[1:]) if len(shape) > 1 else (1,))
+
+    def read(self, data, base_dir: Path, seed: int) -> Raw:
+        return read_npz(data, existing_file(data, base_dir))
+
+    def read_inputs(self, p: Path, data, dataset) -> np.ndarray:
+        """The array named like the training input (`data.x`), else `x`, else the file's first one."""
+        with np.load(p, allow_pickle=False) as z:
+            name = data.x if isinstance(data.x, str) and data.x in z.files else ("x" if "x" in z.files else z.files[0])
+            x = np.asarray(z[name])
+        if x.dtype.kind not in "biuf":
+            raise DataError(f"{p}: array '{name}' has dtype {x.dtype}; expected numbers")
+        return x.astype(np.float32)

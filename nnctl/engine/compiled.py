@@ -1,0 +1,95 @@
+"""The jitted pieces the host-driven strategies call, all built on `Loop.train_step` and `Loop.end_epoch`.
+
+* `steps_fns`: one step per call (`fuse: steps`, buffers donated), then evaluation and the end of the epoch.
+* `stream_fns`: a window of batches gathered on the host per call (`data_placement: stream`), with the
+  randomness of the fused epoch (batch `i0 + j` of epoch `e` uses `fold_in(epoch_key(e), i0 + j + 1)`), so
+  streaming visits the same batches with the same dropout/augmentation draws as a device-resident run.
+* `stack_records`: host side, the per-epoch records of one call as a list of dicts.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nnctl.data.stream import eval_index, windows
+from nnctl.engine.loop import Loop
+
+
+@dataclass(frozen=True)
+class HostFns:
+    """Jitted functions of a host-driven epoch: `perm(epoch)`, `sums0()`, a training call, evaluation, `end`."""
+
+    perm: Callable
+    sums0: Callable
+    train: Callable  # steps: (state, sums, counters, data, idx, mask, epoch, i); stream: a window of batches
+    end: Callable  # (carry, state, sums, counters, val_sums, epoch) -> (carry, record)
+    evaluate: Callable  # steps: (state, data) -> sums; stream: (state, sums, xs, ys, ms) -> sums
+    eval0: Callable
+
+
+def steps_fns(loop: Loop) -> HostFns:
+    """`fuse: steps`: one jitted step per batch (state, sums and counters donated)."""
+
+    def step(state, sums, counters, data, idx, mask, epoch, i):
+        x, y = data
+        return loop.train_step(state, sums, counters, x[idx[i]], y[idx[i]], mask[i], epoch, i)
+
+    return HostFns(perm=jax.jit(lambda e: loop.batch_index(loop.epoch_key(e))), sums0=jax.jit(loop.train_sums0),
+                   train=jax.jit(step, donate_argnums=(0, 1, 2)), end=jax.jit(loop.end_epoch),
+                   evaluate=jax.jit(lambda s, d: loop.evaluate(s, d, loop.n_val)), eval0=jax.jit(loop.eval_sums0))
+
+
+def stream_fns(loop: Loop) -> HostFns:
+    """`data_placement: stream`: one program per window length (at most two: full and last)."""
+
+    def window(state, sums, counters, xs, ys, ms, epoch, i0):
+        def one(carry, inp):
+            xb, yb, m, j = inp
+            return loop.train_step(*carry, xb, yb, m, epoch, i0 + j), None
+
+        steps = jnp.arange(xs.shape[0], dtype=jnp.int32)
+        if xs.shape[0] == 1:  # no loop at all: XLA:CPU runs conv backward passes slower inside one
+            return one((state, sums, counters), (xs[0], ys[0], ms[0], steps[0]))[0]
+        return jax.lax.scan(one, (state, sums, counters), (xs, ys, ms, steps))[0]
+
+    def eval_window(state, sums, xs, ys, ms):
+        def one(s, inp):
+            return loop.obj.eval_step(state, s, *inp), None
+
+        if xs.shape[0] == 1:
+            return one(sums, (xs[0], ys[0], ms[0]))[0]
+        return jax.lax.scan(one, sums, (xs, ys, ms))[0]
+
+    return HostFns(perm=jax.jit(lambda e: loop.batch_index(loop.epoch_key(e))), sums0=jax.jit(loop.train_sums0),
+                   train=jax.jit(window, donate_argnums=(0, 1, 2)), end=jax.jit(loop.end_epoch),
+                   evaluate=jax.jit(eval_window, donate_argnums=1), eval0=jax.jit(loop.eval_sums0))
+
+
+def stream_evaluate(loop: Loop, fns: HostFns, state: Any, x: np.ndarray, y: np.ndarray, put: Callable,
+                    window: int, prefetch: int = 2) -> dict:
+    """Loss and metric sums over a host-resident split: the batches of `Loop.evaluate`, streamed."""
+    idx, mask = eval_index(len(x), loop.eval_batch)
+    sums = fns.eval0()
+    for _, xs, ys, ms in windows(x, y, idx, mask, window, put, prefetch):
+        sums = fns.evaluate(state, sums, xs, ys, ms)
+    return sums
+
+
+def stack_records(records: dict) -> list[dict]:
+    """Host side: the per-epoch records of one call (arrays with a leading epoch axis) -> list of dicts."""
+    host = jax.device_get(records)
+    keep = np.nonzero(np.asarray(host.pop("active")))[0]
+    enabled = gc.isenabled()
+    gc.disable()  # thousands of small dicts per call: no collector pauses while building them
+    try:
+        cols = {k: np.asarray(v)[keep].tolist() for k, v in host.items()}  # column-wise, not per epoch
+        return [dict(zip(cols, row)) for row in zip(*cols.values())]
+    finally:
+        if enabled:
+            gc.enable()

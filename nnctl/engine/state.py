@@ -1,0 +1,87 @@
+"""The loop's state as typed pytrees: what the compiled loop carries from one epoch to the next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from nnctl.early_stopping import EarlyStopping
+
+
+def tree_where(cond: jax.Array, a: Any, b: Any) -> Any:
+    """`a` where `cond` else `b`, leaf by leaf (two trees of the same structure)."""
+    return jax.tree.map(lambda x, y: jnp.where(cond, x, y), a, b)
+
+
+@struct.dataclass
+class TrainState:
+    """Variables, optimizer state and the optimizer-step counter."""
+
+    params: Any
+    model_state: Any  # non-trainable collections, e.g. batch_stats
+    opt_state: Any
+    step: jax.Array
+
+    def weights(self) -> dict:
+        """The weights a run directory stores: {"params", "model_state"}."""
+        return {"params": self.params, "model_state": self.model_state}
+
+
+@struct.dataclass
+class Counters:
+    """Per-epoch bookkeeping of the training steps (sums over the steps taken)."""
+
+    grad_norm: jax.Array
+    clipped: jax.Array
+    steps: jax.Array
+    skipped: jax.Array
+    bad_step: jax.Array  # step of the first non-finite loss/gradient of the epoch, -1: none
+    bad_what: jax.Array  # 1: loss, 2: gradients
+
+    @classmethod
+    def zero(cls) -> Counters:
+        f = jnp.float32(0)
+        return cls(grad_norm=f, clipped=f, steps=f, skipped=f, bad_step=jnp.int32(-1), bad_what=jnp.int32(0))
+
+
+@struct.dataclass
+class NonFinite:
+    """The first non-finite step of a run: its step, what was non-finite (1 loss, 2 gradients), its epoch."""
+
+    step: jax.Array
+    what: jax.Array
+    epoch: jax.Array
+
+    @classmethod
+    def none(cls) -> NonFinite:
+        return cls(step=jnp.int32(-1), what=jnp.int32(0), epoch=jnp.int32(-1))
+
+    def seen(self) -> jax.Array:
+        return self.step >= 0
+
+    def quantity(self) -> str:
+        """Host side: 'loss' or 'gradients'."""
+        return {1: "loss", 2: "gradients"}.get(int(self.what), "loss")
+
+
+@struct.dataclass
+class Carry:
+    """Everything a compiled multi-epoch call reads and returns (and a checkpoint stores)."""
+
+    state: TrainState
+    es: EarlyStopping
+    best: dict  # weights of the best epoch so far (early-stopping monitor)
+    good: dict  # weights at the end of the last epoch without a non-finite step
+    stopped: jax.Array
+    reason: jax.Array  # early_stopping.REASONS index
+    bad: NonFinite
+    epoch: jax.Array  # epochs completed
+
+    @classmethod
+    def create(cls, state: TrainState, es: EarlyStopping) -> Carry:
+        snap = state.weights()
+        return cls(state=state, es=es, best=snap, good=snap, stopped=jnp.bool_(False), reason=jnp.int32(0),
+                   bad=NonFinite.none(), epoch=jnp.int32(0))

@@ -1,0 +1,135 @@
+"""What a model kind is: the protocol every `nnctl/kinds/<kind>.py` implements, and its registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from nnctl.layers.base import frozen_layer_names
+from nnctl.layers.graph import thread_shapes
+from nnctl.losses import LOSSES
+from nnctl.registry import Registry
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a kind needs to build its objective: the typed spec, the prepared data, the network, the shapes of
+    its parameters and the step counts that size schedules; `class_weight` as one factor per class (or None)."""
+
+    spec: Any
+    data: Any  # nnctl.data.prepare.Dataset
+    net: Any
+    params_shape: Any
+    total_steps: int
+    steps_per_epoch: int
+    class_weight: tuple | None = None
+
+
+class ModelKind:
+    """One `model.type`. Subclasses set the class attributes and override what differs."""
+
+    name: ClassVar[str]
+    parts: ClassVar[tuple[str, ...]]  # the model: keys holding layer lists, in order
+    uses: ClassVar[tuple[str, ...]] = ()  # other model: keys only this kind uses (latent_dim, beta, ...)
+    doc: ClassVar[str] = ""
+    # spec keys this kind does not support: (path, reason); each used one is a located spec error
+    unsupported: ClassVar[tuple[tuple[tuple, str], ...]] = ()
+    losses: ClassVar[tuple[str, ...] | None] = None  # the losses it accepts (None: any)
+    loss_names: ClassVar[str] = ""  # how to name them in an error
+    kernel_regularizer: ClassVar[str] = ""  # non-empty: why layers' kernel_regularizer is refused
+    can_sample: ClassVar[bool] = False
+    can_encode: ClassVar[bool] = True
+
+    # --- the spec -----------------------------------------------------------------------------------------
+    def check_fields(self, model: Any) -> None:
+        """Raise ValueError when `model:` lacks a part or key this kind needs."""
+        missing = [p for p in self.parts if getattr(model, p) is None]
+        if "latent_dim" in self.uses and model.latent_dim is None:
+            missing.append("latent_dim")
+        if missing:
+            raise ValueError(f"model type {self.name} needs {', '.join(missing)}")
+
+    def layers(self, model: Any) -> list:
+        """Every layer spec of the model, part after part."""
+        return [layer for part in self.parts for layer in (getattr(model, part) or [])]
+
+    def prefix(self, part: str) -> str:
+        """The parameter-path prefix of a part's layers."""
+        return f"{part}/"
+
+    def frozen_layers(self, model: Any) -> list[str]:
+        """Paths of the layers with `trainable: false`."""
+        return [n for part in self.parts for n in frozen_layer_names(getattr(model, part) or [], self.prefix(part))]
+
+    def thread(self, loaded: Any, input_shape: tuple, info: Any) -> tuple[dict, tuple | None, list, list]:
+        """(shapes by layer name, output shape for the data pipeline, problems, warnings)."""
+        raise NotImplementedError
+
+    def check(self, loaded: Any, input_shape: tuple | None, info: Any, shapes: dict) -> tuple[list, list]:
+        """This kind's own (problems, warnings) beyond shapes and `check_common`."""
+        return [], []
+
+    def check_common(self, loaded: Any) -> list:
+        """Problems with keys this kind does not support, its losses, and kernel regularizers in its parts."""
+        spec = loaded.spec
+        problems = [loaded.problem(path, reason) for path, reason in self.unsupported if _used(spec, path)]
+        loss = LOSSES.canonical(spec.train.loss.type)
+        if self.losses is not None and loss not in self.losses:
+            problems.append(loaded.problem(("train", "loss"), (
+                f"a {self.name} takes loss {self.loss_names}, not {spec.train.loss.type}")))
+        if self.kernel_regularizer:
+            for part in self.parts:
+                for i, layer in enumerate(getattr(spec.model, part) or []):
+                    if getattr(layer, "kernel_regularizer", None) is not None:
+                        problems.append(loaded.problem(("model", part, i, "kernel_regularizer"),
+                                                       self.kernel_regularizer))
+        return problems
+
+    # --- training ------------------------------------------------------------------------------------------
+    def network(self, model: Any, num_classes: int | None) -> Any:
+        raise NotImplementedError
+
+    def objective(self, ctx: BuildContext) -> Any:
+        raise NotImplementedError
+
+    # --- using a trained run ----------------------------------------------------------------------------------
+    def encodable(self, model: Any) -> list[str]:
+        """Names `predict --encode` accepts."""
+        return [layer.name for layer in self.layers(model)]
+
+
+MODEL_KINDS: Registry[ModelKind] = Registry("model type")
+
+
+def register_kind(cls: type[ModelKind]) -> type[ModelKind]:
+    """Class decorator: register one instance under the class's `name`."""
+    MODEL_KINDS.register(cls.name)(cls())
+    return cls
+
+
+def _used(spec: Any, path: tuple) -> bool:
+    """Whether the spec sets `path` (a section and key) to something other than its default."""
+    section = getattr(spec, path[0])
+    field = type(section).model_fields[path[1]]
+    default = field.default_factory() if field.default_factory is not None else field.default
+    return getattr(section, path[1]) != default
+
+
+def abstract_variables(net: Any, input_shape: tuple) -> dict:
+    """Shapes and dtypes of every variable of `net`, without computing anything (jax.eval_shape)."""
+    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+    k = jax.random.key(0)
+    return jax.eval_shape(lambda key, x: net.init({"params": key, "dropout": key}, x, train=False), k, x)
+
+
+def part_shapes(loaded: Any, name: str, layers: list, shape: tuple, sink: tuple[list, list, dict]) -> tuple | None:
+    """Thread `shape` through one part's layers; problems, warnings and shapes go into `sink`."""
+    problems, warnings, shapes = sink
+    sh, out, ps, ws = thread_shapes(layers, shape)
+    problems.extend(loaded.problem(("model", name) + p, msg) for p, msg in ps)
+    warnings.extend(loaded.problem(("model", name) + p, msg) for p, msg in ws)
+    shapes.update({f"{name}/{k}": v for k, v in sh.items() if k != "input"})
+    return out
