@@ -4,6 +4,10 @@ IMPL: nnctl | nnctl-stream (`train.data_placement: stream`) | jax | torch.
 
 Prints one JSON line: throughput after compile/warm-up, compile (or warm-up) seconds, and the process's
 peak resident memory (ru_maxrss), so each implementation's memory is measured on its own.
+
+nnctl is driven through its public API only: `nnctl.spec.load_spec`, `nnctl.data.prepare.prepare`,
+`nnctl.app.build` / `nnctl.app.fit`, and the documented fields of `Built` (fuse, placement) and `FitResult`
+(records with each epoch's `time` and `train/loss`, compile_s). tests/test_bench_smoke.py runs this path.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from bench.workloads import by_name, make_data, nnctl_spec
 
 
 def run_nnctl(w, x, y, overrides: tuple = ()) -> dict:
+    from nnctl.app import build, fit
     from nnctl.data.prepare import prepare
-    from nnctl.run import build, fit
     from nnctl.spec import load_spec
 
     with tempfile.TemporaryDirectory() as d:
@@ -37,9 +41,15 @@ def run_nnctl(w, x, y, overrides: tuple = ()) -> dict:
     recs = res.records
     timed = recs[1:]  # the first epoch is the warm-up (its call also measured the chunk size)
     secs = sum(r["time"] for r in timed)
-    return {"seconds": secs, "steps": len(timed) * w.steps_per_epoch, "samples": len(timed) * w.n,
-            "compile_s": res.compile_s, "fuse": b.fuse, "placement": b.placement,
-            "final_loss": recs[-1]["train/loss"]}
+    return {
+        "seconds": secs,
+        "steps": len(timed) * w.steps_per_epoch,
+        "samples": len(timed) * w.n,
+        "compile_s": res.compile_s,
+        "fuse": b.fuse,
+        "placement": b.placement,
+        "final_loss": recs[-1]["train/loss"],
+    }
 
 
 def main(argv: list[str]) -> None:
@@ -54,16 +64,23 @@ def main(argv: list[str]) -> None:
         out = run_nnctl(w, x, y, ("train.data_placement=stream",))
     elif impl == "jax":
         from bench import ref_jax
+
         out = ref_jax.run(w, x, y)
     elif impl == "torch":
         from bench import ref_torch
+
         out = ref_torch.run(w, x, y)
     else:
         raise SystemExit(f"unknown implementation {impl}")
-    out.update(impl=impl, workload=name, wall_s=time.perf_counter() - t0,
-               peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-               steps_per_s=out["steps"] / out["seconds"], samples_per_s=out["samples"] / out["seconds"],
-               pid=os.getpid())
+    out.update(
+        impl=impl,
+        workload=name,
+        wall_s=time.perf_counter() - t0,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        steps_per_s=out["steps"] / out["seconds"],
+        samples_per_s=out["samples"] / out["seconds"],
+        pid=os.getpid(),
+    )
     print(json.dumps(out))
 
 

@@ -29,18 +29,24 @@ def init_params(w, key):
         dims = [math.prod(w.input_shape), *w.hidden, out]
         return [dense(ks[i], a, b) for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))]
     if w.kind == "cnn":
+
         def conv(k, cin, cout):
             lim = math.sqrt(6.0 / (9 * cin + 9 * cout))
-            return {"w": jax.random.uniform(k, (3, 3, cin, cout), jnp.float32, -lim, lim),
-                    "b": jnp.zeros((cout,), jnp.float32)}
+            return {
+                "w": jax.random.uniform(k, (3, 3, cin, cout), jnp.float32, -lim, lim),
+                "b": jnp.zeros((cout,), jnp.float32),
+            }
+
         return [conv(ks[0], 1, 32), conv(ks[1], 32, 64), dense(ks[2], 7 * 7 * 64, 128), dense(ks[3], 128, out)]
     if w.kind == "lstm":
         i, h = w.input_shape[1], w.hidden[0]
         lim = math.sqrt(6.0 / (i + 4 * h))
-        return {"wi": jax.random.uniform(ks[0], (i, 4 * h), jnp.float32, -lim, lim),
-                "wh": jax.random.uniform(ks[1], (h, 4 * h), jnp.float32, -lim, lim) * 0.5,
-                "b": jnp.zeros((4 * h,), jnp.float32).at[h:2 * h].set(1.0),
-                "out": dense(ks[2], h, out)}
+        return {
+            "wi": jax.random.uniform(ks[0], (i, 4 * h), jnp.float32, -lim, lim),
+            "wh": jax.random.uniform(ks[1], (h, 4 * h), jnp.float32, -lim, lim) * 0.5,
+            "b": jnp.zeros((4 * h,), jnp.float32).at[h : 2 * h].set(1.0),
+            "out": dense(ks[2], h, out),
+        }
     raise ValueError(w.kind)
 
 
@@ -54,6 +60,7 @@ def forward(w, params, x):
             x = act(x @ layer["w"] + layer["b"])
         return x @ params[-1]["w"] + params[-1]["b"]
     if w.kind == "cnn":
+
         def conv(x, p):
             y = jax.lax.conv_general_dilated(x, p["w"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
             return jax.nn.relu(y + p["b"])
@@ -147,6 +154,7 @@ def run(w, x_np, y_np) -> dict:
         def many(carry, key, k):
             def body(c, e):
                 return epoch(c, jax.random.fold_in(key, e)), None
+
             c, _ = jax.lax.scan(body, carry, jnp.arange(k))
             return c
 
@@ -191,5 +199,10 @@ def run(w, x_np, y_np) -> dict:
         secs = time.perf_counter() - t
         steps = w.epochs * nb
     acc = np.asarray(carry[2])
-    return {"seconds": secs, "steps": steps, "samples": w.epochs * n, "compile_s": compile_s,
-            "final_loss_sum": float(acc[0])}
+    return {
+        "seconds": secs,
+        "steps": steps,
+        "samples": w.epochs * n,
+        "compile_s": compile_s,
+        "final_loss_sum": float(acc[0]),
+    }

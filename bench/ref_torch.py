@@ -21,10 +21,20 @@ def model(w):
         layers.append(nn.Linear(dims[-2], dims[-1]))
         return nn.Sequential(*layers)
     if w.kind == "cnn":
-        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                             nn.Linear(7 * 7 * 64, 128), nn.ReLU(), nn.Linear(128, out))
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(7 * 7 * 64, 128),
+            nn.ReLU(),
+            nn.Linear(128, out),
+        )
     if w.kind == "lstm":
+
         class Net(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -34,6 +44,7 @@ def model(w):
             def forward(self, x):
                 _, (h, _) = self.lstm(x)
                 return self.out(h[-1])
+
         return Net()
     raise ValueError(w.kind)
 
@@ -60,7 +71,7 @@ def run(w, x_np, y_np) -> dict:
     def epoch(acc):
         perm = torch.randperm(n, generator=g)
         for i in range(nb):
-            idx = perm[i * b:(i + 1) * b]
+            idx = perm[i * b : (i + 1) * b]
             xb, yb = x[idx], y[idx]
             opt.zero_grad(set_to_none=True)
             logits = net(xb)
@@ -86,5 +97,10 @@ def run(w, x_np, y_np) -> dict:
         acc = epoch(acc)
     float(acc)
     secs = time.perf_counter() - t
-    return {"seconds": secs, "steps": epochs * nb, "samples": epochs * n, "compile_s": warm_s,
-            "final_loss_sum": float(acc)}
+    return {
+        "seconds": secs,
+        "steps": epochs * nb,
+        "samples": epochs * n,
+        "compile_s": warm_s,
+        "final_loss_sum": float(acc),
+    }

@@ -32,8 +32,9 @@ STREAM = "nnctl-stream"  # nnctl with the data left in host memory and streamed 
 
 
 def sh(args, env=None, timeout=900) -> subprocess.CompletedProcess:
-    return subprocess.run(args, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        args, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def machine() -> dict:
@@ -57,13 +58,27 @@ def machine() -> dict:
         mem = f"{kb / 2**20:.1f} GiB"
     except (OSError, ValueError, IndexError):
         pass
-    vers = sh([sys.executable, "-c", "import jax, flax, optax; print(jax.__version__, flax.__version__, "
-               "optax.__version__)\ntry:\n import torch; print(torch.__version__)\nexcept ImportError: print('-')"])
+    vers = sh(
+        [
+            sys.executable,
+            "-c",
+            "import jax, flax, optax; print(jax.__version__, flax.__version__, "
+            "optax.__version__)\ntry:\n import torch; print(torch.__version__)\nexcept ImportError: print('-')",
+        ]
+    )
     v = vers.stdout.split()
-    return {"cpu": cpu, "cpu_flags": flags, "cores": os.cpu_count(), "memory": mem,
-            "python": platform.python_version(), "jax": v[0] if v else "?", "flax": v[1] if len(v) > 1 else "?",
-            "optax": v[2] if len(v) > 2 else "?", "torch": v[3] if len(v) > 3 else "-",
-            "load_start": os.getloadavg()}
+    return {
+        "cpu": cpu,
+        "cpu_flags": flags,
+        "cores": os.cpu_count(),
+        "memory": mem,
+        "python": platform.python_version(),
+        "jax": v[0] if v else "?",
+        "flax": v[1] if len(v) > 1 else "?",
+        "optax": v[2] if len(v) > 2 else "?",
+        "torch": v[3] if len(v) > 3 else "-",
+        "load_start": os.getloadavg(),
+    }
 
 
 PEAK_CODE = r"""
@@ -136,14 +151,22 @@ def end_to_end(repeats: int, specs: list[str]) -> dict:
                 for phase in ("cold", "warm"):
                     run_dir = tempfile.mkdtemp(prefix="nnctl-bench-run-")
                     shutil.rmtree(run_dir)
-                    s, r = timed([sys.executable, "-m", "nnctl", "train", spec, *extra, "--out", run_dir, "--json"],
-                                 {"NNCTL_CACHE_DIR": cache})
+                    s, r = timed(
+                        [sys.executable, "-m", "nnctl", "train", spec, *extra, "--out", run_dir, "--json"],
+                        {"NNCTL_CACHE_DIR": cache},
+                    )
                     if r.returncode != 0:
                         rows[phase].append({"error": (r.stderr or r.stdout)[-800:]})
                         continue
                     summ = json.loads(r.stdout.strip().splitlines()[-1])
-                    rows[phase].append({"wall_s": s, "compile_s": summ.get("compile_seconds"),
-                                        "train_s": summ.get("train_seconds"), "epochs": summ.get("epochs_run")})
+                    rows[phase].append(
+                        {
+                            "wall_s": s,
+                            "compile_s": summ.get("compile_seconds"),
+                            "train_s": summ.get("train_seconds"),
+                            "epochs": summ.get("epochs_run"),
+                        }
+                    )
                     shutil.rmtree(run_dir, ignore_errors=True)
             finally:
                 shutil.rmtree(cache, ignore_errors=True)
@@ -152,6 +175,7 @@ def end_to_end(repeats: int, specs: list[str]) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ report
+
 
 def med(xs):
     xs = [x for x in xs if x is not None]
@@ -162,7 +186,7 @@ def fmt(m, digits=3, scale=1.0):
     v, lo, hi = m
     if v is None:
         return "—"
-    f = lambda x: f"{x * scale:,.{digits}g}" if abs(x * scale) < 10 ** digits else f"{x * scale:,.0f}"
+    f = lambda x: f"{x * scale:,.{digits}g}" if abs(x * scale) < 10**digits else f"{x * scale:,.0f}"
     return f"{f(v)} ({f(lo)}–{f(hi)})"
 
 
@@ -173,20 +197,29 @@ def report(doc: dict) -> str:
     m = doc["machine"]
     peak = doc["peak"].get("jax_gflops"), doc["peak"].get("numpy_gflops")
     peak_best = max(p for p in peak if p) if any(peak) else None
-    lines = ["# nnctl benchmark results", "",
-             f"Command: `{doc['command']}` — {doc['date']}, {doc['repeats']} repeat(s) per cell, interleaved, "
-             f"each measurement in a fresh process{' (QUICK settings: smoke test only)' if quick else ''}.", "",
-             f"Machine: {m['cpu']} ({m['cpu_flags']}), {m['cores']} logical cores, {m['memory']}; Python "
-             f"{m['python']}, jax {m['jax']}, flax {m['flax']}, optax {m['optax']}, torch {m['torch']}. "
-             f"Load average at start {tuple(round(x, 2) for x in m['load_start'])}, at end "
-             f"{tuple(round(x, 2) for x in doc['load_end'])}.", "",
-             f"float32 matmul peak (2048³, best of 7, at the start and the end of the session): jax {peak[0] or 0:.0f} GFLOP/s, numpy {peak[1] or 0:.0f} "
-             f"GFLOP/s; fractions below use {peak_best or 0:.0f}.", "",
-             "## Training throughput (after compile / warm-up)", "",
-             "Median (min–max). Tiny models in steps/s, the others in samples/s. Ratios are of medians.", "",
-             "| workload | nnctl | reference JAX | PyTorch eager | nnctl / JAX | nnctl / torch | nnctl GFLOP/s "
-             "(% of peak) | peak RSS MB nnctl / JAX / torch |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# nnctl benchmark results",
+        "",
+        f"Command: `{doc['command']}` — {doc['date']}, {doc['repeats']} repeat(s) per cell, interleaved, "
+        f"each measurement in a fresh process{' (QUICK settings: smoke test only)' if quick else ''}.",
+        "",
+        f"Machine: {m['cpu']} ({m['cpu_flags']}), {m['cores']} logical cores, {m['memory']}; Python "
+        f"{m['python']}, jax {m['jax']}, flax {m['flax']}, optax {m['optax']}, torch {m['torch']}. "
+        f"Load average at start {tuple(round(x, 2) for x in m['load_start'])}, at end "
+        f"{tuple(round(x, 2) for x in doc['load_end'])}.",
+        "",
+        f"float32 matmul peak (2048³, best of 7, at the start and the end of the session): "
+        f"jax {peak[0] or 0:.0f} GFLOP/s, numpy {peak[1] or 0:.0f} "
+        f"GFLOP/s; fractions below use {peak_best or 0:.0f}.",
+        "",
+        "## Training throughput (after compile / warm-up)",
+        "",
+        "Median (min–max). Tiny models in steps/s, the others in samples/s. Ratios are of medians.",
+        "",
+        "| workload | nnctl | reference JAX | PyTorch eager | nnctl / JAX | nnctl / torch | nnctl GFLOP/s "
+        "(% of peak) | peak RSS MB nnctl / JAX / torch |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     targets = []
     for name, cells in doc["throughput"].items():
         w = by_name(name, quick)
@@ -195,8 +228,11 @@ def report(doc: dict) -> str:
         for impl in IMPLS:
             rows = cells.get(impl, [])
             ok = [r for r in rows if "error" not in r]
-            stats[impl] = (med([r[key] for r in ok]), med([r["peak_rss_mb"] for r in ok]),
-                           rows[0]["error"].strip().splitlines()[-1][:160] if rows and not ok else None)
+            stats[impl] = (
+                med([r[key] for r in ok]),
+                med([r["peak_rss_mb"] for r in ok]),
+                rows[0]["error"].strip().splitlines()[-1][:160] if rows and not ok else None,
+            )
         nn, jx, tc = (stats[i][0][0] for i in IMPLS)
         r_j = nn / jx if nn and jx else None
         r_t = nn / tc if nn and tc else None
@@ -207,21 +243,31 @@ def report(doc: dict) -> str:
             gfs = f"{gf:.1f} ({100 * gf / peak_best:.0f}%)" if peak_best else f"{gf:.1f}"
         else:
             gfs = "—"
-        cell = lambda i: fmt(stats[i][0]) if stats[i][0][0] else (f"error: {stats[i][2]}" if stats[i][2] else "—")
+        cell = lambda i, stats=stats: (
+            fmt(stats[i][0]) if stats[i][0][0] else (f"error: {stats[i][2]}" if stats[i][2] else "—")
+        )
         mem = " / ".join(f"{stats[i][1][0]:.0f}" if stats[i][1][0] else "—" for i in IMPLS)
-        lines.append(f"| {name} ({w.unit}) | {cell('nnctl')} | {cell('jax')} | {cell('torch')} | "
-                     f"{f'{r_j:.2f}x' if r_j else '—'} | {f'{r_t:.1f}x' if r_t else '—'} | {gfs} | {mem} |")
+        lines.append(
+            f"| {name} ({w.unit}) | {cell('nnctl')} | {cell('jax')} | {cell('torch')} | "
+            f"{f'{r_j:.2f}x' if r_j else '—'} | {f'{r_t:.1f}x' if r_t else '—'} | {gfs} | {mem} |"
+        )
         tiny = w.kind in ("xor", "iris")
         need_j, need_t = (0.8, 50.0) if tiny else (0.9, 1.0)
         mem_ratio = stats["nnctl"][1][0] / stats["jax"][1][0] if stats["nnctl"][1][0] and stats["jax"][1][0] else None
         targets.append((name, r_j, need_j, r_t, need_t, mem_ratio))
     streamed = [(n, c) for n, c in doc["throughput"].items() if c.get(STREAM)]
     if streamed:
-        lines += ["", "### Data streamed from host memory (`train.data_placement: stream`)", "",
-                  "The same nnctl run with the data left on the host and windows of batches prefetched to the "
-                  "device, against the device-resident run above.", "",
-                  "| workload | nnctl, data on device | nnctl, streamed | streamed / on device | "
-                  "peak RSS MB on device / streamed |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "### Data streamed from host memory (`train.data_placement: stream`)",
+            "",
+            "The same nnctl run with the data left on the host and windows of batches prefetched to the "
+            "device, against the device-resident run above.",
+            "",
+            "| workload | nnctl, data on device | nnctl, streamed | streamed / on device | "
+            "peak RSS MB on device / streamed |",
+            "|---|---|---|---|---|",
+        ]
         for name, cells in streamed:
             w = by_name(name, quick)
             key = "steps_per_s" if w.unit == "steps/s" else "samples_per_s"
@@ -234,26 +280,41 @@ def report(doc: dict) -> str:
             a_, b_ = med([r[key] for r in dev]), med([r[key] for r in st])
             ma, mb = med([r["peak_rss_mb"] for r in dev])[0], med([r["peak_rss_mb"] for r in st])[0]
             ratio = f"{b_[0] / a_[0]:.2f}x" if a_[0] and b_[0] else "—"
-            lines.append(f"| {name} ({w.unit}) | {fmt(a_)} | {fmt(b_)} | {ratio} | "
-                         f"{f'{ma:.0f}' if ma else '—'} / {mb:.0f} |")
+            lines.append(
+                f"| {name} ({w.unit}) | {fmt(a_)} | {fmt(b_)} | {ratio} | {f'{ma:.0f}' if ma else '—'} / {mb:.0f} |"
+            )
     lines += ["", "Workloads: " + "; ".join(f"**{w}**: {by_name(w, quick).notes}" for w in doc["throughput"]), ""]
-    lines += ["## Targets", "", "| workload | nnctl/JAX (target) | nnctl/torch (target) | memory nnctl/JAX (≤1.2) |",
-              "|---|---|---|---|"]
+    lines += [
+        "## Targets",
+        "",
+        "| workload | nnctl/JAX (target) | nnctl/torch (target) | memory nnctl/JAX (≤1.2) |",
+        "|---|---|---|---|",
+    ]
     for name, r_j, need_j, r_t, need_t, mr in targets:
         ok = lambda r, need: "—" if r is None else f"{r:.2f} ({'met' if r >= need else 'MISSED'}, ≥{need:g})"
         mm = "—" if mr is None else f"{mr:.2f} ({'met' if mr <= 1.2 else 'MISSED'})"
         lines.append(f"| {name} | {ok(r_j, need_j)} | {ok(r_t, need_t)} | {mm} |")
     su = doc.get("startup")
     if su:
-        lines += ["", "## Start-up", "", "| command | wall s, median (min–max) | target |", "|---|---|---|",
-                  f"| `nnctl --help` | {fmt(med(su['help']))} | < 0.3 s |",
-                  f"| `nnctl inspect params` ({su.get('params', 0):,} parameters) | {fmt(med(su['inspect_10m']))} | < 2 s |",
-                  f"| `nnctl validate specs/iris.yaml` | {fmt(med(su['validate']))} | |"]
+        lines += [
+            "",
+            "## Start-up",
+            "",
+            "| command | wall s, median (min–max) | target |",
+            "|---|---|---|",
+            f"| `nnctl --help` | {fmt(med(su['help']))} | < 0.3 s |",
+            f"| `nnctl inspect params` ({su.get('params', 0):,} parameters) | {fmt(med(su['inspect_10m']))} | < 2 s |",
+            f"| `nnctl validate specs/iris.yaml` | {fmt(med(su['validate']))} | |",
+        ]
     e2e = doc.get("e2e")
     if e2e:
-        lines += ["", "## End to end: `nnctl train SPEC` (process start to exit)", "",
-                  "| spec | cache | wall s | compile s | train s | epochs | compile speed-up warm vs cold (target ≥3x) |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## End to end: `nnctl train SPEC` (process start to exit)",
+            "",
+            "| spec | cache | wall s | compile s | train s | epochs | compile speed-up warm vs cold (target ≥3x) |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for spec, rows in e2e.items():
             if "pending" in rows:
                 lines.append(f"| {spec} | pending: {rows['pending']} | | | | | |")
@@ -269,9 +330,11 @@ def report(doc: dict) -> str:
                 sp = ""
                 if phase == "warm" and cold_c and warm_c:
                     sp = f"{cold_c / warm_c:.1f}x ({'met' if cold_c / warm_c >= 3 else 'MISSED'})"
-                lines.append(f"| {spec} | {phase} | {fmt(med([r['wall_s'] for r in ok]))} | "
-                             f"{fmt(med([r['compile_s'] for r in ok]))} | {fmt(med([r['train_s'] for r in ok]))} | "
-                             f"{ok[0]['epochs']} | {sp} |")
+                lines.append(
+                    f"| {spec} | {phase} | {fmt(med([r['wall_s'] for r in ok]))} | "
+                    f"{fmt(med([r['compile_s'] for r in ok]))} | {fmt(med([r['train_s'] for r in ok]))} | "
+                    f"{ok[0]['epochs']} | {sp} |"
+                )
     if doc.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in doc["notes"]]
     return "\n".join(lines) + "\n"
@@ -292,9 +355,14 @@ def main(argv=None) -> None:
 
     names = [w.name for w in workloads(a.quick) if not a.only or w.name in a.only.split(",")]
     impls = IMPLS if have_torch() else IMPLS[:2]
-    doc = {"command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "quick": a.quick, "repeats": a.repeats,
-           "machine": machine(), "notes": list(a.note)}
+    doc = {
+        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "quick": a.quick,
+        "repeats": a.repeats,
+        "machine": machine(),
+        "notes": list(a.note),
+    }
     if "torch" not in impls:
         doc["notes"].append("PyTorch is not installed (pip install -e '.[bench]'): its column is empty")
     print(f"machine: {doc['machine']}", file=sys.stderr)
@@ -307,14 +375,18 @@ def main(argv=None) -> None:
             for impl in impls + streamed:
                 r = measure(impl, n, a.quick)
                 doc["throughput"][n][impl].append(r)
-                shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
-                         if k in ("steps_per_s", "samples_per_s", "peak_rss_mb", "error")}
+                shown = {
+                    k: (round(v, 3) if isinstance(v, float) else v)
+                    for k, v in r.items()
+                    if k in ("steps_per_s", "samples_per_s", "peak_rss_mb", "error")
+                }
                 print(f"[{rep + 1}/{a.repeats}] {n:5s} {impl:6s} {shown}", file=sys.stderr)
     if not a.skip_e2e:
         doc["startup"] = startup(a.repeats)
         print(f"startup: {doc['startup']}", file=sys.stderr)
-        doc["e2e"] = end_to_end(a.repeats, ["specs/iris.yaml", "specs/digits_mlp.yaml",
-                                            "specs/xor.yaml --set train.epochs=10000"])
+        doc["e2e"] = end_to_end(
+            a.repeats, ["specs/iris.yaml", "specs/digits_mlp.yaml", "specs/xor.yaml --set train.epochs=10000"]
+        )
         print(f"e2e: {json.dumps(doc['e2e'])[:1000]}", file=sys.stderr)
     end_peak = matmul_peak()  # again at the end: on a shared machine the larger reading is nearer the truth
     for k, v in end_peak.items():

@@ -56,16 +56,64 @@ class Workload:
 def workloads(quick: bool = False) -> list[Workload]:
     q = quick
     return [
-        Workload("xor", "xor", (2,), 1, 4, 4, 2000 if q else 20000, hidden=(4,), unit="steps/s", lr=0.1,
-                 notes="2-4-1 tanh/sigmoid, batch 4 (full), one step per epoch"),
-        Workload("iris", "iris", (4,), 3, 150, 16, 200 if q else 2000, hidden=(16,), unit="steps/s", lr=0.01,
-                 notes="4-16-3 relu/softmax, 150 examples, batch 16 (10 steps/epoch, last one masked)"),
-        Workload("mlp", "mlp", (784,), 10, 6000 if q else 60000, 128, 1 if q else 2, hidden=(512, 512),
-                 notes="784-512-512-10 relu, synthetic MNIST-shaped data"),
-        Workload("cnn", "cnn", (28, 28, 1), 10, 512 if q else 2048, 128, 1 if q else 2,
-                 notes="conv3x3 32 -> maxpool2 -> conv3x3 64 -> maxpool2 -> dense 128 -> 10"),
-        Workload("lstm", "lstm", (50, 8), 10, 1024 if q else 4096, 64, 1 if q else 2, hidden=(64,),
-                 notes="LSTM many-to-one, seq 50, input 8, hidden 64, dense 10"),
+        Workload(
+            "xor",
+            "xor",
+            (2,),
+            1,
+            4,
+            4,
+            2000 if q else 20000,
+            hidden=(4,),
+            unit="steps/s",
+            lr=0.1,
+            notes="2-4-1 tanh/sigmoid, batch 4 (full), one step per epoch",
+        ),
+        Workload(
+            "iris",
+            "iris",
+            (4,),
+            3,
+            150,
+            16,
+            200 if q else 2000,
+            hidden=(16,),
+            unit="steps/s",
+            lr=0.01,
+            notes="4-16-3 relu/softmax, 150 examples, batch 16 (10 steps/epoch, last one masked)",
+        ),
+        Workload(
+            "mlp",
+            "mlp",
+            (784,),
+            10,
+            6000 if q else 60000,
+            128,
+            1 if q else 2,
+            hidden=(512, 512),
+            notes="784-512-512-10 relu, synthetic MNIST-shaped data",
+        ),
+        Workload(
+            "cnn",
+            "cnn",
+            (28, 28, 1),
+            10,
+            512 if q else 2048,
+            128,
+            1 if q else 2,
+            notes="conv3x3 32 -> maxpool2 -> conv3x3 64 -> maxpool2 -> dense 128 -> 10",
+        ),
+        Workload(
+            "lstm",
+            "lstm",
+            (50, 8),
+            10,
+            1024 if q else 4096,
+            64,
+            1 if q else 2,
+            hidden=(64,),
+            notes="LSTM many-to-one, seq 50, input 8, hidden 64, dense 10",
+        ),
     ]
 
 
@@ -81,6 +129,7 @@ def make_data(w: Workload, seed: int = 0):
         return x, np.array([0, 1, 1, 0], np.float32)
     if w.kind == "iris":
         from sklearn.datasets import load_iris
+
         d = load_iris()
         x = ((d.data - d.data.mean(0)) / d.data.std(0)).astype(np.float32)
         return x, d.target.astype(np.int32)
@@ -103,21 +152,22 @@ def nnctl_spec(w: Workload, data_path: str) -> str:
         layers.append(f"{{type: dense, units: {w.classes}, activation: softmax}}")
         loss, task = "categorical_crossentropy", "classification"
     elif w.kind == "cnn":
-        layers = ["{type: conv2d, filters: 32, kernel_size: 3, padding: same, activation: relu}",
-                  "{type: max_pool2d, pool_size: 2}",
-                  "{type: conv2d, filters: 64, kernel_size: 3, padding: same, activation: relu}",
-                  "{type: max_pool2d, pool_size: 2}",
-                  "{type: flatten}",
-                  "{type: dense, units: 128, activation: relu}",
-                  f"{{type: dense, units: {w.classes}, activation: softmax}}"]
+        layers = [
+            "{type: conv2d, filters: 32, kernel_size: 3, padding: same, activation: relu}",
+            "{type: max_pool2d, pool_size: 2}",
+            "{type: conv2d, filters: 64, kernel_size: 3, padding: same, activation: relu}",
+            "{type: max_pool2d, pool_size: 2}",
+            "{type: flatten}",
+            "{type: dense, units: 128, activation: relu}",
+            f"{{type: dense, units: {w.classes}, activation: softmax}}",
+        ]
         loss, task = "categorical_crossentropy", "classification"
     elif w.kind == "lstm":
-        layers = [f"{{type: lstm, units: {w.hidden[0]}}}",
-                  f"{{type: dense, units: {w.classes}, activation: softmax}}"]
+        layers = [f"{{type: lstm, units: {w.hidden[0]}}}", f"{{type: dense, units: {w.classes}, activation: softmax}}"]
         loss, task = "categorical_crossentropy", "classification"
     else:
         raise ValueError(w.kind)
-    body = "\n".join(f"    - {l}" for l in layers)
+    body = "\n".join(f"    - {layer}" for layer in layers)
     return f"""name: bench-{w.name}
 seed: 0
 data:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, TypeAlias
+
 import jax
 import jax.numpy as jnp
 
@@ -88,5 +90,7 @@ def apply(opts, x):
     return x if opts is None else ACTIVATIONS.build(opts, x)
 
 
-
-ActivationRef = ref_type(ACTIVATIONS)  # the spec type of an `activation:` key
+if TYPE_CHECKING:  # see ref_type
+    ActivationRef: TypeAlias = Any
+else:
+    ActivationRef = ref_type(ACTIVATIONS)  # the spec type of an `activation:` key

@@ -9,7 +9,7 @@ bilinear; pixels from outside the image are 0.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union, cast
 
 import jax
 import jax.numpy as jnp
@@ -95,18 +95,22 @@ class GaussianNoiseAug(_Aug):
     stddev: float = Field(0.1, gt=0)
 
 
-AugmentRef = Annotated[Union[Flip, Rotate, Translate, Scale, SaltAndPepperAug, GaussianNoiseAug],
-                       Field(discriminator="type")]
+AugmentRef = Annotated[
+    Union[Flip, Rotate, Translate, Scale, SaltAndPepperAug, GaussianNoiseAug], Field(discriminator="type")
+]
 
 
 def shape_problem(aug, input_shape) -> str | None:
     if aug.geometric and len(input_shape) not in (2, 3):
-        return (f"({aug.type}) needs image-shaped inputs [H, W] or [H, W, C], got {list(input_shape)}: set "
-                f"model.input_shape (e.g. [8, 8, 1] for digits) and start the model with a flatten layer")
+        return (
+            f"({aug.type}) needs image-shaped inputs [H, W] or [H, W, C], got {list(input_shape)}: set "
+            f"model.input_shape (e.g. [8, 8, 1] for digits) and start the model with a flatten layer"
+        )
     return None
 
 
 # ------------------------------------------------------------------------------------------ on device
+
 
 def _affine(img, m, t):
     """Output pixel p (centred coordinates) samples the input at m @ p + t (bilinear, zeros outside)."""
@@ -119,8 +123,9 @@ def _affine(img, m, t):
     coords = [src[0] + cy, src[1] + cx]
     if img.ndim == 2:
         return map_coordinates(img, coords, order=1, mode="constant", cval=0.0)
-    return jax.vmap(lambda ch: map_coordinates(ch, coords, order=1, mode="constant", cval=0.0),
-                    in_axes=2, out_axes=2)(img)
+    return jax.vmap(lambda ch: map_coordinates(ch, coords, order=1, mode="constant", cval=0.0), in_axes=2, out_axes=2)(
+        img
+    )
 
 
 def transform_one(aug, x, key):
@@ -134,14 +139,14 @@ def transform_one(aug, x, key):
             out = jnp.flip(out, axis=0)
         return out
     if isinstance(aug, Rotate):
-        lo, hi = aug.degrees
+        lo, hi = cast(list[float], aug.degrees)  # validation (_range) turned a number d into [-d, d]
         th = jnp.deg2rad(jax.random.uniform(key, (), minval=lo, maxval=hi))
         c, s = jnp.cos(th), jnp.sin(th)
         # counter-clockwise on screen (rows grow downwards): sample the input at R(-theta) p
         m = jnp.stack([jnp.stack([c, s]), jnp.stack([-s, c])]).astype(x.dtype)
         return _affine(x, m, jnp.zeros(2, x.dtype))
     if isinstance(aug, Translate):
-        lo, hi = aug.pixels
+        lo, hi = cast(list[float], aug.pixels)  # validation (_range) turned a number p into [-p, p]
         d = jax.random.uniform(key, (2,), minval=lo, maxval=hi).astype(x.dtype)
         return _affine(x, jnp.eye(2, dtype=x.dtype), -d)
     if isinstance(aug, Scale):
@@ -189,4 +194,3 @@ def corrupt(c, x, key):
         hit = jax.random.uniform(k1, x.shape) < c.rate
         return jnp.where(hit, jnp.where(jax.random.bernoulli(k2, 0.5, x.shape), c.high, c.low), x).astype(x.dtype)
     raise TypeError(f"unknown corruption {c!r}")
-

@@ -27,8 +27,9 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -55,7 +56,7 @@ def flatten(tree: Any) -> dict[str, np.ndarray]:
     return {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
 
 
-def unflatten_into(template: Any, flat: dict, what: str) -> Any:
+def unflatten_into(template: Any, flat: object, what: str) -> Any:
     """Saved arrays placed into `template` (a tree of arrays or ShapeDtypeStructs); structure, shapes and
     dtypes must match exactly."""
     if not isinstance(flat, dict):
@@ -64,16 +65,20 @@ def unflatten_into(template: Any, flat: dict, what: str) -> Any:
     want = {jax.tree_util.keystr(p): t for p, t in paths}
     missing, extra = sorted(set(want) - set(flat)), sorted(set(flat) - set(want))
     if missing or extra:
-        raise RunDirError(f"{what} does not match this spec's model/optimizer (was it written for a different "
-                          f"spec?): missing {missing[:3]}, unexpected {extra[:3]}")
+        raise RunDirError(
+            f"{what} does not match this spec's model/optimizer (was it written for a different "
+            f"spec?): missing {missing[:3]}, unexpected {extra[:3]}"
+        )
     leaves = []
     for k, t in want.items():
         a = flat[k]
         if not isinstance(a, np.ndarray):
             a = np.asarray(a)
         if tuple(a.shape) != tuple(t.shape) or np.dtype(a.dtype) != np.dtype(t.dtype):
-            raise RunDirError(f"{what}: {k} is {a.dtype}{list(a.shape)}, this spec needs "
-                              f"{np.dtype(t.dtype)}{list(t.shape)} (was it written for a different spec?)")
+            raise RunDirError(
+                f"{what}: {k} is {a.dtype}{list(a.shape)}, this spec needs "
+                f"{np.dtype(t.dtype)}{list(t.shape)} (was it written for a different spec?)"
+            )
         leaves.append(a)
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), leaves)
 
@@ -93,6 +98,7 @@ def _load(path: Path) -> dict:
 
 # ----------------------------------------------------------------------------------------- writing
 
+
 class Checkpointer:
     """Writes periodic checkpoints (keeping the newest `keep`) and the best weights of a run."""
 
@@ -104,7 +110,7 @@ class Checkpointer:
         self.before_save: Callable[[], None] | None = None  # e.g. flush the logs up to this epoch first
 
     def due(self, epoch: int) -> bool:
-        return bool(self.every) and epoch > 0 and epoch % self.every == 0
+        return bool(self.every and epoch > 0 and epoch % self.every == 0)
 
     def save(self, carry: Any, extra: dict | None = None) -> Path:
         """Write the loop carry (nnctl.engine.state.Carry) of the epoch it has reached; returns the file."""
@@ -112,8 +118,13 @@ class Checkpointer:
             self.before_save()
         epoch = int(carry.epoch)
         flat = flatten(carry)
-        meta = {**self.meta, "epoch": epoch, "step": int(carry.state.step),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}
+        meta = {
+            **self.meta,
+            "epoch": epoch,
+            "step": int(carry.state.step),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **(extra or {}),
+        }
         path = self.dir / f"ckpt-{epoch:06d}.msgpack"
         rundir.atomic_write(path, _dump({"format": FORMAT, "version": VERSION, "meta": meta, "carry": flat}))
         self._save_best(carry, flat)
@@ -124,10 +135,11 @@ class Checkpointer:
         best_epoch = int(carry.es.best_epoch)
         if best_epoch < 0 or best_epoch == self.best_written:
             return
-        weights = {k[len(".best"):]: v for k, v in flat.items() if k.startswith(".best[")}
+        weights = {k[len(".best") :]: v for k, v in flat.items() if k.startswith(".best[")}
         meta = {**self.meta, "epoch": best_epoch + 1, "value": float(carry.es.best)}
-        rundir.atomic_write(self.dir / BEST, _dump({"format": FORMAT, "version": VERSION, "meta": meta,
-                                                    "weights": weights}))
+        rundir.atomic_write(
+            self.dir / BEST, _dump({"format": FORMAT, "version": VERSION, "meta": meta, "weights": weights})
+        )
         self.best_written = best_epoch
 
     def _prune(self) -> None:
@@ -137,6 +149,7 @@ class Checkpointer:
 
 
 # ----------------------------------------------------------------------------------------- reading
+
 
 def list_checkpoints(run: Path) -> list[tuple[int, Path]]:
     """(epoch, path) of the periodic checkpoints of a run, oldest first (temporary files are ignored)."""
@@ -162,13 +175,15 @@ def load_latest(run: Path, carry_template: Any, spec: Any) -> tuple[Any, dict]:
     """The carry and metadata of the newest checkpoint, checked against the spec's model and hash."""
     ckpts = list_checkpoints(run)
     if not ckpts:
-        raise RunDirError(f"{run} has no checkpoint to resume from (set train.checkpoint: {{every_epochs: N}} "
-                          f"to write them periodically; an interrupted run writes one when it stops)")
+        raise RunDirError(
+            f"{run} has no checkpoint to resume from (set train.checkpoint: {{every_epochs: N}} "
+            f"to write them periodically; an interrupted run writes one when it stops)"
+        )
     epoch, path = ckpts[-1]
     return load(path, carry_template, spec, fallback=[p for _, p in ckpts[:-1]])
 
 
-def load(path: Path, carry_template: Any, spec: Any, fallback: list[Path] = ()) -> tuple[Any, dict]:
+def load(path: Path, carry_template: Any, spec: Any, fallback: Sequence[Path] = ()) -> tuple[Any, dict]:
     try:
         doc = _load(path)
     except RunDirError as e:
@@ -176,8 +191,10 @@ def load(path: Path, carry_template: Any, spec: Any, fallback: list[Path] = ()) 
         raise RunDirError(f"{e}{hint}") from None
     meta = doc.get("meta") or {}
     if meta.get("spec_sha256") != spec_hash(spec):
-        raise RunDirError(f"{path} was written for a different spec than {Path(path).parent.parent / rundir.SPEC} "
-                          f"(the spec was edited, or the checkpoint comes from another run): cannot resume")
+        raise RunDirError(
+            f"{path} was written for a different spec than {Path(path).parent.parent / rundir.SPEC} "
+            f"(the spec was edited, or the checkpoint comes from another run): cannot resume"
+        )
     carry = unflatten_into(carry_template, doc.get("carry"), str(path))
     return carry, meta
 

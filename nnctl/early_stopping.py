@@ -17,11 +17,21 @@ thresholds:
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 from flax import struct
 
-REASONS = ["", "patience", "stopping_threshold", "divergence_threshold", "nonfinite_monitor", "nonfinite",
-           "steps", "interrupted"]
+REASONS = [
+    "",
+    "patience",
+    "stopping_threshold",
+    "divergence_threshold",
+    "nonfinite_monitor",
+    "nonfinite",
+    "steps",
+    "interrupted",
+]
 
 
 def reason_code(name: str) -> int:
@@ -45,20 +55,38 @@ class EarlyStopping:
     enabled: bool = struct.field(pytree_node=False, default=True)
 
     @classmethod
-    def create(cls, mode: str = "min", patience: int = 0, min_delta: float = 0.0, baseline: float | None = None,
-               start_from_epoch: int = 0, stopping_threshold: float | None = None,
-               divergence_threshold: float | None = None, enabled: bool = True) -> "EarlyStopping":
+    def create(
+        cls,
+        mode: str = "min",
+        patience: int = 0,
+        min_delta: float = 0.0,
+        baseline: float | None = None,
+        start_from_epoch: int = 0,
+        stopping_threshold: float | None = None,
+        divergence_threshold: float | None = None,
+        enabled: bool = True,
+    ) -> EarlyStopping:
         sign = 1.0 if mode == "min" else -1.0
-        return cls(best=jnp.float32(jnp.inf * sign), best_epoch=jnp.int32(-1), wait=jnp.int32(0),
-                   stopped=jnp.bool_(False), reason=jnp.int32(0), sign=sign, patience=patience,
-                   min_delta=abs(min_delta), baseline=baseline, start_from_epoch=start_from_epoch,
-                   stopping_threshold=stopping_threshold, divergence_threshold=divergence_threshold,
-                   enabled=enabled)
+        return cls(
+            best=jnp.float32(jnp.inf * sign),
+            best_epoch=jnp.int32(-1),
+            wait=jnp.int32(0),
+            stopped=jnp.bool_(False),
+            reason=jnp.int32(0),
+            sign=sign,
+            patience=patience,
+            min_delta=abs(min_delta),
+            baseline=baseline,
+            start_from_epoch=start_from_epoch,
+            stopping_threshold=stopping_threshold,
+            divergence_threshold=divergence_threshold,
+            enabled=enabled,
+        )
 
     def _improves(self, value, reference):
         return self.sign * (value - reference) < -self.min_delta
 
-    def update(self, epoch, value) -> tuple["EarlyStopping", jnp.ndarray]:
+    def update(self, epoch, value) -> tuple[EarlyStopping, jnp.ndarray]:
         """The state after `epoch` (0-based) ended with `value`; also whether it improved."""
         value = jnp.asarray(value, jnp.float32)
         active = (epoch >= self.start_from_epoch) & ~self.stopped
@@ -73,13 +101,22 @@ class EarlyStopping:
         if self.enabled:
             reason = jnp.where(~improved & (wait >= self.patience) & (epoch > 0), reason_code("patience"), reason)
             if self.divergence_threshold is not None:
-                reason = jnp.where(self.sign * (value - self.divergence_threshold) > 0,
-                                   reason_code("divergence_threshold"), reason)
+                reason = jnp.where(
+                    self.sign * (value - self.divergence_threshold) > 0, reason_code("divergence_threshold"), reason
+                )
             if self.stopping_threshold is not None:
-                reason = jnp.where(self.sign * (value - self.stopping_threshold) <= 0,
-                                   reason_code("stopping_threshold"), reason)
+                reason = jnp.where(
+                    self.sign * (value - self.stopping_threshold) <= 0, reason_code("stopping_threshold"), reason
+                )
             reason = jnp.where(~jnp.isfinite(value), reason_code("nonfinite_monitor"), reason)
         reason = jnp.where(active, reason, 0)
         stopped = self.stopped | (reason > 0)
-        return self.replace(best=best, best_epoch=best_epoch, wait=wait, stopped=stopped,
-                            reason=jnp.where(self.stopped, self.reason, reason)), improved
+        # flax's `replace` is dataclasses.replace, which type checkers know (flax adds `replace` at runtime)
+        return dataclasses.replace(
+            self,
+            best=best,
+            best_epoch=best_epoch,
+            wait=wait,
+            stopped=stopped,
+            reason=jnp.where(self.stopped, self.reason, reason),
+        ), improved

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
     """' Did you mean 'x'?' for near misses, else ''."""
     word, options = str(word), [str(c) for c in choices]
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)

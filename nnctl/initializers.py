@@ -6,6 +6,8 @@ Each entry returns a Flax-style initializer `init(key, shape, dtype)`. `values` 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, TypeAlias
+
 import jax.numpy as jnp
 import numpy as np
 from jax.nn import initializers as ji
@@ -45,7 +47,8 @@ def values(values: list):
     def init(key, shape, dtype=jnp.float32):
         return jnp.asarray(arr, dtype).reshape(shape)
 
-    init.values_shape = tuple(arr.shape)  # checked against the parameter shape by the layer
+    # checked against the parameter shape by the layer; mypy does not model attributes set on functions
+    init.values_shape = tuple(arr.shape)  # type: ignore[attr-defined]
     return init
 
 
@@ -114,4 +117,7 @@ def build(opts):
     return INITIALIZERS.build(opts)
 
 
-InitRef = ref_type(INITIALIZERS)  # the spec type of a `*_init:` key
+if TYPE_CHECKING:  # see ref_type
+    InitRef: TypeAlias = Any
+else:
+    InitRef = ref_type(INITIALIZERS)  # the spec type of a `*_init:` key

@@ -41,7 +41,8 @@ def configure() -> None:
         d.mkdir(parents=True, exist_ok=True)
     except OSError:
         return  # read-only home: run without a cache rather than fail
-    if jax.config.jax_compilation_cache_dir is None:  # the user's own JAX setting wins
+    # the user's own JAX setting wins; jax.config's options are attributes it adds at runtime
+    if jax.config.jax_compilation_cache_dir is None:  # type: ignore[attr-defined]
         jax.config.update("jax_compilation_cache_dir", str(d))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -34,7 +34,7 @@ def file_record(rec: dict) -> dict:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    out = []
+    out: list[dict] = []
     if not path.exists():
         return out
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -81,22 +81,24 @@ class RunLogs:
             _cut_jsonl(self.run / rundir.TIMING, resume_epoch)
             header = _cut_csv(self.run / CSV, resume_epoch)
         mode = "a" if resume_epoch is not None else "w"
-        self.metrics = open(self.run / rundir.METRICS, mode, encoding="utf-8")
-        self.timing = open(self.run / rundir.TIMING, mode, encoding="utf-8")
+        self.metrics = open(self.run / rundir.METRICS, mode, encoding="utf-8")  # noqa: SIM115  (open for the whole run; close())
+        self.timing = open(self.run / rundir.TIMING, mode, encoding="utf-8")  # noqa: SIM115  (open for the whole run; close())
         self.csv_file = self.csv = None
         self.csv_header = header
         self._flushed_at = time.monotonic()
         self.tb = None
         if "csv" in self.sinks:
-            self.csv_file = open(self.run / CSV, "a" if header else "w", encoding="utf-8", newline="")
+            self.csv_file = open(self.run / CSV, "a" if header else "w", encoding="utf-8", newline="")  # noqa: SIM115
             self.csv = csv.writer(self.csv_file, lineterminator="\n")
         if "tensorboard" in self.sinks:
             try:
                 from tensorboardX import SummaryWriter
             except ImportError:
                 self.close()
-                raise NnctlError("train.log: [tensorboard] needs the tensorboardX package: "
-                                 "pip install tensorboardX (or remove tensorboard from train.log)") from None
+                raise NnctlError(
+                    "train.log: [tensorboard] needs the tensorboardX package: "
+                    "pip install tensorboardX (or remove tensorboard from train.log)"
+                ) from None
             purge = resume_epoch + 1 if resume_epoch is not None else None
             self.tb = SummaryWriter(str(self.run / TB_DIR), purge_step=purge, flush_secs=10)
 
@@ -105,7 +107,9 @@ class RunLogs:
     def write(self, rec: dict) -> None:
         self.metrics.write(json.dumps(file_record(rec)) + "\n")
         t = rec.get("time")
-        self.timing.write(f'{{"epoch": {int(rec["epoch"])}, "time": {json.dumps(t) if t is None else repr(float(t))}}}\n')
+        self.timing.write(
+            f'{{"epoch": {int(rec["epoch"])}, "time": {json.dumps(t) if t is None else repr(float(t))}}}\n'
+        )
         row = {k: v for k, v in rec.items() if k not in NOT_LOGGED}
         if self.csv is not None:
             if self.csv_header is None:

@@ -9,8 +9,9 @@ error (Keras' definition): for two outputs it equals the notes' E_total = sum 1/
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -114,7 +115,6 @@ def hinge(logits, y, head, /):
     return _per_example(jnp.maximum(0.0, 1.0 - t * out))
 
 
-
 @dataclass(frozen=True)
 class LossInfo:
     """What the checks and heads need to know about a loss."""
@@ -123,9 +123,11 @@ class LossInfo:
     per_class: bool = False  # needs one output unit per class (class-index targets become one-hot)
 
 
-LOSS_INFO = {"categorical_crossentropy": LossInfo(folds="softmax", per_class=True),
-             "binary_crossentropy": LossInfo(folds="sigmoid"),
-             "kl_divergence": LossInfo(per_class=True)}
+LOSS_INFO = {
+    "categorical_crossentropy": LossInfo(folds="softmax", per_class=True),
+    "binary_crossentropy": LossInfo(folds="sigmoid"),
+    "kl_divergence": LossInfo(per_class=True),
+}
 
 
 def loss_info(name: str | None) -> LossInfo:

@@ -10,8 +10,8 @@ trapezoid rule: exact for scores that differ by more than a bucket, like Keras' 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -32,9 +32,12 @@ class Metric:
 METRICS: Registry[Metric] = Registry("metric")
 AUC_BUCKETS = 200
 # which metrics apply to a task (regression metrics of class probabilities are the Brier score: allowed)
-TASK_NEEDS = {"classification": ("confusion", "ranking", "regression"),
-              "binary": ("confusion", "ranking", "regression"),
-              "regression": ("regression",), "autoencoder": ("regression",)}
+TASK_NEEDS = {
+    "classification": ("confusion", "ranking", "regression"),
+    "binary": ("confusion", "ranking", "regression"),
+    "regression": ("regression",),
+    "autoencoder": ("regression",),
+}
 
 
 def _metric(name: str, needs: str, mode: str, doc: str, *aliases: str):
@@ -86,8 +89,14 @@ def f1(s):
     return f[1] if _binary(s["confusion"]) else f.mean()
 
 
-@_metric("auc", "ranking", "max", "area under the ROC curve (one-vs-rest, macro-averaged over classes; the "
-         "positive class if binary), from probabilities in 200 buckets", "roc_auc")
+@_metric(
+    "auc",
+    "ranking",
+    "max",
+    "area under the ROC curve (one-vs-rest, macro-averaged over classes; the "
+    "positive class if binary), from probabilities in 200 buckets",
+    "roc_auc",
+)
 def auc(s):
     pos, neg = s["roc_pos"], s["roc_neg"]  # (C, AUC_BUCKETS): counts per probability bucket
     # true/false positive rates at the thresholds "score >= lower edge of bucket k", k = K..0
@@ -152,11 +161,14 @@ def batch_sums(needs: set[str], out, y, mask, num_classes: int) -> dict:
         sums["roc_neg"] = jnp.einsum("nc,nck->ck", (1.0 - pos) * w, oh)
     if "regression" in needs:
         t = dense_target(out, y)
-        flat = lambda v: v.reshape(v.shape[0], -1)  # noqa: E731
+        flat = lambda v: v.reshape(v.shape[0], -1)
         err, tt = flat(out - t), flat(t)
         sums.update(
-            sse=(err**2 * m[:, None]).sum(0), sae=(jnp.abs(err) * m[:, None]).sum(0),
-            sy=(tt * m[:, None]).sum(0), syy=(tt**2 * m[:, None]).sum(0), n=m.sum(),
+            sse=(err**2 * m[:, None]).sum(0),
+            sae=(jnp.abs(err) * m[:, None]).sum(0),
+            sy=(tt * m[:, None]).sum(0),
+            syy=(tt**2 * m[:, None]).sum(0),
+            n=m.sum(),
         )
     return sums
 

@@ -7,19 +7,12 @@ Clipping, weight decay, freezing and per-group learning rates are links of that 
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeAlias, Union
 
-import jax
-import jax.numpy as jnp
 import optax
 from pydantic import Discriminator, Field, Tag
 
-from nnctl.registry import FnRegistry
-from nnctl.trees import path_str
-from nnctl.registry import ref_type
+from nnctl.registry import FnRegistry, ref_type
 
 SCHEDULES = FnRegistry("learning-rate schedule")
 OPTIMIZERS = FnRegistry("optimizer")
@@ -28,6 +21,7 @@ OPTIMIZERS = FnRegistry("optimizer")
 # ---------------------------------------------------------------------------------------------- schedules
 # Each returns (learning rate: float or schedule fn, extra chain link or None). Steps are optimizer steps.
 
+
 @SCHEDULES.register("constant")
 def constant(total_steps, steps_per_epoch, /, value: float = 0.01):
     """A fixed learning rate."""
@@ -35,22 +29,37 @@ def constant(total_steps, steps_per_epoch, /, value: float = 0.01):
 
 
 @SCHEDULES.register("cosine")
-def cosine(total_steps, steps_per_epoch, /, initial: float = 0.01, decay_steps: Optional[int] = None,
-           alpha: float = 0.0):
+def cosine(
+    total_steps, steps_per_epoch, /, initial: float = 0.01, decay_steps: Optional[int] = None, alpha: float = 0.0
+):
     """Cosine decay from `initial` to `alpha * initial` over `decay_steps` (default: the whole run)."""
     return optax.cosine_decay_schedule(initial, decay_steps or total_steps, alpha), None
 
 
 @SCHEDULES.register("exponential")
-def exponential(total_steps, steps_per_epoch, /, initial: float = 0.01, decay_rate: float = 0.96,
-                decay_steps: Optional[int] = None, staircase: bool = False):
+def exponential(
+    total_steps,
+    steps_per_epoch,
+    /,
+    initial: float = 0.01,
+    decay_rate: float = 0.96,
+    decay_steps: Optional[int] = None,
+    staircase: bool = False,
+):
     """initial * decay_rate ^ (step / decay_steps); decay_steps defaults to one epoch."""
     return optax.exponential_decay(initial, decay_steps or steps_per_epoch, decay_rate, staircase=staircase), None
 
 
 @SCHEDULES.register("step", "piecewise")
-def step(total_steps, steps_per_epoch, /, initial: float = 0.01, factor: float = 0.1,
-         every_epochs: Optional[int] = None, boundaries: Optional[list[int]] = None):
+def step(
+    total_steps,
+    steps_per_epoch,
+    /,
+    initial: float = 0.01,
+    factor: float = 0.1,
+    every_epochs: Optional[int] = None,
+    boundaries: Optional[list[int]] = None,
+):
     """Multiply by `factor` every `every_epochs` epochs, or at the given step `boundaries`."""
     if (every_epochs is None) == (boundaries is None):
         raise ValueError("give exactly one of `every_epochs` or `boundaries` (steps)")
@@ -58,12 +67,21 @@ def step(total_steps, steps_per_epoch, /, initial: float = 0.01, factor: float =
         if every_epochs <= 0:
             raise ValueError("every_epochs must be positive")
         boundaries = list(range(every_epochs * steps_per_epoch, max(total_steps, 1), every_epochs * steps_per_epoch))
+    assert boundaries is not None  # given, or computed from every_epochs just above
     return optax.piecewise_constant_schedule(initial, {int(b): factor for b in boundaries}), None
 
 
 @SCHEDULES.register("linear_warmup_cosine", "warmup_cosine")
-def linear_warmup_cosine(total_steps, steps_per_epoch, /, peak: float = 0.01, warmup_steps: Optional[int] = None,
-                         decay_steps: Optional[int] = None, init_value: float = 0.0, end_value: float = 0.0):
+def linear_warmup_cosine(
+    total_steps,
+    steps_per_epoch,
+    /,
+    peak: float = 0.01,
+    warmup_steps: Optional[int] = None,
+    decay_steps: Optional[int] = None,
+    init_value: float = 0.0,
+    end_value: float = 0.0,
+):
     """Linear warm-up from `init_value` to `peak` (default: 5% of the run), then cosine decay to `end_value`."""
     decay = decay_steps or total_steps
     warm = warmup_steps if warmup_steps is not None else max(1, decay // 20)
@@ -73,15 +91,34 @@ def linear_warmup_cosine(total_steps, steps_per_epoch, /, peak: float = 0.01, wa
 
 
 @SCHEDULES.register("reduce_on_plateau")
-def reduce_on_plateau(total_steps, steps_per_epoch, /, initial: float = 0.01, factor: float = 0.5,
-                      patience: int = 5, cooldown: int = 0, rtol: float = 1e-4, min_scale: float = 1e-3):
+def reduce_on_plateau(
+    total_steps,
+    steps_per_epoch,
+    /,
+    initial: float = 0.01,
+    factor: float = 0.5,
+    patience: int = 5,
+    cooldown: int = 0,
+    rtol: float = 1e-4,
+    min_scale: float = 1e-3,
+):
     """Multiply the rate by `factor` when the epoch's training loss has not improved for `patience` epochs."""
-    link = optax.contrib.reduce_on_plateau(factor=factor, patience=patience, rtol=rtol, atol=0.0, cooldown=cooldown,
-                                           accumulation_size=max(1, steps_per_epoch), min_scale=min_scale)
+    link = optax.contrib.reduce_on_plateau(
+        factor=factor,
+        patience=patience,
+        rtol=rtol,
+        atol=0.0,
+        cooldown=cooldown,
+        accumulation_size=max(1, steps_per_epoch),
+        min_scale=min_scale,
+    )
     return initial, link
 
 
-ScheduleRef = ref_type(SCHEDULES)
+if TYPE_CHECKING:  # see ref_type
+    ScheduleRef: TypeAlias = Any
+else:
+    ScheduleRef = ref_type(SCHEDULES)
 
 
 def _lr_kind(v: Any) -> str:
@@ -95,6 +132,7 @@ LearningRate = Annotated[
 
 
 # --------------------------------------------------------------------------------------------- optimizers
+
 
 @OPTIMIZERS.register("sgd", "gd")
 def sgd(learning_rate: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False):
@@ -121,8 +159,13 @@ def adadelta(learning_rate: LearningRate = 1.0, rho: float = 0.9, eps: float = 1
 
 
 @OPTIMIZERS.register("rmsprop")
-def rmsprop(learning_rate: LearningRate = 0.001, decay: float = 0.9, eps: float = 1e-7, momentum: float = 0.0,
-            centered: bool = False):
+def rmsprop(
+    learning_rate: LearningRate = 0.001,
+    decay: float = 0.9,
+    eps: float = 1e-7,
+    momentum: float = 0.0,
+    centered: bool = False,
+):
     """Divides the gradient by a running RMS of recent gradients."""
     return optax.rmsprop(learning_rate, decay=decay, eps=eps, momentum=momentum or None, centered=centered)
 
@@ -134,8 +177,13 @@ def adam(learning_rate: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999
 
 
 @OPTIMIZERS.register("adamw")
-def adamw(learning_rate: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-          weight_decay: float = 1e-4):
+def adamw(
+    learning_rate: LearningRate = 0.001,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 1e-4,
+):
     """Adam with decoupled weight decay."""
     return optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
 
@@ -158,7 +206,10 @@ def lion(learning_rate: LearningRate = 1e-4, b1: float = 0.9, b2: float = 0.99, 
     return optax.lion(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay)
 
 
-OptimizerRef = ref_type(OPTIMIZERS)
+if TYPE_CHECKING:  # see ref_type
+    OptimizerRef: TypeAlias = Any
+else:
+    OptimizerRef = ref_type(OPTIMIZERS)
 
 
 def build_learning_rate(lr: Any, total_steps: int, steps_per_epoch: int):
@@ -184,129 +235,3 @@ def build_optimizer(opts: Any, total_steps: int, steps_per_epoch: int, weight_de
     if extra is not None:
         links.append(extra)
     return links, lr
-
-
-def clip_link(clip: Any):
-    """The clipping link for a validated gradient_clipping spec (or None)."""
-    if clip is None:
-        return None
-    if clip.max_value is not None:
-        return optax.clip(clip.max_value)
-    if clip.per_tensor:
-        return _per_tensor_clip(clip.max_norm)
-    return optax.clip_by_global_norm(clip.max_norm)
-
-
-def _per_tensor_clip(max_norm: float):
-    def update(updates, state, params=None):
-        def clip(g):
-            n = jnp.sqrt(jnp.sum(g * g))
-            return g * jnp.minimum(1.0, max_norm / jnp.maximum(n, 1e-12))
-        return jax.tree.map(clip, updates), state
-    return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
-
-
-def clipped_flag(clip: Any, grads) -> jax.Array:
-    """1.0 when this step's gradients were clipped (for the logged clip fraction)."""
-    if clip is None:
-        return jnp.float32(0)
-    leaves = jax.tree.leaves(grads)
-    if clip.max_value is not None:
-        return jnp.any(jnp.stack([jnp.any(jnp.abs(g) > clip.max_value) for g in leaves])).astype(jnp.float32)
-    if clip.per_tensor:
-        return jnp.any(jnp.stack([jnp.sqrt(jnp.sum(g * g)) > clip.max_norm for g in leaves])).astype(jnp.float32)
-    return (optax.tree.norm(grads) > clip.max_norm).astype(jnp.float32)
-
-
-# ------------------------------------------------------------------------------------------------ freezing
-
-def is_frozen(path: str, globs: Sequence[str], frozen_layers: Sequence[str]) -> bool:
-    """The one freezing rule: a parameter path matched by a `train.freeze` glob, or inside a layer with
-    `trainable: false` (its path, or a path below it)."""
-    return any(fnmatch.fnmatchcase(path, g) for g in globs) or any(
-        path == n or path.startswith(f"{n}/") for n in frozen_layers)
-
-
-def frozen_mask(params: Any, globs: Sequence[str], frozen_layers: Sequence[str]) -> Any:
-    """Tree of booleans: True for parameters that must not change."""
-    return jax.tree_util.tree_map_with_path(lambda p, _: is_frozen(path_str(p), globs, frozen_layers), params)
-
-
-def scale_by_groups(params_shape: Any, groups: Sequence[Any]) -> optax.GradientTransformation:
-    """Multiply each parameter's update by the `learning_rate_scale` of the first group whose glob matches."""
-    def scale_of(path, _):
-        p = path_str(path)
-        return next((g.learning_rate_scale for g in groups if fnmatch.fnmatchcase(p, g.params)), 1.0)
-
-    scales = jax.tree_util.tree_map_with_path(scale_of, params_shape)
-
-    def update(updates, state, params=None):
-        return jax.tree.map(lambda u, s: u * s, updates, scales), state
-
-    return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
-
-
-@dataclass(frozen=True)
-class Chain:
-    """A built optimizer chain: the transformation, the frozen mask, the learning rate (or schedule) to log,
-    the reduce_on_plateau scale reader (or None) and the chain's description for the banner."""
-
-    tx: optax.GradientTransformation
-    frozen: Any
-    lr: Any
-    description: str
-    plateau_scale: Callable[[Any], jax.Array] | None = None
-
-    @property
-    def trainable(self) -> Any:
-        return jax.tree.map(lambda f: not f, self.frozen)
-
-
-def _describe(train: Any, frozen: bool, groups: int) -> str:
-    parts = []
-    c = train.gradient_clipping
-    if c:
-        parts.append(f"clip(max_value={c.max_value})" if c.max_value else
-                     f"clip_{'per_tensor' if c.per_tensor else 'global'}_norm({c.max_norm})")
-    if train.weight_decay:
-        parts.append(f"weight_decay({train.weight_decay})")
-    parts.append(train.optimizer.type)
-    lr = train.optimizer.learning_rate
-    if not isinstance(lr, (int, float)):
-        parts[-1] += f"[{lr.type}]"
-    if groups:
-        parts.append(f"param_groups({groups})")
-    if frozen:
-        parts.append("freeze")
-    return " -> ".join(parts)
-
-
-def _plateau_states(opt_state: Any) -> list:
-    """The reduce_on_plateau states inside an optimizer state (found by type: a parameter may be named scale)."""
-    is_plateau = lambda x: isinstance(x, optax.contrib.ReduceLROnPlateauState)
-    return [x for x in jax.tree_util.tree_leaves(opt_state, is_leaf=is_plateau) if is_plateau(x)]
-
-
-def _plateau_reader(tx: optax.GradientTransformation, params_shape: Any) -> Callable[[Any], jax.Array] | None:
-    """The function giving reduce_on_plateau's current scale from an optimizer state, or None without one."""
-    if not _plateau_states(jax.eval_shape(tx.init, params_shape)):
-        return None
-    return lambda s: _plateau_states(s)[0].scale
-
-
-def build_chain(train: Any, params_shape: Any, total_steps: int, steps_per_epoch: int,
-                frozen_layers: Sequence[str], groups: Sequence[Any] = ()) -> Chain:
-    """The whole Optax transformation of a spec's `train` section (or of one network's optimizer):
-    clip -> weight decay -> optimizer (+ schedule link), frozen parameters set to zero, then the
-    `param_groups` learning-rate scales."""
-    links = [link for link in [clip_link(train.gradient_clipping)] if link is not None]
-    opt_links, lr = build_optimizer(train.optimizer, total_steps, steps_per_epoch, train.weight_decay)
-    tx = optax.chain(*links, *opt_links)
-    mask = frozen_mask(params_shape, list(train.freeze), frozen_layers)
-    any_frozen = any(jax.tree.leaves(mask))
-    if any_frozen:
-        labels = jax.tree.map(lambda f: "frozen" if f else "train", mask)
-        tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
-    if groups:
-        tx = optax.chain(tx, scale_by_groups(params_shape, groups))
-    return Chain(tx, mask, lr, _describe(train, any_frozen, len(groups)), _plateau_reader(tx, params_shape))

@@ -29,8 +29,7 @@ from nnctl.errors import NnctlError
 AXIS = "data"
 
 
-def initialize(coordinator: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> bool:
+def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None) -> bool:
     """Start jax.distributed when a coordinator is given (arguments, else NNCTL_* env vars). True if started."""
     coordinator = coordinator or os.environ.get("NNCTL_COORDINATOR")
     if num_processes is None and os.environ.get("NNCTL_NUM_PROCESSES"):
@@ -48,8 +47,7 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
 
     # CPU collectives (only the CPU client reads this; GPUs use NCCL). Must precede any backend start.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                               process_id=process_id)
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
     return True
 
 
@@ -66,8 +64,10 @@ def select_devices(devices: Any) -> list:
         return avail
     n = int(devices)
     if n > len(avail):
-        raise NnctlError(f"train.devices is {n} but only {len(avail)} {jax.default_backend()} device(s) are visible "
-                         f"(on CPU, XLA_FLAGS=--xla_force_host_platform_device_count={n} before starting)")
+        raise NnctlError(
+            f"train.devices is {n} but only {len(avail)} {jax.default_backend()} device(s) are visible "
+            f"(on CPU, XLA_FLAGS=--xla_force_host_platform_device_count={n} before starting)"
+        )
     if jax.process_count() > 1 and n != len(avail):
         raise NnctlError(f"with {jax.process_count()} processes use train.devices: all (got {n})")
     return avail[:n]
@@ -102,7 +102,6 @@ class Placement:
 
         return jax.tree.map(one, tree)
 
-
     def put_windows(self, tree):
         """Streamed windows `(k, batch, ...)` -> global arrays with the batch axis sharded: each device is
         sent only its slice of every batch."""
@@ -125,8 +124,10 @@ def placement(devices: Any, batch_size: int) -> Placement | None:
     if len(devs) == 1:
         return None
     if batch_size % len(devs):
-        raise NnctlError(f"train.batch_size ({batch_size}) must be a multiple of the number of devices "
-                         f"({len(devs)}) for data-parallel training")
+        raise NnctlError(
+            f"train.batch_size ({batch_size}) must be a multiple of the number of devices "
+            f"({len(devs)}) for data-parallel training"
+        )
     return Placement(Mesh(np.array(devs), (AXIS,)))
 
 

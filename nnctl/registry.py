@@ -8,7 +8,8 @@ up in the JSON Schema without writing the options twice.
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Any, Callable, Generic, Literal, TypeVar, Union
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
@@ -27,15 +28,18 @@ def _shorthand(v: Any) -> Any:
     return {"type": v} if isinstance(v, str) else v
 
 
-def ref_type(registry: "FnRegistry") -> Any:
+def ref_type(registry: FnRegistry) -> Any:
     """The spec type naming one of `registry`'s functions: `relu` or `{type: leaky_relu, negative_slope: 0.1}`.
 
     A pydantic discriminated union over the options models the registry generated, so unknown names, unknown
-    options and bad option values are all validated, and the JSON Schema lists them."""
+    options and bad option values are all validated, and the JSON Schema lists them.
 
+    No static type describes that union (its members are generated at import time, and it also accepts the
+    name/dict shorthand), so modules bind the result to their alias only at runtime and declare the alias as
+    Any under TYPE_CHECKING."""
 
     members = tuple(registry.models.values())
-    return Annotated[Union[members], Field(discriminator="type"), BeforeValidator(_shorthand)]  # type: ignore
+    return Annotated[Union[members], Field(discriminator="type"), BeforeValidator(_shorthand)]
 
 
 class Registry(Generic[T]):
@@ -74,8 +78,7 @@ class Registry(Generic[T]):
         return sorted(self._items.items())
 
     def unknown_message(self, name: str) -> str:
-        return (f"unknown {self.kind} '{name}'.{did_you_mean(name, self.names())} "
-                f"Choices: {choices_text(self.names())}")
+        return f"unknown {self.kind} '{name}'.{did_you_mean(name, self.names())} Choices: {choices_text(self.names())}"
 
 
 class FnRegistry(Registry[Callable[..., Any]]):
@@ -83,7 +86,7 @@ class FnRegistry(Registry[Callable[..., Any]]):
 
     def __init__(self, kind: str):
         super().__init__(kind)
-        self.models: dict[str, type] = {}
+        self.models: dict[str, type[BaseModel]] = {}
 
     def register(self, name: str, *aliases: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         inner = super().register(name, *aliases)
@@ -101,7 +104,7 @@ class FnRegistry(Registry[Callable[..., Any]]):
         return self.get(opts.type)(*args, **kwargs, **extra)
 
 
-def options_model(kind: str, names: tuple[str, ...], fn: Callable[..., Any], base: type) -> type:
+def options_model(kind: str, names: tuple[str, ...], fn: Callable[..., Any], base: type[BaseModel]) -> type[BaseModel]:
     """A frozen pydantic model `{type: name, **keyword args of fn}` for a registered function.
 
     Positional-only parameters (the data the function works on) are skipped; every other parameter must
@@ -109,7 +112,7 @@ def options_model(kind: str, names: tuple[str, ...], fn: Callable[..., Any], bas
     """
 
     name = names[0]
-    fields: dict[str, Any] = {"type": (Literal[names], ...)}  # type: ignore[valid-type]
+    fields: dict[str, Any] = {"type": (Literal[names], ...)}
     for p in inspect.signature(fn, eval_str=True).parameters.values():
         if p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name.startswith("_"):
             continue
@@ -117,6 +120,6 @@ def options_model(kind: str, names: tuple[str, ...], fn: Callable[..., Any], bas
         default = ... if p.default is inspect.Parameter.empty else p.default
         fields[p.name] = (ann, default)
     cls_name = "".join(w.capitalize() for w in f"{name}_{kind}".replace("-", "_").split("_"))
-    model = create_model(cls_name, __base__=base, **fields)
+    model: type[BaseModel] = create_model(cls_name, __base__=base, **fields)
     model.__doc__ = (inspect.getdoc(fn) or f"{kind} {name}").split("\n")[0]
     return model

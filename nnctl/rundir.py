@@ -25,10 +25,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import jax
-from flax import serialization
+import numpy as np
 import yaml
+from flax import serialization
 
 from nnctl.errors import RunDirError
 
@@ -78,8 +78,9 @@ def new_run_dir(out: str | None, name: str, root: str = "runs") -> Path:
     if out is not None:
         p = Path(out)
         if p.exists() and (not p.is_dir() or any(p.iterdir())):
-            raise RunDirError(f"run directory {p} already exists: choose another --out or remove it "
-                              f"(nnctl never overwrites a run)")
+            raise RunDirError(
+                f"run directory {p} already exists: choose another --out or remove it (nnctl never overwrites a run)"
+            )
         p.mkdir(parents=True, exist_ok=True)
         return p
     base = Path(root) / name
@@ -144,8 +145,10 @@ def restore_into(template: Any, saved: Any, what: str) -> Any:
     for k, t in flat_t.items():
         if tuple(np.shape(flat_s[k])) != tuple(t.shape):
             raise RunDirError(f"{what}: {k} has shape {np.shape(flat_s[k])}, the spec needs {tuple(t.shape)}")
-    leaves = [np.asarray(flat_s[jax.tree_util.keystr(p)], dtype=t.dtype)
-              for p, t in jax.tree_util.tree_flatten_with_path(template)[0]]
+    leaves = [
+        np.asarray(flat_s[jax.tree_util.keystr(p)], dtype=t.dtype)
+        for p, t in jax.tree_util.tree_flatten_with_path(template)[0]
+    ]
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), leaves)
 
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
+from nnctl.app import build
 from nnctl.augment import AugmentRef, augment_batch, corrupt
 from nnctl.data.prepare import prepare
 from nnctl.errors import SpecError
 from nnctl.objectives.specs import CorruptionRef
-from nnctl.app import build
 from nnctl.spec import load_spec, load_text
 from tests.conftest import SPECS
 
@@ -28,14 +28,17 @@ def apply(a, x=IMG, n=1, seed=0):
     return np.asarray(fn(jnp.asarray(np.stack([x] * n)), jax.random.key(seed)))
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ({"type": "flip", "probability": 1.0}, IMG[:, ::-1]),
-    ({"type": "flip", "horizontal": False, "vertical": True, "probability": 1.0}, IMG[::-1]),
-    ({"type": "rotate", "degrees": [90, 90]}, np.rot90(IMG)),  # counter-clockwise
-    ({"type": "rotate", "degrees": [180, 180]}, IMG[::-1, ::-1]),
-    ({"type": "translate", "pixels": [1, 1]}, np.pad(IMG, ((1, 0), (1, 0), (0, 0)))[:5, :5]),
-    ({"type": "scale", "factor": [1, 1]}, IMG),
-])
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ({"type": "flip", "probability": 1.0}, IMG[:, ::-1]),
+        ({"type": "flip", "horizontal": False, "vertical": True, "probability": 1.0}, IMG[::-1]),
+        ({"type": "rotate", "degrees": [90, 90]}, np.rot90(IMG)),  # counter-clockwise
+        ({"type": "rotate", "degrees": [180, 180]}, IMG[::-1, ::-1]),
+        ({"type": "translate", "pixels": [1, 1]}, np.pad(IMG, ((1, 0), (1, 0), (0, 0)))[:5, :5]),
+        ({"type": "scale", "factor": [1, 1]}, IMG),
+    ],
+)
 def test_geometric_transforms_on_a_known_image(spec, expected):
     np.testing.assert_allclose(apply(aug(**spec))[0], expected, atol=1e-5)
 
@@ -84,8 +87,10 @@ def test_training_only_evaluation_untouched():
     # the training step sees perturbed inputs ...
     assert not np.allclose(np.asarray(jax.jit(obj.perturb)(x, jax.random.key(1))), np.asarray(x))
     # ... evaluation sees exactly the data: the same sums as the plain supervised objective
-    from nnctl.objectives.supervised import Supervised
     import dataclasses
+
+    from nnctl.objectives.supervised import Supervised
+
     plain = Supervised(**{f.name: getattr(obj, f.name) for f in dataclasses.fields(Supervised)})
     z = obj.zero_sums((10,), y.dtype)
     a = jax.jit(obj.eval_step)(state, z, x, y, mask)
@@ -95,12 +100,15 @@ def test_training_only_evaluation_untouched():
 
 def test_trains_shrunk(tmp_path):
     from nnctl.app import train_run
+
     res = train_run(str(SPECS / "augment_digits.yaml"), str(tmp_path / "aug"), ("train.epochs=4",))
     assert res.summary["final"]["val/accuracy"] > 0.7
 
 
 def test_geometric_needs_images():
     with pytest.raises(SpecError) as e:
-        load_text((SPECS / "augment_digits.yaml").read_text(),
-                  overrides=("model.input_shape=null", "model.layers[0].type=activation"))
+        load_text(
+            (SPECS / "augment_digits.yaml").read_text(),
+            overrides=("model.input_shape=null", "model.layers[0].type=activation"),
+        )
     assert "(rotate) needs image-shaped inputs" in str(e.value)

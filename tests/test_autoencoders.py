@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from nnctl.app import restore, train_run
 from nnctl.cli import app
 from nnctl.errors import SpecError
-from nnctl.app import restore, train_run
 from nnctl.spec import load_text
 from tests.conftest import SPECS
 
@@ -79,8 +79,7 @@ def test_contractive_penalty_lowers_the_jacobian_norm(runs):
 
 def test_denoising_reconstructs_noisy_digits_better(runs):
     tmp, plain = runs
-    den = _train(tmp, "den", extra=("data.corruption={type: gaussian_noise, stddev: 0.3}",
-                                    "train.regularizers=[]"))
+    den = _train(tmp, "den", extra=("data.corruption={type: gaussian_noise, stddev: 0.3}", "train.regularizers=[]"))
 
     def noisy_error(run_dir):
         r = restore(run_dir)
@@ -96,8 +95,19 @@ def test_predict_encode_writes_the_codes(runs, tmp_path):
     _, plain = runs
     x = np.random.default_rng(0).uniform(0, 16, size=(5, 64)).astype(np.float32)
     np.savez(tmp_path / "in.npz", x=x)
-    res = CliRunner().invoke(app, ["predict", str(plain.run_dir), "-i", str(tmp_path / "in.npz"), "--encode", "code",
-                                   "-o", str(tmp_path / "codes.npz")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(plain.run_dir),
+            "-i",
+            str(tmp_path / "in.npz"),
+            "--encode",
+            "code",
+            "-o",
+            str(tmp_path / "codes.npz"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     codes = np.load(tmp_path / "codes.npz")["codes"]
     assert codes.shape == (5, 32) and np.all((codes >= 0) & (codes <= 1))
@@ -105,21 +115,30 @@ def test_predict_encode_writes_the_codes(runs, tmp_path):
     assert bad.exit_code == 2 and "did you mean 'code'" in bad.output.lower()
 
 
-@pytest.mark.parametrize("patch,fragment", [
-    ("train.regularizers=[{type: activity_l1, layer: cod}]", "unknown layer 'cod'"),
-    ("data.task=regression", "data.corruption trains a denoising autoencoder"),
-    ("train.regularizers=[{type: sparse, layer: code}]", "activity_l1"),
-])
+@pytest.mark.parametrize(
+    "patch,fragment",
+    [
+        ("train.regularizers=[{type: activity_l1, layer: cod}]", "unknown layer 'cod'"),
+        ("data.task=regression", "data.corruption trains a denoising autoencoder"),
+        ("train.regularizers=[{type: sparse, layer: code}]", "activity_l1"),
+    ],
+)
 def test_spec_errors(patch, fragment):
     text = (SPECS / "denoising_autoencoder_digits.yaml").read_text()
     from nnctl.spec import apply_override  # noqa: F401  (overrides go through load_text)
+
     with pytest.raises(SpecError) as e:
         load_text(text, overrides=(patch,))
     assert fragment in str(e.value)
 
 
-@pytest.mark.parametrize("spec,key", [("contractive_autoencoder_digits.yaml", "train/contractive"),
-                                      ("denoising_autoencoder_digits.yaml", "train/reconstruction")])
+@pytest.mark.parametrize(
+    "spec,key",
+    [
+        ("contractive_autoencoder_digits.yaml", "train/contractive"),
+        ("denoising_autoencoder_digits.yaml", "train/reconstruction"),
+    ],
+)
 def test_example_specs_train_shrunk(tmp_path, spec, key):
     res = train_run(str(SPECS / spec), str(tmp_path / "r"), ("train.epochs=3",))
     recs = [json.loads(line) for line in (res.run_dir / "metrics.jsonl").read_text().splitlines()]

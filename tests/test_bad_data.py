@@ -62,6 +62,7 @@ train:
 def load_and_prepare(tmp_path, spec_text):
     from nnctl.data.prepare import prepare
     from nnctl.spec import load_spec
+
     (tmp_path / "spec.yaml").write_text(spec_text)
     loaded = load_spec(tmp_path / "spec.yaml")
     return prepare(loaded.spec, loaded.analysis, loaded.base_dir)
@@ -81,34 +82,77 @@ CSV = [
     ("csv-header-only", b"a,b,label\n", csv_spec(), ["data.csv", "no data rows after the header"]),
     ("csv-ragged", b"a,b,label\n1,2,0\n3,1\n", csv_spec(), ["data.csv", "row 3 has 2 fields, the header has 3"]),
     ("csv-ragged-long", b"a,b,label\n1,2,0\n3,1,1,7\n", csv_spec(), ["data.csv", "row 3 has 4 fields"]),
-    ("csv-string-in-numeric", b"a,b,label\n1,2,0\n3,abc,1\n", csv_spec(),
-     ["data.csv", "row 3, column 'b': 'abc' is not a number"]),
-    ("csv-empty-cell", b"a,b,label\n1,2,0\n3,,1\n", csv_spec(),
-     ["data.csv", "row 3, column 'b': missing value ''", "set data.missing: drop or mean"]),
+    (
+        "csv-string-in-numeric",
+        b"a,b,label\n1,2,0\n3,abc,1\n",
+        csv_spec(),
+        ["data.csv", "row 3, column 'b': 'abc' is not a number"],
+    ),
+    (
+        "csv-empty-cell",
+        b"a,b,label\n1,2,0\n3,,1\n",
+        csv_spec(),
+        ["data.csv", "row 3, column 'b': missing value ''", "set data.missing: drop or mean"],
+    ),
     ("csv-nan", b"a,b,label\n1,2,0\n3,nan,1\n", csv_spec(), ["data.csv", "row 3, column 'b': missing value 'nan'"]),
     ("csv-na-marker", b"a,b,label\n1,2,0\n3,NA,1\n", csv_spec(), ["data.csv", "row 3, column 'b': missing value 'NA'"]),
-    ("csv-text-feature", b"a,b,label\n1,red,0\n3,blue,1\n", csv_spec(),
-     ["data.csv", "row 2, column 'b': 'red' is not a number", "list the column in data.categorical"]),
-    ("csv-categorical-target", b"a,b,label\n1,2,0\n", csv_spec(extra_data="  categorical: [label]\n"),
-     ["spec.yaml:", "data.categorical[0]", "'label' is a target"]),
-    ("csv-categorical-unknown", b"a,b,label\n1,2,0\n", csv_spec(extra_data="  categorical: [colour]\n"),
-     ["data.categorical[0]", "'colour' is not a column"]),
-    ("csv-wrong-delimiter", b"a;b;label\n1;2;0\n", csv_spec(extra_data="  delimiter: ','\n"),
-     ["data.csv", "no column 'label'", "Columns: a;b;label"]),
+    (
+        "csv-text-feature",
+        b"a,b,label\n1,red,0\n3,blue,1\n",
+        csv_spec(),
+        ["data.csv", "row 2, column 'b': 'red' is not a number", "list the column in data.categorical"],
+    ),
+    (
+        "csv-categorical-target",
+        b"a,b,label\n1,2,0\n",
+        csv_spec(extra_data="  categorical: [label]\n"),
+        ["spec.yaml:", "data.categorical[0]", "'label' is a target"],
+    ),
+    (
+        "csv-categorical-unknown",
+        b"a,b,label\n1,2,0\n",
+        csv_spec(extra_data="  categorical: [colour]\n"),
+        ["data.categorical[0]", "'colour' is not a column"],
+    ),
+    (
+        "csv-wrong-delimiter",
+        b"a;b;label\n1;2;0\n",
+        csv_spec(extra_data="  delimiter: ','\n"),
+        ["data.csv", "no column 'label'", "Columns: a;b;label"],
+    ),
     ("csv-inf", b"a,b,label\n1,inf,0\n3,4,1\n", csv_spec(), ["data.csv", "non-finite value inf at row 0, column 1"]),
-    ("csv-nan-label", b"a,b,label\n1,2,0\n3,4,nan\n", csv_spec(),
-     ["data.csv", "row 3, column 'label': the target is missing"]),
+    (
+        "csv-nan-label",
+        b"a,b,label\n1,2,0\n3,4,nan\n",
+        csv_spec(),
+        ["data.csv", "row 3, column 'label': the target is missing"],
+    ),
     ("csv-no-target", b"a,b,lable\n1,2,0\n", csv_spec(), ["data.csv", "no column 'label'. Did you mean 'lable'?"]),
-    ("csv-no-feature", b"a,b,label\n1,2,0\n", csv_spec(extra_data="  features: [a, c]\n"),
-     ["data.csv", "no feature column 'c'"]),
-    ("csv-labels-out-of-range", b"a,b,label\n1,2,0\n3,4,5\n", csv_spec(),
-     ["data.csv", "labels range 0..5 but the output layer has 3 units"]),
+    (
+        "csv-no-feature",
+        b"a,b,label\n1,2,0\n",
+        csv_spec(extra_data="  features: [a, c]\n"),
+        ["data.csv", "no feature column 'c'"],
+    ),
+    (
+        "csv-labels-out-of-range",
+        b"a,b,label\n1,2,0\n3,4,5\n",
+        csv_spec(),
+        ["data.csv", "labels range 0..5 but the output layer has 3 units"],
+    ),
     ("csv-negative-label", b"a,b,label\n1,2,0\n3,4,-1\n", csv_spec(), ["data.csv", "labels range -1..0"]),
-    ("csv-fractional-label", b"a,b,label\n1,2,0\n3,4,1.5\n",
-     csv_spec(extra_data="  task: classification\n"), ["data.csv", "classification labels must be whole numbers"]),
-    ("csv-binary-not-01", b"a,b,label\n1,2,0\n3,4,2\n",
-     csv_spec(units=1, loss="binary_crossentropy", activation="sigmoid", extra_data="  task: binary\n"),
-     ["data.csv", "binary labels must be 0 or 1"]),
+    (
+        "csv-fractional-label",
+        b"a,b,label\n1,2,0\n3,4,1.5\n",
+        csv_spec(extra_data="  task: classification\n"),
+        ["data.csv", "classification labels must be whole numbers"],
+    ),
+    (
+        "csv-binary-not-01",
+        b"a,b,label\n1,2,0\n3,4,2\n",
+        csv_spec(units=1, loss="binary_crossentropy", activation="sigmoid", extra_data="  task: binary\n"),
+        ["data.csv", "binary labels must be 0 or 1"],
+    ),
     ("csv-not-utf8", b"a,b,label\n1,2,0\n\xff\xfe,4,1\n", csv_spec(), ["data.csv", "not UTF-8 text"]),
     ("csv-not-utf8-header", b"\xff,b,label\n1,2,0\n", csv_spec(), ["data.csv", "not UTF-8 text"]),
     ("csv-missing-file", None, csv_spec(), ["data.csv", "no such CSV file"]),
@@ -118,13 +162,30 @@ NPZ = [
     ("npz-wrong-x-key", dict(inputs=X10, y=Y10), npz_spec(), ["data.npz", "no array 'x'"]),
     ("npz-wrong-y-key", dict(x=X10, labels=Y10), npz_spec(), ["data.npz", "no array 'y' for y", "Arrays: x, labels"]),
     ("npz-length-mismatch", dict(x=X10, y=Y10[:9]), npz_spec(), ["data.npz", "x has 10 examples but y has 9"]),
-    ("npz-object-array", dict(x=np.array([{"a": 1}] * 10, dtype=object), y=Y10), npz_spec(),
-     ["data.npz", "allow_pickle=False"]),
-    ("npz-string-array", dict(x=X10, y=np.array(["cat"] * 10)), npz_spec(), ["data.npz", "has dtype <U3; expected numbers"]),
-    ("npz-nan", dict(x=np.where(np.arange(40).reshape(10, 4) == 17, np.nan, X10), y=Y10), npz_spec(),
-     ["data.npz", "non-finite value nan at row 4, column 1"]),
-    ("npz-wrong-image-shape", dict(x=np.zeros((10, 4, 4), np.float32), y=Y10), npz_spec(input_shape="[5, 5]"),
-     ["spec.yaml:7:16", "have shape [4, 4]", "cannot be reshaped to input_shape [5, 5]"]),
+    (
+        "npz-object-array",
+        dict(x=np.array([{"a": 1}] * 10, dtype=object), y=Y10),
+        npz_spec(),
+        ["data.npz", "allow_pickle=False"],
+    ),
+    (
+        "npz-string-array",
+        dict(x=X10, y=np.array(["cat"] * 10)),
+        npz_spec(),
+        ["data.npz", "has dtype <U3; expected numbers"],
+    ),
+    (
+        "npz-nan",
+        dict(x=np.where(np.arange(40).reshape(10, 4) == 17, np.nan, X10), y=Y10),
+        npz_spec(),
+        ["data.npz", "non-finite value nan at row 4, column 1"],
+    ),
+    (
+        "npz-wrong-image-shape",
+        dict(x=np.zeros((10, 4, 4), np.float32), y=Y10),
+        npz_spec(input_shape="[5, 5]"),
+        ["spec.yaml:7:16", "have shape [4, 4]", "cannot be reshaped to input_shape [5, 5]"],
+    ),
     ("npz-labels-out-of-range", dict(x=X10, y=np.arange(10)), npz_spec(), ["data.npz", "labels range 0..9"]),
     ("npz-empty", dict(x=np.zeros((0, 4), np.float32), y=np.zeros(0)), npz_spec(), ["data.npz", "no examples"]),
     ("npz-garbage", b"this is not a zip file", npz_spec(), ["data.npz", "not a readable npz file"]),
@@ -187,6 +248,7 @@ def test_cli_reports_bad_data_without_traceback(tmp_path):
     from typer.testing import CliRunner
 
     from nnctl.cli import app
+
     (tmp_path / "data.csv").write_bytes(b"a,b,label\n1,2,0\n3,abc,1\n")
     (tmp_path / "spec.yaml").write_text(csv_spec())
     r = CliRunner().invoke(app, ["train", str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "run")])

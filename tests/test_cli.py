@@ -96,8 +96,12 @@ def test_validate_exit_codes(tmp_path):
 
 
 def test_user_errors_have_no_traceback(tmp_path):
-    for args in (["train", tmp_path / "missing.yaml"], ["eval", tmp_path], ["predict", tmp_path, "--input", "x.csv"],
-                 ["inspect", "params", tmp_path / "nope.yaml"]):
+    for args in (
+        ["train", tmp_path / "missing.yaml"],
+        ["eval", tmp_path],
+        ["predict", tmp_path, "--input", "x.csv"],
+        ["inspect", "params", tmp_path / "nope.yaml"],
+    ):
         r = invoke(*args)
         assert r.exit_code == 2 and "Traceback" not in r.output, (args, r.output)
 

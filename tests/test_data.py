@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from nnctl.app import evaluate_run, predict_run, train_run
 from nnctl.data.prepare import prepare
 from nnctl.errors import DataError
-from nnctl.app import evaluate_run, predict_run, train_run
 from nnctl.spec import load_text
 
 CSV_SPEC = """
@@ -65,15 +65,20 @@ train: {loss: mse, metrics: [r2], epochs: 60, batch_size: 16, optimizer: {type: 
     assert ev["examples"] == 16 and ev["metrics"]["r2"] > 0.95
 
 
-@pytest.mark.parametrize("data,msg", [
-    ("{source: inline, x: [[0, 1], [1, 0]], y: [0]}", "x has 2 examples but y has 1"),
-    ("{source: inline, x: [[0, .nan], [1, 0]], y: [0, 1]}", "non-finite value nan at row 0, column 1"),
-    ("{source: inline, x: [[0, 1], [1, 0]], y: [0, 7]}", "labels range 0..7 but the output layer has 3 units"),
-])
+@pytest.mark.parametrize(
+    "data,msg",
+    [
+        ("{source: inline, x: [[0, 1], [1, 0]], y: [0]}", "x has 2 examples but y has 1"),
+        ("{source: inline, x: [[0, .nan], [1, 0]], y: [0, 1]}", "non-finite value nan at row 0, column 1"),
+        ("{source: inline, x: [[0, 1], [1, 0]], y: [0, 7]}", "labels range 0..7 but the output layer has 3 units"),
+    ],
+)
 def test_bad_data_messages(tmp_path, data, msg):
     spec = tmp_path / "s.yaml"
-    spec.write_text(f"data: {data}\nmodel: {{layers: [{{type: dense, units: 3, activation: softmax}}]}}\n"
-                    f"train: {{loss: categorical_crossentropy}}\n")
+    spec.write_text(
+        f"data: {data}\nmodel: {{layers: [{{type: dense, units: 3, activation: softmax}}]}}\n"
+        f"train: {{loss: categorical_crossentropy}}\n"
+    )
     with pytest.raises(DataError, match=msg.replace("(", r"\(").replace(".", r"\.")):
         train_run(str(spec), out=str(tmp_path / "run"))
 
@@ -119,6 +124,7 @@ def _mixed(tmp_path, missing):
 
 def test_categorical_columns_are_one_hot_and_the_separator_is_detected(tmp_path):
     from nnctl.spec import load_spec
+
     loaded = load_spec(_mixed(tmp_path, "drop"))
     assert loaded.analysis.input_shape == (5,)  # age, colour (blue, green, red), size
     d = prepare(loaded.spec, loaded.analysis, loaded.base_dir)
@@ -126,11 +132,14 @@ def test_categorical_columns_are_one_hot_and_the_separator_is_detected(tmp_path)
     assert d.sizes == {"train": 4, "val": 0, "test": 0, "dropped": 4, "filled": 0}
     np.testing.assert_array_equal(d.x_train[:, 1:4], [[0, 0, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
     np.testing.assert_array_equal(d.x_train[:, 0], [30, 52, 19, 60])
-    assert d.layout.features == ("age", "colour", "size") and d.layout.categories == {"colour": ["blue", "green", "red"]}
+    assert d.layout.features == ("age", "colour", "size") and d.layout.categories == {
+        "colour": ["blue", "green", "red"]
+    }
 
 
 def test_missing_mean_fills_with_training_means_only(tmp_path):
     from nnctl.spec import load_spec
+
     loaded = load_spec(_mixed(tmp_path, "mean"))
     d = prepare(loaded.spec, loaded.analysis, loaded.base_dir)
     assert d.sizes["dropped"] == 1 and d.sizes["train"] == 7  # only the row without a label
@@ -164,7 +173,9 @@ def test_predict_reads_columns_by_name_encodes_and_fills_like_training(tmp_path)
 def test_predict_without_fill_refuses_missing_values_and_unknown_categories(tmp_path):
     res = train_run(str(_mixed(tmp_path, "drop")), out=str(tmp_path / "run"))
     (tmp_path / "in.csv").write_text("age,colour,size\n30,purple,1\n")
-    with pytest.raises(DataError, match=r"row 2, column 'colour': unknown category 'purple' \(known: blue, green, red\)"):
+    with pytest.raises(
+        DataError, match=r"row 2, column 'colour': unknown category 'purple' \(known: blue, green, red\)"
+    ):
         predict_run(res.run_dir, str(tmp_path / "in.csv"))
     (tmp_path / "in.csv").write_text("age,colour\n30,red\n")
     with pytest.raises(DataError, match=r"missing feature columns \['size'\]"):
@@ -173,6 +184,7 @@ def test_predict_without_fill_refuses_missing_values_and_unknown_categories(tmp_
 
 def test_global_scaling_uses_one_statistic_for_all_features(tmp_path):
     from nnctl.data.prepare import Scaler
+
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (50, 6)).astype(np.float32)
     x[:, 0] = 0.0  # a pixel that is always dark: per-feature minmax would divide by 1 and leave it, or blow up
@@ -190,15 +202,22 @@ def test_global_scaling_uses_one_statistic_for_all_features(tmp_path):
 
 
 def test_numeric_fast_path_equals_the_row_by_row_reader(tmp_path, monkeypatch):
-    from nnctl.data.sources import csv as csv_source, read
+    from nnctl.data.sources import csv as csv_source
+    from nnctl.data.sources import read
     from nnctl.spec import load_spec
+
     rng = np.random.default_rng(2)
-    rows = ["a,b,c,label"] + [f' {rng.normal():.6g},"{rng.normal():.6g}",{rng.integers(0, 9)} ,{rng.integers(0, 3)}'
-                              for _ in range(30)] + [""]
+    rows = (
+        ["a,b,c,label"]
+        + [f' {rng.normal():.6g},"{rng.normal():.6g}",{rng.integers(0, 9)} ,{rng.integers(0, 3)}' for _ in range(30)]
+        + [""]
+    )
     (tmp_path / "n.csv").write_text("\n".join(rows) + "\n")
-    (tmp_path / "s.yaml").write_text("data: {source: csv, path: n.csv, target: label, features: [c, a]}\n"
-                                     "model: {layers: [{type: dense, units: 3, activation: softmax}]}\n"
-                                     "train: {loss: categorical_crossentropy, epochs: 1}\n")
+    (tmp_path / "s.yaml").write_text(
+        "data: {source: csv, path: n.csv, target: label, features: [c, a]}\n"
+        "model: {layers: [{type: dense, units: 3, activation: softmax}]}\n"
+        "train: {loss: categorical_crossentropy, epochs: 1}\n"
+    )
     loaded = load_spec(tmp_path / "s.yaml")
     assert csv_source.csv_numeric(tmp_path / "n.csv", ",") is not None  # quoted numbers, spaces, a blank line
     fast = read(loaded.spec.data, tmp_path, 0)

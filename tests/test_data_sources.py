@@ -35,16 +35,34 @@ def _npz(d: Path) -> None:
 
 # name -> (valid data spec, file writer, peeked DataInfo, x read, (spec lacking a field, its error))
 CASES = {
-    "builtin": ({"source": "builtin:xor"}, None, DataInfo((2,), 2),
-                np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32),
-                ({"source": "builtin:xor", "delimiter": ";"},
-                 "data.categorical and data.delimiter apply to csv sources only")),
-    "inline": ({"source": "inline", "x": X3.tolist(), "y": [0, 1, 0]}, None, DataInfo((2,)), X3,
-               ({"source": "inline", "y": [0, 1, 0]}, "source inline needs x")),
-    "csv": ({"source": "csv", "path": "t.csv", "target": "label"}, _csv, DataInfo((2,)), X3,
-            ({"source": "csv", "target": "label"}, "source csv needs path")),
-    "npz": ({"source": "npz", "path": "t.npz", "x": "x", "y": "y"}, _npz, DataInfo((2,)), X3,
-            ({"source": "npz", "path": "t.npz", "x": ["x"], "y": "y"}, "npz data needs x and y as array names")),
+    "builtin": (
+        {"source": "builtin:xor"},
+        None,
+        DataInfo((2,), 2),
+        np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32),
+        ({"source": "builtin:xor", "delimiter": ";"}, "data.categorical and data.delimiter apply to csv sources only"),
+    ),
+    "inline": (
+        {"source": "inline", "x": X3.tolist(), "y": [0, 1, 0]},
+        None,
+        DataInfo((2,)),
+        X3,
+        ({"source": "inline", "y": [0, 1, 0]}, "source inline needs x"),
+    ),
+    "csv": (
+        {"source": "csv", "path": "t.csv", "target": "label"},
+        _csv,
+        DataInfo((2,)),
+        X3,
+        ({"source": "csv", "target": "label"}, "source csv needs path"),
+    ),
+    "npz": (
+        {"source": "npz", "path": "t.npz", "x": "x", "y": "y"},
+        _npz,
+        DataInfo((2,)),
+        X3,
+        ({"source": "npz", "path": "t.npz", "x": ["x"], "y": "y"}, "npz data needs x and y as array names"),
+    ),
 }
 
 
@@ -82,13 +100,16 @@ def test_source_checks_peeks_and_reads(tmp_path, name):
     np.testing.assert_array_equal(again.y, raw.y)
 
 
-@pytest.mark.parametrize("value, fragment", [
-    ("bogus", "unknown data source 'bogus'. Use builtin:<name>, inline, csv or npz"),
-    ("cvs", "unknown data source 'cvs'. Did you mean 'csv'?"),
-    ("builtin", "unknown data source 'builtin'."),
-    ("csv:x", "unknown data source 'csv:x'. Did you mean 'csv'?"),
-    ("builtin:xorr", "unknown built-in dataset 'xorr'. Did you mean 'xor'? Choices: and, "),
-])
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("bogus", "unknown data source 'bogus'. Use builtin:<name>, inline, csv or npz"),
+        ("cvs", "unknown data source 'cvs'. Did you mean 'csv'?"),
+        ("builtin", "unknown data source 'builtin'."),
+        ("csv:x", "unknown data source 'csv:x'. Did you mean 'csv'?"),
+        ("builtin:xorr", "unknown built-in dataset 'xorr'. Did you mean 'xor'? Choices: and, "),
+    ],
+)
 def test_unknown_source_names_the_choices(value, fragment):
     with pytest.raises(ValueError) as e:
         check_source(value)
@@ -100,11 +121,14 @@ def test_known_sources_pass(value):
     assert check_source(value) == value
 
 
-@pytest.mark.parametrize("name, write, expect", [
-    ("new.csv", lambda p: p.write_text("b,a\n4,3\n2,1\n"), "csv"),
-    ("new.txt", lambda p: p.write_text("b,a\n4,3\n2,1\n"), "csv"),  # any unclaimed suffix is read as text
-    ("new.npz", lambda p: np.savez(p, x=np.array([[3, 4], [1, 2]])), "npz"),
-])
+@pytest.mark.parametrize(
+    "name, write, expect",
+    [
+        ("new.csv", lambda p: p.write_text("b,a\n4,3\n2,1\n"), "csv"),
+        ("new.txt", lambda p: p.write_text("b,a\n4,3\n2,1\n"), "csv"),  # any unclaimed suffix is read as text
+        ("new.npz", lambda p: np.savez(p, x=np.array([[3, 4], [1, 2]])), "npz"),
+    ],
+)
 def test_read_inputs_dispatches_by_suffix(tmp_path, name, write, expect):
     p = tmp_path / name
     write(p)

@@ -58,6 +58,7 @@ def test_time_is_kept_out_of_metrics_jsonl(two_runs):
 
 def test_csv_uses_the_same_names_plus_time(two_runs):
     import csv
+
     a = two_runs[0]
     rows = list(csv.DictReader((a / "metrics.csv").open()))
     recs = [json.loads(line) for line in (a / rundir.METRICS).read_text().splitlines()]
@@ -69,10 +70,11 @@ def test_csv_uses_the_same_names_plus_time(two_runs):
 def read_events(path):
     """Scalars of a TensorBoard event file (TFRecord framing, tensorboardX's own protobuf)."""
     from tensorboardX.proto import event_pb2
+
     data, out, i = path.read_bytes(), {}, 0
     while i < len(data):
-        (n,) = struct.unpack("<Q", data[i:i + 8])
-        ev = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+        (n,) = struct.unpack("<Q", data[i : i + 8])
+        ev = event_pb2.Event.FromString(data[i + 12 : i + 12 + n])
         i += 12 + n + 4
         for v in ev.summary.value:
             out.setdefault(v.tag, []).append((ev.step, v.simple_value))
@@ -95,6 +97,7 @@ def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch):
 
     from nnctl.errors import NnctlError
     from nnctl.logs import RunLogs
+
     real = builtins.__import__
 
     def fake(name, *a, **k):

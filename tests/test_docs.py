@@ -5,8 +5,10 @@ from tests.conftest import ROOT
 
 def test_reference_is_up_to_date():
     from nnctl.docgen import generate
-    assert (ROOT / "docs" / "reference.md").read_text() == generate(), \
+
+    assert (ROOT / "docs" / "reference.md").read_text() == generate(), (
         "docs/reference.md is stale: run `python -m nnctl.docgen > docs/reference.md`"
+    )
 
 
 def test_ci_runs_the_readme_test_command():

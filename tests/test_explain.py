@@ -7,17 +7,23 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from nnctl.cli import app
 from nnctl.app.explain import explain_spec
+from nnctl.cli import app
 from tests.conftest import SPECS
 
 WORKED = str(SPECS / "backprop_worked_example.yaml")
 
 # (label as printed, value in the notes, decimals the notes give)
 NOTES = [
-    ("H1", 0.3775, 4), ("H1_final", 0.593269992, 9), ("y1", 1.10590597, 8), ("y1_final", 0.75136507, 8),
-    ("E_total", 0.298371109, 9), ("dE/dw5", 0.0821670407, 10), ("w5_new", 0.35891648, 8),
-    ("dE/dw1", 0.000438568, 9), ("w1_new", 0.149780716, 9),
+    ("H1", 0.3775, 4),
+    ("H1_final", 0.593269992, 9),
+    ("y1", 1.10590597, 8),
+    ("y1_final", 0.75136507, 8),
+    ("E_total", 0.298371109, 9),
+    ("dE/dw5", 0.0821670407, 10),
+    ("w5_new", 0.35891648, 8),
+    ("dE/dw1", 0.000438568, 9),
+    ("w1_new", 0.149780716, 9),
 ]
 
 
@@ -38,13 +44,18 @@ def _printed(text, label):
 def test_worked_example_line_by_line(text, label, value, decimals):
     got = _printed(text, label)
     # the notes round intermediate values; ours agree to the last digit they print (within one unit)
-    assert abs(got - value) <= 1.01 * 10 ** -decimals, (label, got, value)
+    assert abs(got - value) <= 1.01 * 10**-decimals, (label, got, value)
 
 
 def test_worked_example_exact_lines(text):
-    for line in ("H1 = x1*w1 + x2*w2 + b1_1 = 0.3775", "H1_final = sigmoid(H1) = 0.593269992",
-                 "y1_final = sigmoid(y1) = 0.75136507", "E_total = 0.298371109", "w5_new = 0.35891648",
-                 "w1_new = 0.149780716"):
+    for line in (
+        "H1 = x1*w1 + x2*w2 + b1_1 = 0.3775",
+        "H1_final = sigmoid(H1) = 0.593269992",
+        "y1_final = sigmoid(y1) = 0.75136507",
+        "E_total = 0.298371109",
+        "w5_new = 0.35891648",
+        "w1_new = 0.149780716",
+    ):
         assert line in text
     assert "(frozen)" in text  # the biases are fixed in the notes' example
 
@@ -70,9 +81,11 @@ def test_json_is_the_same_data():
 def test_explained_update_is_the_training_step(tmp_path):
     """explain's update is the training step itself: after 3 steps its weights equal a 3-epoch run's."""
     from nnctl.app import train_run
+
     doc = explain_spec(WORKED, steps=3)
     res = train_run(WORKED, str(tmp_path / "r"), ("train.epochs=3",))
     from nnctl import rundir
+
     w = rundir.read_msgpack(res.run_dir / rundir.WEIGHTS)["params"]
     np.testing.assert_allclose(w["dense_0"]["kernel"], doc["steps"][-1]["layers"][0]["updated"]["kernel"], rtol=1e-6)
 
@@ -89,6 +102,7 @@ train: {{loss: categorical_crossentropy, batch_size: 4}}
 """
     import pathlib
     import tempfile
+
     with tempfile.TemporaryDirectory() as d:
         p = pathlib.Path(d) / "s.yaml"
         p.write_text(spec)

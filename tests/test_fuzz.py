@@ -16,31 +16,50 @@ import time
 
 import pytest
 import yaml
+from conftest import SPECS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SPECS
 from nnctl.errors import SpecError
 from nnctl.spec import load_text
 
 PROFILES = {"ci": 100, "long": 5000}
 EXAMPLES = PROFILES[os.environ.get("NNCTL_FUZZ", "ci")]
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))
 VALID = {p.name: yaml.safe_load(p.read_text()) for p in SPEC_FILES}
 TEXTS = {p.name: p.read_text() for p in SPEC_FILES}
 
-odd_text = st.text(alphabet=st.sampled_from(list("aZ_-.:/*[]{}#&!|>%@` \t'\"\\") +
-                                            ["\u0000", "\u200b", "\u202e", "\ufeff", "é", "𝔘", "🙂", "\ud7ff",
-                                             "\u2028", "Ω"]), max_size=12)
-numbers = st.one_of(st.integers(-10**30, 10**30), st.sampled_from([0, -1, 2**31, 2**63, -2**63, 10**400]),
-                    st.floats(allow_nan=True, allow_infinity=True))
-scalars = st.one_of(st.none(), st.booleans(), numbers, odd_text,
-                    st.sampled_from(["full", "auto", "dense", "adam", "relu", "builtin:xor", "inline", "1e999"]))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(odd_text, inner, max_size=3)), max_leaves=8)
+odd_text = st.text(
+    alphabet=st.sampled_from(
+        list("aZ_-.:/*[]{}#&!|>%@` \t'\"\\")
+        + ["\u0000", "\u200b", "\u202e", "\ufeff", "é", "𝔘", "🙂", "\ud7ff", "\u2028", "Ω"]
+    ),
+    max_size=12,
+)
+numbers = st.one_of(
+    st.integers(-(10**30), 10**30),
+    st.sampled_from([0, -1, 2**31, 2**63, -(2**63), 10**400]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    numbers,
+    odd_text,
+    st.sampled_from(["full", "auto", "dense", "adam", "relu", "builtin:xor", "inline", "1e999"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(odd_text, inner, max_size=3)),
+    max_leaves=8,
+)
 
 
 def paths(node, prefix=()):
@@ -76,8 +95,12 @@ def mutated(draw):
         elif op == "retype":
             parent[key] = draw(values)
         elif op == "rename" and isinstance(parent, dict):
-            new = draw(st.one_of(odd_text, st.sampled_from([str(key) + "s", str(key)[:-1], str(key).upper(),
-                                                            "type", "units", "layers", "0"])))
+            new = draw(
+                st.one_of(
+                    odd_text,
+                    st.sampled_from([str(key) + "s", str(key)[:-1], str(key).upper(), "type", "units", "layers", "0"]),
+                )
+            )
             parent[new] = parent.pop(key)
         elif op == "nest":
             inner = parent[key]
@@ -85,8 +108,9 @@ def mutated(draw):
                 inner = draw(st.sampled_from([[inner], {"x": inner}]))
             parent[key] = inner
         elif op == "huge":
-            parent[key] = draw(st.sampled_from([10**30, -10**30, 1e308, -1e308, 2**63, float("inf"), float("nan"),
-                                                -1, 0, "9" * 400]))
+            parent[key] = draw(
+                st.sampled_from([10**30, -(10**30), 1e308, -1e308, 2**63, float("inf"), float("nan"), -1, 0, "9" * 400])
+            )
         elif op == "duplicate" and isinstance(parent, list):
             parent.insert(int(key), copy.deepcopy(parent[key]))
     return yaml.safe_dump(doc, allow_unicode=draw(st.booleans()), sort_keys=False)
@@ -148,6 +172,7 @@ def test_original_specs_are_valid():
 
 # ------------------------------------------------------------------------------------------- limits
 
+
 def refused(text: str, fragment: str, seconds: float = 5.0) -> SpecError:
     t = time.perf_counter()
     with pytest.raises(SpecError) as e:
@@ -189,8 +214,11 @@ def test_quoted_brackets_are_not_nesting():
 
 def test_python_tags_never_construct_objects(tmp_path):
     marker = tmp_path / "pwned"
-    for text in (f"seed: !!python/object/apply:os.system ['touch {marker}']\n",
-                 "seed: !!python/name:os.system\n", f"data: !!python/object/new:os.system ['touch {marker}']\n"):
+    for text in (
+        f"seed: !!python/object/apply:os.system ['touch {marker}']\n",
+        "seed: !!python/name:os.system\n",
+        f"data: !!python/object/new:os.system ['touch {marker}']\n",
+    ):
         with pytest.raises(SpecError):
             load_text(text, "evil.yaml")
     assert not marker.exists()

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnctl.kinds import MODEL_KINDS
 from nnctl.app import train_run
-from nnctl.spec import load_spec, load_text
 from nnctl.app.inspect import params_report
+from nnctl.kinds import MODEL_KINDS
+from nnctl.spec import load_spec, load_text
 from tests.conftest import SPECS
 
 MLP_1024 = """
@@ -92,6 +92,7 @@ def test_worked_example_forward_outputs():
 
 def test_worked_example_one_step_weights(worked_one_step):
     from flax import serialization
+
     w = serialization.msgpack_restore((worked_one_step.run_dir / "weights.msgpack").read_bytes())
     p = w["params"]
     # kernels are [inputs, units]: w1 = i1->h1, w5 = h1->o1

@@ -7,8 +7,16 @@ import pytest
 
 from tests.conftest import SPECS
 
-EXAMPLES = ["digits_cnn", "digits_resnet", "digits_inception", "waveforms_lstm", "parity_bigru", "token_tagger",
-            "majority_attention", "signal_bigru"]
+EXAMPLES = [
+    "digits_cnn",
+    "digits_resnet",
+    "digits_inception",
+    "waveforms_lstm",
+    "parity_bigru",
+    "token_tagger",
+    "majority_attention",
+    "signal_bigru",
+]
 
 # tiny runs: one epoch over a few dozen examples, no validation split (one compile fewer)
 SHRINK = {
@@ -33,6 +41,7 @@ def test_example_spec_trains_shrunken(name, tmp_path):
         import numpy as np
 
         from nnctl.app import predict_run, restore
+
         x = restore(tmp_path / name).built.data.x_test[:3]
         np.savez(tmp_path / "x.npz", x=x)
         predict_run(tmp_path / name, str(tmp_path / "x.npz"), str(tmp_path / "tags.csv"))
@@ -48,6 +57,7 @@ def test_example_specs_document_a_measured_accuracy():
 
 def _loaded(name, *overrides):
     from nnctl.spec import load_spec
+
     return load_spec(SPECS / f"{name}.yaml", overrides)
 
 
@@ -90,8 +100,10 @@ def test_batch_norm_statistics_are_non_trainable_in_inspect_params():
     rows = params_report(_loaded("digits_resnet"))["parameters"]
     stats = [r for r in rows if "mean" in r["path"] or "var" in r["path"]]
     assert stats and all(r["kind"] == "non-trainable" and r["path"].startswith("batch_stats:") for r in stats)
-    assert {r["path"] for r in rows if r["kind"] == "trainable"} >= {"residual_3/projection/kernel",
-                                                                      "residual_3/conv2d_0/kernel"}
+    assert {r["path"] for r in rows if r["kind"] == "trainable"} >= {
+        "residual_3/projection/kernel",
+        "residual_3/conv2d_0/kernel",
+    }
 
 
 def test_cli_inspect_model_and_validate_print_the_tiling_warning():

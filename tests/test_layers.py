@@ -36,8 +36,11 @@ def mha_params(f, heads, key_dim, out=None):
 
 
 def branch(a, b, merge):  # two dense branches off the input, merged
-    return [{"type": "dense", "units": a, "name": "a", "inputs": ["input"]},
-            {"type": "dense", "units": b, "name": "b", "inputs": ["input"]}, {**merge, "inputs": ["a", "b"]}]
+    return [
+        {"type": "dense", "units": a, "name": "a", "inputs": ["input"]},
+        {"type": "dense", "units": b, "name": "b", "inputs": ["input"]},
+        {**merge, "inputs": ["a", "b"]},
+    ]
 
 
 # (id, layers (the last one is under test), input shape, expected output shape, expected parameters of the last)
@@ -49,34 +52,100 @@ CASES = [
     ("activation", [{"type": "activation", "activation": "softmax"}], (4,), (4,), 0),
     ("batch_norm", [{"type": "batch_norm"}], (5, 5, 3), (5, 5, 3), 2 * 3),
     ("layer_norm", [{"type": "layer_norm"}], (6, 4), (6, 4), 2 * 4),
-    ("residual", [{"type": "residual", "layers": [{"type": "conv2d", "filters": 4, "kernel_size": 3,
-                                                    "padding": "same"}]}], (6, 6, 2), (6, 6, 4),
-     conv_params((3, 3), 2, 4) + conv_params((1, 1), 2, 4)),
-    ("residual_identity", [{"type": "residual", "layers": [{"type": "conv2d", "filters": 2, "kernel_size": 3,
-                                                             "padding": 1}]}], (6, 6, 2), (6, 6, 2),
-     conv_params((3, 3), 2, 2)),
-    ("conv1d", [{"type": "conv1d", "filters": 3, "kernel_size": 3, "strides": 2, "padding": 1}], (10, 2), (5, 3),
-     conv_params((3,), 2, 3)),
-    ("conv1d_same", [{"type": "conv1d", "filters": 4, "kernel_size": 4, "padding": "same", "use_bias": False}],
-     (9, 1), (9, 4), conv_params((4,), 1, 4, bias=False)),
+    (
+        "residual",
+        [{"type": "residual", "layers": [{"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same"}]}],
+        (6, 6, 2),
+        (6, 6, 4),
+        conv_params((3, 3), 2, 4) + conv_params((1, 1), 2, 4),
+    ),
+    (
+        "residual_identity",
+        [{"type": "residual", "layers": [{"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": 1}]}],
+        (6, 6, 2),
+        (6, 6, 2),
+        conv_params((3, 3), 2, 2),
+    ),
+    (
+        "conv1d",
+        [{"type": "conv1d", "filters": 3, "kernel_size": 3, "strides": 2, "padding": 1}],
+        (10, 2),
+        (5, 3),
+        conv_params((3,), 2, 3),
+    ),
+    (
+        "conv1d_same",
+        [{"type": "conv1d", "filters": 4, "kernel_size": 4, "padding": "same", "use_bias": False}],
+        (9, 1),
+        (9, 4),
+        conv_params((4,), 1, 4, bias=False),
+    ),
     ("conv2d", [{"type": "conv2d", "filters": 4, "kernel_size": 3}], (7, 7, 3), (5, 5, 4), conv_params((3, 3), 3, 4)),
-    ("conv2d_same_stride", [{"type": "conv2d", "filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"}],
-     (7, 7, 3), (4, 4, 4), conv_params((3, 3), 3, 4)),
-    ("conv2d_dilation", [{"type": "conv2d", "filters": 2, "kernel_size": 3, "dilation": 2}], (7, 8, 1), (3, 4, 2),
-     conv_params((3, 3), 1, 2)),
-    ("conv2d_rect_pads", [{"type": "conv2d", "filters": 2, "kernel_size": [3, 2], "strides": [1, 2],
-                           "padding": [1, [0, 1]]}], (5, 6, 2), (5, 3, 2), conv_params((3, 2), 2, 2)),
-    ("conv2d_transpose", [{"type": "conv2d_transpose", "filters": 3, "kernel_size": 3, "strides": 2}], (4, 4, 2),
-     (9, 9, 3), conv_params((3, 3), 2, 3)),
-    ("conv2d_transpose_same", [{"type": "conv2d_transpose", "filters": 3, "kernel_size": 4, "strides": 2,
-                                "padding": "same"}], (4, 5, 2), (8, 10, 3), conv_params((4, 4), 2, 3)),
-    ("conv2d_transpose_pad", [{"type": "conv2d_transpose", "filters": 1, "kernel_size": 3, "strides": 2,
-                               "padding": 1}], (4, 4, 2), (7, 7, 1), conv_params((3, 3), 2, 1)),
-    ("depthwise_conv2d", [{"type": "depthwise_conv2d", "kernel_size": 3, "depth_multiplier": 2}], (7, 6, 3),
-     (5, 4, 6), 3 * 3 * 3 * 2 + 3 * 2),
-    ("depthwise_conv2d_same_stride", [{"type": "depthwise_conv2d", "kernel_size": [3, 2], "strides": 2,
-                                       "padding": "same", "dilation": [1, 2], "use_bias": False}], (7, 8, 4),
-     (4, 4, 4), 3 * 2 * 4),
+    (
+        "conv2d_same_stride",
+        [{"type": "conv2d", "filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"}],
+        (7, 7, 3),
+        (4, 4, 4),
+        conv_params((3, 3), 3, 4),
+    ),
+    (
+        "conv2d_dilation",
+        [{"type": "conv2d", "filters": 2, "kernel_size": 3, "dilation": 2}],
+        (7, 8, 1),
+        (3, 4, 2),
+        conv_params((3, 3), 1, 2),
+    ),
+    (
+        "conv2d_rect_pads",
+        [{"type": "conv2d", "filters": 2, "kernel_size": [3, 2], "strides": [1, 2], "padding": [1, [0, 1]]}],
+        (5, 6, 2),
+        (5, 3, 2),
+        conv_params((3, 2), 2, 2),
+    ),
+    (
+        "conv2d_transpose",
+        [{"type": "conv2d_transpose", "filters": 3, "kernel_size": 3, "strides": 2}],
+        (4, 4, 2),
+        (9, 9, 3),
+        conv_params((3, 3), 2, 3),
+    ),
+    (
+        "conv2d_transpose_same",
+        [{"type": "conv2d_transpose", "filters": 3, "kernel_size": 4, "strides": 2, "padding": "same"}],
+        (4, 5, 2),
+        (8, 10, 3),
+        conv_params((4, 4), 2, 3),
+    ),
+    (
+        "conv2d_transpose_pad",
+        [{"type": "conv2d_transpose", "filters": 1, "kernel_size": 3, "strides": 2, "padding": 1}],
+        (4, 4, 2),
+        (7, 7, 1),
+        conv_params((3, 3), 2, 1),
+    ),
+    (
+        "depthwise_conv2d",
+        [{"type": "depthwise_conv2d", "kernel_size": 3, "depth_multiplier": 2}],
+        (7, 6, 3),
+        (5, 4, 6),
+        3 * 3 * 3 * 2 + 3 * 2,
+    ),
+    (
+        "depthwise_conv2d_same_stride",
+        [
+            {
+                "type": "depthwise_conv2d",
+                "kernel_size": [3, 2],
+                "strides": 2,
+                "padding": "same",
+                "dilation": [1, 2],
+                "use_bias": False,
+            }
+        ],
+        (7, 8, 4),
+        (4, 4, 4),
+        3 * 2 * 4,
+    ),
     ("upsample", [{"type": "upsample", "size": 2}], (3, 4, 2), (6, 8, 2), 0),
     ("upsample_bilinear", [{"type": "upsample", "size": [2, 3], "method": "bilinear"}], (3, 4, 2), (6, 12, 2), 0),
     ("upsample_1d", [{"type": "upsample", "size": 3}], (5, 2), (15, 2), 0),
@@ -84,8 +153,7 @@ CASES = [
     ("max_pool2d_overlap", [{"type": "max_pool2d", "pool_size": 3, "strides": 1}], (6, 6, 2), (4, 4, 2), 0),
     ("max_pool2d_same", [{"type": "max_pool2d", "pool_size": 2, "padding": "same"}], (5, 5, 2), (3, 3, 2), 0),
     ("avg_pool2d", [{"type": "avg_pool2d", "pool_size": 2}], (4, 4, 3), (2, 2, 3), 0),
-    ("avg_pool2d_pad", [{"type": "avg_pool2d", "pool_size": 3, "strides": 2, "padding": 1}], (5, 5, 1),
-     (3, 3, 1), 0),
+    ("avg_pool2d_pad", [{"type": "avg_pool2d", "pool_size": 3, "strides": 2, "padding": 1}], (5, 5, 1), (3, 3, 1), 0),
     ("max_pool1d", [{"type": "max_pool1d", "pool_size": 2}], (7, 3), (3, 3), 0),
     ("avg_pool1d", [{"type": "avg_pool1d", "pool_size": 3, "strides": 1, "padding": "same"}], (7, 3), (7, 3), 0),
     ("global_avg_pool", [{"type": "global_avg_pool"}], (4, 4, 3), (3,), 0),
@@ -94,17 +162,37 @@ CASES = [
     ("positional_embedding", [{"type": "positional_embedding"}], (6, 4), (6, 4), 6 * 4),
     ("positional_embedding_sin", [{"type": "positional_embedding", "kind": "sinusoidal"}], (6, 4), (6, 4), 0),
     ("simple_rnn", [{"type": "simple_rnn", "units": 4}], (5, 3), (4,), rnn_params(1, 3, 4)),
-    ("simple_rnn_seq", [{"type": "simple_rnn", "units": 4, "return_sequences": True}], (5, 3), (5, 4),
-     rnn_params(1, 3, 4)),
+    (
+        "simple_rnn_seq",
+        [{"type": "simple_rnn", "units": 4, "return_sequences": True}],
+        (5, 3),
+        (5, 4),
+        rnn_params(1, 3, 4),
+    ),
     ("lstm", [{"type": "lstm", "units": 4}], (5, 3), (4,), rnn_params(4, 3, 4)),
-    ("lstm_bi_seq", [{"type": "lstm", "units": 4, "bidirectional": True, "return_sequences": True}], (5, 3),
-     (5, 8), rnn_params(4, 3, 4, 2)),
+    (
+        "lstm_bi_seq",
+        [{"type": "lstm", "units": 4, "bidirectional": True, "return_sequences": True}],
+        (5, 3),
+        (5, 8),
+        rnn_params(4, 3, 4, 2),
+    ),
     ("gru", [{"type": "gru", "units": 4}], (5, 3), (4,), rnn_params(3, 3, 4)),
     ("gru_bi", [{"type": "gru", "units": 4, "bidirectional": True}], (5, 3), (8,), rnn_params(3, 3, 4, 2)),
-    ("multi_head_attention", [{"type": "multi_head_attention", "num_heads": 2, "key_dim": 3}], (5, 6), (5, 6),
-     mha_params(6, 2, 3)),
-    ("multi_head_attention_causal", [{"type": "multi_head_attention", "num_heads": 1, "key_dim": 4, "causal": True,
-                                      "output_dim": 3}], (5, 6), (5, 3), mha_params(6, 1, 4, 3)),
+    (
+        "multi_head_attention",
+        [{"type": "multi_head_attention", "num_heads": 2, "key_dim": 3}],
+        (5, 6),
+        (5, 6),
+        mha_params(6, 2, 3),
+    ),
+    (
+        "multi_head_attention_causal",
+        [{"type": "multi_head_attention", "num_heads": 1, "key_dim": 4, "causal": True, "output_dim": 3}],
+        (5, 6),
+        (5, 3),
+        mha_params(6, 1, 4, 3),
+    ),
     ("prelu", [{"type": "prelu"}], (4, 3), (4, 3), 3),
     ("prelu_shared", [{"type": "prelu", "shared": True}], (4, 3), (4, 3), 1),
     ("add", branch(3, 3, {"type": "add"}), (4,), (3,), 0),
@@ -125,13 +213,16 @@ def random_variables(net, x, seed=0):
     """Variables of the right shapes (from jax.eval_shape: no init compile), filled with U(0.5, 1.5) * sign
     for parameters and U(0.5, 1.5) for statistics, so biases and running averages are not trivially 0/1."""
     rng = np.random.default_rng(seed)
-    shapes = jax.eval_shape(lambda x: net.init({"params": jax.random.key(0), "dropout": jax.random.key(0)}, x,
-                                               train=False), x)
+    shapes = jax.eval_shape(
+        lambda x: net.init({"params": jax.random.key(0), "dropout": jax.random.key(0)}, x, train=False), x
+    )
     out = {}
     for col, tree in shapes.items():
-        def fill(s):
+
+        def fill(s, col=col):
             v = rng.uniform(0.5, 1.5, s.shape)
             return jnp.asarray(v * rng.choice([-1, 1], s.shape) * 0.5 if col == "params" else v, s.dtype)
+
         out[col] = jax.tree.map(fill, tree)
     return out
 
@@ -154,8 +245,10 @@ def test_layer_builds_runs_and_counts(case):
 
 # ------------------------------------------------------------------------------------ golden numbers
 
+
 def count(layers, in_shape):
     from nnctl.kinds.base import abstract_variables
+
     v = abstract_variables(Network(layers), in_shape)
     return sum(math.prod(a.shape) for a in jax.tree.leaves(v.get("params", {})))
 
@@ -173,7 +266,6 @@ def test_first_vgg_layer():
 def test_padding_one_keeps_128x128():
     layers = build([{"type": "conv2d", "filters": 8, "kernel_size": 3, "strides": 1, "padding": 1}])
     assert thread_shapes(layers, (128, 128, 3))[1] == (128, 128, 8)
-
 
 
 @pytest.mark.parametrize("padding,want", [("same", (8, 8, 8)), ("valid", (6, 6, 8))])
@@ -196,7 +288,7 @@ def test_depthwise_convolves_each_channel_with_its_own_filters():
     for c in range(3):
         for m in range(2):
             o = c * 2 + m
-            want = sum(xp[:, i:i + 5, j:j + 6, c] * k[i, j, 0, o] for i in range(3) for j in range(3)) + b[o]
+            want = sum(xp[:, i : i + 5, j : j + 6, c] * k[i, j, 0, o] for i in range(3) for j in range(3)) + b[o]
             np.testing.assert_allclose(y[..., o], want, rtol=1e-5, atol=1e-5)
 
 
@@ -211,8 +303,16 @@ def test_windowed_layers_need_the_step_loop_nested_or_not():
     from nnctl.layers.base import needs_step_loop
 
     slow = {name for name, cls in LAYERS.items() if cls.slow_in_scan}
-    assert slow == {"conv1d", "conv2d", "conv2d_transpose", "depthwise_conv2d", "max_pool1d", "max_pool2d",
-                    "avg_pool1d", "avg_pool2d"}
+    assert slow == {
+        "conv1d",
+        "conv2d",
+        "conv2d_transpose",
+        "depthwise_conv2d",
+        "max_pool1d",
+        "max_pool2d",
+        "avg_pool1d",
+        "avg_pool2d",
+    }
     assert not needs_step_loop(build([{"type": "dense", "units": 2}, {"type": "global_avg_pool"}]))
     assert needs_step_loop(build([{"type": "maxpool2d"}]))  # an alias counts too
     nested = build([{"type": "residual", "layers": [{"type": "conv2d", "filters": 2, "kernel_size": 1}]}])
@@ -226,36 +326,48 @@ def test_lstm_is_4x_and_gru_3x_a_simple_rnn(f, u):
 
 
 def test_notes_cnn_for_28x28_digits():
-    layers = build([
-        {"type": "conv2d", "filters": 14, "kernel_size": 5, "padding": "same", "activation": "relu"},
-        {"type": "max_pool2d", "pool_size": 2, "strides": 2},
-        {"type": "conv2d", "filters": 36, "kernel_size": 5, "padding": "same", "activation": "relu"},
-        {"type": "max_pool2d", "pool_size": 2, "strides": 2},
-        {"type": "flatten"},
-        {"type": "dense", "units": 1764, "activation": "relu"},
-        {"type": "dropout", "rate": 0.4},
-        {"type": "dense", "units": 10}])
+    layers = build(
+        [
+            {"type": "conv2d", "filters": 14, "kernel_size": 5, "padding": "same", "activation": "relu"},
+            {"type": "max_pool2d", "pool_size": 2, "strides": 2},
+            {"type": "conv2d", "filters": 36, "kernel_size": 5, "padding": "same", "activation": "relu"},
+            {"type": "max_pool2d", "pool_size": 2, "strides": 2},
+            {"type": "flatten"},
+            {"type": "dense", "units": 1764, "activation": "relu"},
+            {"type": "dropout", "rate": 0.4},
+            {"type": "dense", "units": 10},
+        ]
+    )
     shapes = thread_shapes(layers, (28, 28, 1))[0]
     assert [shapes[x.name] for x in layers[:5]] == [(28, 28, 14), (14, 14, 14), (14, 14, 36), (7, 7, 36), (1764,)]
 
 
 # ------------------------------------------------------------------------------- shape warnings/errors
 
+
 def test_untiled_stride_warns_with_the_arithmetic():
-    layers = build([{"type": "conv2d", "filters": 1, "kernel_size": 3, "padding": "same"},
-                    {"type": "conv2d", "filters": 1, "kernel_size": 2, "strides": 2}])
+    layers = build(
+        [
+            {"type": "conv2d", "filters": 1, "kernel_size": 3, "padding": "same"},
+            {"type": "conv2d", "filters": 1, "kernel_size": 2, "strides": 2},
+        ]
+    )
     _, out, problems, warnings = thread_shapes(layers, (5, 5, 1))
     assert not problems and out == (2, 2, 1)
-    (where, msg), = warnings
+    ((where, msg),) = warnings
     assert where == (1,)
-    assert msg == ("conv2d_1: input 5, kernel 2, stride 2, padding 0: (5 + 0 − 2)/2 + 1 = 2.5, the last row/column "
-                   "is dropped; `same` padding tiles it")
+    assert msg == (
+        "conv2d_1: input 5, kernel 2, stride 2, padding 0: (5 + 0 − 2)/2 + 1 = 2.5, the last row/column "
+        "is dropped; `same` padding tiles it"
+    )
 
 
 def test_pool_warning_suggests_a_padding_that_tiles():
     _, _, _, warnings = thread_shapes(build([{"type": "max_pool1d", "pool_size": 3, "strides": 3}]), (8, 1))
-    assert "input 8, pool 3, stride 3, padding 0: (8 + 0 − 3)/3 + 1 = 2.66667, the last 2 steps are dropped" \
+    assert (
+        "input 8, pool 3, stride 3, padding 0: (8 + 0 − 3)/3 + 1 = 2.66667, the last 2 steps are dropped"
         in warnings[0][1]
+    )
     assert "padding 2 or `same` tiles it" in warnings[0][1]
 
 
@@ -263,16 +375,23 @@ def test_tiling_input_has_no_warning():
     assert thread_shapes(build([{"type": "conv2d", "filters": 1, "kernel_size": 2, "strides": 2}]), (6, 6, 1))[3] == []
 
 
-@pytest.mark.parametrize("raw,shape,fragment", [
-    ({"type": "conv2d", "filters": 1, "kernel_size": 5}, (3, 3, 1), "kernel (5) is larger than the padded input"),
-    ({"type": "conv2d", "filters": 1, "kernel_size": 3}, (9,), "expects (height, width, channels)"),
-    ({"type": "conv1d", "filters": 1, "kernel_size": 3}, (40,), "reshape, shape: [40, 1]"),
-    ({"type": "conv2d", "filters": 1, "kernel_size": [3, 3, 3]}, (5, 5, 1), "needs 2 value(s)"),
-    ({"type": "max_pool2d", "pool_size": 4}, (3, 3, 1), "pool (4) is larger than the padded input"),
-    ({"type": "lstm", "units": 2}, (7,), "expects a sequence (steps, features)"),
-    ({"type": "multi_head_attention", "num_heads": 1, "key_dim": 2}, (4, 4, 1), "expects a sequence"),
-    ({"type": "conv2d_transpose", "filters": 1, "kernel_size": 2, "padding": 2}, (3, 3, 1), "at most kernel_size - 1"),
-])
+@pytest.mark.parametrize(
+    "raw,shape,fragment",
+    [
+        ({"type": "conv2d", "filters": 1, "kernel_size": 5}, (3, 3, 1), "kernel (5) is larger than the padded input"),
+        ({"type": "conv2d", "filters": 1, "kernel_size": 3}, (9,), "expects (height, width, channels)"),
+        ({"type": "conv1d", "filters": 1, "kernel_size": 3}, (40,), "reshape, shape: [40, 1]"),
+        ({"type": "conv2d", "filters": 1, "kernel_size": [3, 3, 3]}, (5, 5, 1), "needs 2 value(s)"),
+        ({"type": "max_pool2d", "pool_size": 4}, (3, 3, 1), "pool (4) is larger than the padded input"),
+        ({"type": "lstm", "units": 2}, (7,), "expects a sequence (steps, features)"),
+        ({"type": "multi_head_attention", "num_heads": 1, "key_dim": 2}, (4, 4, 1), "expects a sequence"),
+        (
+            {"type": "conv2d_transpose", "filters": 1, "kernel_size": 2, "padding": 2},
+            (3, 3, 1),
+            "at most kernel_size - 1",
+        ),
+    ],
+)
 def test_impossible_shapes_are_spec_errors(raw, shape, fragment):
     _, out, problems, _ = thread_shapes(build([raw]), shape)
     assert out is None and len(problems) == 1
@@ -282,14 +401,17 @@ def test_impossible_shapes_are_spec_errors(raw, shape, fragment):
 def test_merge_shape_errors():
     _, _, problems, _ = thread_shapes(build(branch(3, 2, {"type": "add"})), (4,))
     assert "inputs must have the same shape" in problems[0][1]
-    raw = [{"type": "conv2d", "filters": 2, "kernel_size": 3, "name": "a", "inputs": ["input"]},
-           {"type": "conv2d", "filters": 2, "kernel_size": 1, "name": "b", "inputs": ["input"]},
-           {"type": "concat", "inputs": ["a", "b"]}]
+    raw = [
+        {"type": "conv2d", "filters": 2, "kernel_size": 3, "name": "a", "inputs": ["input"]},
+        {"type": "conv2d", "filters": 2, "kernel_size": 1, "name": "b", "inputs": ["input"]},
+        {"type": "concat", "inputs": ["a", "b"]},
+    ]
     _, _, problems, _ = thread_shapes(build(raw), (5, 5, 1))
     assert "only axis -1 may differ" in problems[0][1]
 
 
 # --------------------------------------------------------------------------- recurrent vs a reference
+
 
 def _sig(z):
     return 1 / (1 + np.exp(-z))
@@ -313,13 +435,13 @@ def reference_rnn(cell, p, x, bidirectional, return_sequences):
                 h = np.tanh(xt @ W + h @ U + bb)
             elif cell == "lstm":
                 z = xt @ W + h @ U + bb
-                i, f, g, o = z[:, :u], z[:, u:2 * u], z[:, 2 * u:3 * u], z[:, 3 * u:]
+                i, f, g, o = z[:, :u], z[:, u : 2 * u], z[:, 2 * u : 3 * u], z[:, 3 * u :]
                 c = _sig(f) * c + _sig(i) * np.tanh(g)
                 h = _sig(o) * np.tanh(c)
             else:
-                Wz, Wr, Wh = W[:, :u], W[:, u:2 * u], W[:, 2 * u:]
-                Uz, Ur, Uh = U[:, :u], U[:, u:2 * u], U[:, 2 * u:]
-                bz, br, bh = bb[:u], bb[u:2 * u], bb[2 * u:]
+                Wz, Wr, Wh = W[:, :u], W[:, u : 2 * u], W[:, 2 * u :]
+                Uz, Ur, Uh = U[:, :u], U[:, u : 2 * u], U[:, 2 * u :]
+                bz, br, bh = bb[:u], bb[u : 2 * u], bb[2 * u :]
                 z = _sig(xt @ Wz + h @ Uz + bz)
                 r = _sig(xt @ Wr + h @ Ur + br)
                 hh = np.tanh(xt @ Wh + (r * h) @ Uh + bh)
@@ -385,11 +507,11 @@ def test_hand_written_recurrent_backward_equals_autodiff(cell, directions):
     def loss(fn, rk, xp, carry0):
         carry, ys = fn(rk, xp, carry0)
         last = jax.tree.leaves(carry)
-        return (ys * wy).sum() + sum((c ** 2).sum() for c in last)
+        return (ys * wy).sum() + sum((c**2).sum() for c in last)
 
     step = step_fn(cell, u)
-    plain = lambda rk, xp, c0: jax.lax.scan(lambda c, p: step(rk, c, p), c0, xp)  # noqa: E731
-    fast = lambda rk, xp, c0: fast_recurrence(cell, rk, xp, c0)  # noqa: E731
+    plain = lambda rk, xp, c0: jax.lax.scan(lambda c, p: step(rk, c, p), c0, xp)
+    fast = lambda rk, xp, c0: fast_recurrence(cell, rk, xp, c0)
     np.testing.assert_allclose(fast(rk, xp, carry0)[1], plain(rk, xp, carry0)[1], rtol=1e-6, atol=1e-6)
     want = jax.grad(lambda *a: loss(plain, *a), argnums=(0, 1, 2))(rk, xp, carry0)
     got = jax.jit(jax.grad(lambda *a: loss(fast, *a), argnums=(0, 1, 2)))(rk, xp, carry0)
@@ -413,6 +535,7 @@ def test_lstm_forget_bias_starts_at_one():
 
 
 # ----------------------------------------------------------------------------- train vs eval behaviour
+
 
 def test_batch_norm_in_conv_stack_uses_running_statistics_at_eval():
     layers = build([{"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": "same"}, {"type": "batch_norm"}])

@@ -51,9 +51,17 @@ def real_run(tmp_path_factory):
 
 def test_banner_states_the_resolved_settings(real_run):
     out = " ".join(real_run[1].split())
-    for fragment in ("ops-xor", "17 parameters", "optimizer: adam", "epochs 12",
-                     "seed 0", "on_nonfinite stop", "checkpoints: every 4 epochs (keep 2) + best",
-                     "logs: metrics.jsonl, csv", "early stopping: loss"):
+    for fragment in (
+        "ops-xor",
+        "17 parameters",
+        "optimizer: adam",
+        "epochs 12",
+        "seed 0",
+        "on_nonfinite stop",
+        "checkpoints: every 4 epochs (keep 2) + best",
+        "logs: metrics.jsonl, csv",
+        "early stopping: loss",
+    ):
         assert fragment in out, fragment
 
 
@@ -82,29 +90,64 @@ def dead_pid() -> int:
 def test_runs_table_statuses(tmp_path):
     host = socket.gethostname()
     base = {"monitor": "val/loss", "compile_seconds": 1.0, "train_seconds": 2.5}
-    fake_run(tmp_path, "a-finished", {"status": "finished", "best_epoch": 3, "best_value": 0.4, **base},
-             {"started_at": "2026-01-01T10:00:00"})
-    fake_run(tmp_path, "b-early", {"status": "stopped_early", "stop_reason": "patience", "best_epoch": 2,
-                                   "best_value": 0.6, **base}, {"started_at": "2026-01-01T11:00:00"})
-    fake_run(tmp_path, "c-interrupted", {"status": "interrupted", "best_epoch": 1, "best_value": 1.2, **base},
-             {"started_at": "2026-01-01T12:00:00"})
-    fake_run(tmp_path, "d-killed", None, {"started_at": "2026-01-01T13:00:00", "pid": dead_pid(), "host": host},
-             checkpoints=(2, 4))
+    fake_run(
+        tmp_path,
+        "a-finished",
+        {"status": "finished", "best_epoch": 3, "best_value": 0.4, **base},
+        {"started_at": "2026-01-01T10:00:00"},
+    )
+    fake_run(
+        tmp_path,
+        "b-early",
+        {"status": "stopped_early", "stop_reason": "patience", "best_epoch": 2, "best_value": 0.6, **base},
+        {"started_at": "2026-01-01T11:00:00"},
+    )
+    fake_run(
+        tmp_path,
+        "c-interrupted",
+        {"status": "interrupted", "best_epoch": 1, "best_value": 1.2, **base},
+        {"started_at": "2026-01-01T12:00:00"},
+    )
+    fake_run(
+        tmp_path,
+        "d-killed",
+        None,
+        {"started_at": "2026-01-01T13:00:00", "pid": dead_pid(), "host": host},
+        checkpoints=(2, 4),
+    )
     fake_run(tmp_path, "e-crashed", None, {"started_at": "2026-01-01T14:00:00", "pid": dead_pid(), "host": host})
-    fake_run(tmp_path, "f-failed", {"status": "failed", "error": "ValueError: x", "finished_at": "2026"},
-             {"started_at": "2026-01-01T15:00:00"})
+    fake_run(
+        tmp_path,
+        "f-failed",
+        {"status": "failed", "error": "ValueError: x", "finished_at": "2026"},
+        {"started_at": "2026-01-01T15:00:00"},
+    )
     fake_run(tmp_path, "g-running", None, {"started_at": "2026-01-01T16:00:00", "pid": os.getpid(), "host": host})
     r = invoke("runs", str(tmp_path), "--json")
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)
     assert [(x["name"], x["status"]) for x in rows] == [
-        ("a-finished", "finished"), ("b-early", "stopped_early"), ("c-interrupted", "interrupted"),
-        ("d-killed", "interrupted"), ("e-crashed", "failed"), ("f-failed", "failed"), ("g-running", "running")]
+        ("a-finished", "finished"),
+        ("b-early", "stopped_early"),
+        ("c-interrupted", "interrupted"),
+        ("d-killed", "interrupted"),
+        ("e-crashed", "failed"),
+        ("f-failed", "failed"),
+        ("g-running", "running"),
+    ]
     assert rows[0]["best_epoch"] == 3 and rows[0]["best_value"] == 0.4 and rows[0]["duration_s"] == 3.5
     r = invoke("runs", str(tmp_path))
     text = r.output
-    for fragment in ("a-finished", "2026-01-01 10:00", "stopped early (patience)", "val/loss 0.4", "3.5 s",
-                     "interrupted", "failed", "running"):
+    for fragment in (
+        "a-finished",
+        "2026-01-01 10:00",
+        "stopped early (patience)",
+        "val/loss 0.4",
+        "3.5 s",
+        "interrupted",
+        "failed",
+        "running",
+    ):
         assert fragment in text, fragment
 
 
@@ -117,8 +160,11 @@ def test_runs_errors(tmp_path):
 
 def test_plot_curves_and_confusion(real_run, tmp_path):
     run = real_run[0]
-    other = fake_run(tmp_path, "other", {"status": "stopped_early", "stop_reason": "patience", "best_epoch": 2,
-                                         "monitor": "val/loss", "epochs_run": 3})
+    other = fake_run(
+        tmp_path,
+        "other",
+        {"status": "stopped_early", "stop_reason": "patience", "best_epoch": 2, "monitor": "val/loss", "epochs_run": 3},
+    )
     out = tmp_path / "curves.png"
     r = invoke("plot", str(run), str(other), "--out", str(out), "--json")
     assert r.exit_code == 0, r.output
@@ -153,6 +199,7 @@ def test_train_resume_flag_errors(real_run, tmp_path):
 
 def test_resume_through_the_cli(real_run, tmp_path):
     import shutil
+
     run = tmp_path / "copy"
     shutil.copytree(real_run[0], run)
     (run / rundir.SUMMARY).unlink()  # as if killed between the checkpoints of epochs 8 and 12
@@ -164,8 +211,9 @@ def test_resume_through_the_cli(real_run, tmp_path):
     for name in (rundir.WEIGHTS, rundir.OPT_STATE, rundir.METRICS):  # metrics.csv differs only in `time`
         assert (run / name).read_bytes() == (real_run[0] / name).read_bytes(), name
     rows = (run / "metrics.csv").read_text().splitlines()
-    assert len(rows) == 13 and [r.split(",")[rows[0].split(",").index("epoch")] for r in rows[1:]] == \
-        [str(e) for e in range(1, 13)]
+    assert len(rows) == 13 and [r.split(",")[rows[0].split(",").index("epoch")] for r in rows[1:]] == [
+        str(e) for e in range(1, 13)
+    ]
 
 
 def test_plot_without_weights_still_draws_curves(tmp_path):

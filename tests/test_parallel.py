@@ -11,21 +11,30 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import ROOT, SPECS
+from conftest import SPECS
 
 SHORT = ["--set", "train.epochs=15", "--set", "train.early_stopping.patience=5"]
 
 
 def _env(devices: int) -> dict:
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "NNCTL_CACHE_DIR": "off",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "NNCTL_CACHE_DIR": "off",
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+    }
     return env
 
 
 def _train(args, env, cwd):
-    return subprocess.Popen([sys.executable, "-m", "nnctl", "train", str(SPECS / "iris.yaml"), "--json", *SHORT,
-                             *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "nnctl", "train", str(SPECS / "iris.yaml"), "--json", *SHORT, *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _metrics(run):
@@ -56,8 +65,20 @@ def test_four_devices_match_one(single, tmp_path):
 
 
 def test_streamed_data_on_four_devices_matches_one(single, tmp_path):
-    p = _train(["--out", str(tmp_path / "run"), "--set", "train.devices=4", "--set", "train.data_placement=stream",
-                "--set", "train.stream.window=3"], _env(4), tmp_path)
+    p = _train(
+        [
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "train.devices=4",
+            "--set",
+            "train.data_placement=stream",
+            "--set",
+            "train.stream.window=3",
+        ],
+        _env(4),
+        tmp_path,
+    )
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err[-2000:]
     assert json.loads(out)["data_placement"] == "stream"
@@ -100,13 +121,31 @@ def _free_port() -> int:
 
 def test_two_processes_match_single_process(single, tmp_path):
     port = _free_port()
-    procs = [_train(["--out", str(tmp_path / "run"), "--set", "train.devices=all", "--coordinator",
-                     f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)], _env(1), tmp_path)
-             for i in range(2)]
+    procs = [
+        _train(
+            [
+                "--out",
+                str(tmp_path / "run"),
+                "--set",
+                "train.devices=all",
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ],
+            _env(1),
+            tmp_path,
+        )
+        for i in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
     # only process 0 wrote the run directory; both computed the same thing
-    assert [json.loads(o.strip().splitlines()[-1])["run_dir"] == str(tmp_path / "run") for o, _ in outs] == [True,
-                                                                                                          False]
+    assert [json.loads(o.strip().splitlines()[-1])["run_dir"] == str(tmp_path / "run") for o, _ in outs] == [
+        True,
+        False,
+    ]
     _close(single, _metrics(tmp_path / "run"))

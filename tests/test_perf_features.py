@@ -10,15 +10,14 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, SPECS
 
 IRIS_ES = ("train.epochs=60", "train.early_stopping.patience=3", "train.early_stopping.min_delta=0.05")
 
 
 def _built(spec, overrides=()):
-    from nnctl.data.prepare import prepare
     from nnctl.app import build
+    from nnctl.data.prepare import prepare
     from nnctl.spec import load_spec
 
     loaded = load_spec(str(spec), tuple(overrides))
@@ -37,6 +36,7 @@ def test_chunked_epochs_stop_where_per_epoch_checks_stop():
         assert a["epoch"] == b["epoch"]
         assert a["train/loss"] == b["train/loss"] and a["val/loss"] == b["val/loss"]
     import jax
+
     for x, y in zip(jax.tree.leaves(one.weights), jax.tree.leaves(many.weights)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
@@ -63,8 +63,10 @@ def test_last_short_batch_is_masked_and_counted_exactly():
     import jax
     import jax.numpy as jnp
 
-    b = _built(SPECS / "iris.yaml", ("train.batch_size=16", "data.validation_split=0", "data.test_split=0",
-                                            "train.early_stopping.monitor=loss"))
+    b = _built(
+        SPECS / "iris.yaml",
+        ("train.batch_size=16", "data.validation_split=0", "data.test_split=0", "train.early_stopping.monitor=loss"),
+    )
     loop = b.loop
     assert loop.n_train == 150 and loop.n_batches == 10  # 9 full batches + 6 real examples in the last
     state = jax.jit(loop.start, static_argnums=0)(tuple(b.data.input_shape)).state
@@ -117,9 +119,24 @@ def test_second_train_reuses_cached_programs(tmp_path):
     env = {**os.environ, "NNCTL_CACHE_DIR": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu"}
     env.pop("XLA_FLAGS", None)
     for i in range(2):
-        r = subprocess.run([sys.executable, "-m", "nnctl", "train", str(SPECS / "xor.yaml"), "--set",
-                            "train.epochs=20", "--out", str(tmp_path / f"run{i}"), "--json"],
-                           env=env, capture_output=True, text=True, cwd=tmp_path)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "nnctl",
+                "train",
+                str(SPECS / "xor.yaml"),
+                "--set",
+                "train.epochs=20",
+                "--out",
+                str(tmp_path / f"run{i}"),
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
         assert r.returncode == 0, r.stderr[-2000:]
         if i == 0:
             entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
@@ -128,8 +145,10 @@ def test_second_train_reuses_cached_programs(tmp_path):
 
 
 def test_cli_import_is_lazy():
-    code = ("import sys, nnctl.cli; heavy = [m for m in ('jax', 'flax', 'optax', 'torch') if m in sys.modules]; "
-            "print(heavy)")
+    code = (
+        "import sys, nnctl.cli; heavy = [m for m in ('jax', 'flax', 'optax', 'torch') if m in sys.modules]; "
+        "print(heavy)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
 

@@ -10,16 +10,14 @@ import pytest
 from pydantic import TypeAdapter
 from sklearn import metrics as skm
 
-from nnctl.activations import ACTIVATIONS
-from nnctl.initializers import INITIALIZERS
+from nnctl.activations import ACTIVATIONS, ActivationRef
+from nnctl.initializers import INITIALIZERS, InitRef
 from nnctl.losses import LOSSES, Head
 from nnctl.metrics import METRICS, batch_sums, compute
 from nnctl.optim import OPTIMIZERS, SCHEDULES, OptimizerRef, ScheduleRef, build_learning_rate, build_optimizer
-from nnctl.activations import ActivationRef
-from nnctl.initializers import InitRef
 
 X = np.linspace(-3, 3, 13).astype(np.float32)
-sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+sig = lambda v: 1 / (1 + np.exp(-v))
 
 ACT_REF = {
     "linear": lambda v: v,
@@ -61,7 +59,10 @@ INIT_CHECK = {
     "constant": ({"value": 0.35}, lambda w: np.allclose(w, 0.35)),
     "values": ({"values": [[float(i) for i in range(64)] for _ in range(64)]}, lambda w: w[3, 5] == 5.0),
     "normal": ({"stddev": 0.5}, lambda w: abs(w.std() - 0.5) < 0.03 and abs(w.mean()) < 0.03),
-    "uniform": ({"minval": -0.2, "maxval": 0.3}, lambda w: w.min() >= -0.2 and w.max() <= 0.3 and abs(w.mean() - 0.05) < 0.02),
+    "uniform": (
+        {"minval": -0.2, "maxval": 0.3},
+        lambda w: w.min() >= -0.2 and w.max() <= 0.3 and abs(w.mean() - 0.05) < 0.02,
+    ),
     "truncated_normal": ({"stddev": 0.5}, lambda w: np.abs(w).max() <= 1.0 + 1e-6),
     "glorot_uniform": ({}, lambda w: np.abs(w).max() <= np.sqrt(6 / 128) + 1e-6 and abs(w.var() - 2 / 128) < 3e-3),
     "glorot_normal": ({}, lambda w: abs(w.var() - 2 / 128) < 3e-3),
@@ -103,14 +104,26 @@ LOSS_REF = {
     "mse": ("linear", REG_OUT, REG_T, ((REG_OUT - REG_T) ** 2).mean(1)),
     "least_squares": ("linear", REG_OUT, REG_T, ((REG_OUT - REG_T) ** 2).mean(1)),  # the LSGAN loss outside a gan
     "mae": ("linear", REG_OUT, REG_T, np.abs(REG_OUT - REG_T).mean(1)),
-    "huber": ("linear", REG_OUT, REG_T, np.where(np.abs(REG_OUT - REG_T) <= 1, 0.5 * (REG_OUT - REG_T) ** 2,
-                                                 np.abs(REG_OUT - REG_T) - 0.5).mean(1)),
-    "binary_crossentropy": ("sigmoid", REG_OUT, (REG_T > 0).astype(np.float32),
-                            -((REG_T > 0) * np.log(sig(REG_OUT)) + (REG_T <= 0) * np.log(1 - sig(REG_OUT))).mean(1)),
+    "huber": (
+        "linear",
+        REG_OUT,
+        REG_T,
+        np.where(np.abs(REG_OUT - REG_T) <= 1, 0.5 * (REG_OUT - REG_T) ** 2, np.abs(REG_OUT - REG_T) - 0.5).mean(1),
+    ),
+    "binary_crossentropy": (
+        "sigmoid",
+        REG_OUT,
+        (REG_T > 0).astype(np.float32),
+        -((REG_T > 0) * np.log(sig(REG_OUT)) + (REG_T <= 0) * np.log(1 - sig(REG_OUT))).mean(1),
+    ),
     "categorical_crossentropy": ("softmax", LOGITS, LABELS, -np.log(_softmax(LOGITS)[[0, 1], LABELS])),
     "kl_divergence": ("softmax", LOGITS, ONEHOT, -np.log(_softmax(LOGITS)[[0, 1], LABELS])),
-    "hinge": ("linear", REG_OUT, (REG_T > 0).astype(np.float32),
-              np.maximum(0, 1 - np.where(REG_T > 0, 1, -1) * REG_OUT).mean(1)),
+    "hinge": (
+        "linear",
+        REG_OUT,
+        (REG_T > 0).astype(np.float32),
+        np.maximum(0, 1 - np.where(REG_T > 0, 1, -1) * REG_OUT).mean(1),
+    ),
 }
 HEADS = {"linear": lambda z: z, "sigmoid": jax.nn.sigmoid, "softmax": lambda z: jax.nn.softmax(z, -1)}
 
@@ -202,8 +215,18 @@ def test_binary_metrics_use_positive_class():
 
 
 # ------------------------------------------------------------------------------ optimizers/schedules
-OPT_LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.5, "adadelta": 10.0, "rmsprop": 0.05, "adam": 0.1, "adamw": 0.1,
-          "nadam": 0.1, "adamax": 0.1, "lion": 0.05}
+OPT_LR = {
+    "sgd": 0.1,
+    "momentum": 0.05,
+    "adagrad": 0.5,
+    "adadelta": 10.0,
+    "rmsprop": 0.05,
+    "adam": 0.1,
+    "adamw": 0.1,
+    "nadam": 0.1,
+    "adamax": 0.1,
+    "lion": 0.05,
+}
 
 
 def test_optimizer_table_covers_registry():
@@ -216,7 +239,7 @@ def test_optimizer_minimises_quadratic_under_jit(name):
     links, _ = build_optimizer(opts, 200, 10)
     tx = optax.chain(*links)
     target = jnp.array([1.0, -2.0, 3.0])
-    f = lambda w: jnp.sum((w - target) ** 2)  # noqa: E731
+    f = lambda w: jnp.sum((w - target) ** 2)
 
     @jax.jit
     def run(w):
@@ -225,6 +248,7 @@ def test_optimizer_minimises_quadratic_under_jit(name):
             g = jax.grad(f)(w)
             u, s = tx.update(g, s, w, value=f(w))
             return (optax.apply_updates(w, u), s), None
+
         (w, _), _ = jax.lax.scan(body, (w, tx.init(w)), None, length=200)
         return w
 
@@ -236,7 +260,10 @@ SCHED = {
     "constant": ({"value": 0.1}, lambda f: f(0) == f(99) == pytest.approx(0.1)),
     "cosine": ({"initial": 0.1}, lambda f: f(0) == pytest.approx(0.1) and f(100) == pytest.approx(0.0, abs=1e-7)),
     "exponential": ({"initial": 0.1, "decay_rate": 0.5}, lambda f: f(10) == pytest.approx(0.05)),
-    "step": ({"initial": 0.1, "factor": 0.1, "every_epochs": 5}, lambda f: f(49) == pytest.approx(0.1) and f(50) == pytest.approx(0.01)),
+    "step": (
+        {"initial": 0.1, "factor": 0.1, "every_epochs": 5},
+        lambda f: f(49) == pytest.approx(0.1) and f(50) == pytest.approx(0.01),
+    ),
     "linear_warmup_cosine": ({"peak": 0.1, "warmup_steps": 10}, lambda f: f(0) == 0 and f(10) == pytest.approx(0.1)),
     "reduce_on_plateau": ({"initial": 0.1}, lambda f: f(0) == pytest.approx(0.1)),
 }

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from nnctl import checkpoint, rundir
-from nnctl.errors import RunDirError
 from nnctl.app import resume_run, train_run
+from nnctl.errors import RunDirError
 
 SPEC = """\
 name: digits-ck
@@ -53,14 +53,24 @@ def cache(tmp_path_factory):
 
 def env(cache: Path) -> dict:
     e = dict(os.environ)
-    e.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1", JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+    e.update(
+        JAX_COMPILATION_CACHE_DIR=str(cache),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
+        JAX_PLATFORMS="cpu",
+        PYTHONUNBUFFERED="1",
+    )
     return e
 
 
 def launch(args: list[str], cache: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "nnctl", "train", "-q", *args], env=env(cache),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "nnctl", "train", "-q", *args],
+        env=env(cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def newest(run: Path) -> int:
@@ -148,6 +158,7 @@ def test_steps_mode_signal_mid_epoch_resumes_bit_identical(tmp_path):
     import threading
 
     from nnctl.errors import TrainingInterrupted
+
     spec = write_spec(tmp_path, 8, "steps")
     ref = train_run(str(spec), out=str(tmp_path / "ref")).run_dir
     run = tmp_path / "run"
@@ -223,6 +234,7 @@ def xor_run(tmp_path_factory):
 def killed(xor_run, tmp_path):
     """A copy of the finished run without its summary: what a run killed after epoch 6 looks like."""
     import shutil
+
     run = tmp_path / "run"
     shutil.copytree(xor_run, run)
     (run / rundir.SUMMARY).unlink()
@@ -230,9 +242,10 @@ def killed(xor_run, tmp_path):
 
 
 def built(spec_text: str):
-    from nnctl.data.prepare import prepare
     from nnctl.app import build
+    from nnctl.data.prepare import prepare
     from nnctl.spec import load_text
+
     loaded = load_text(spec_text)
     return build(loaded, prepare(loaded.spec, loaded.analysis, Path(".")))
 
@@ -243,11 +256,15 @@ def test_truncated_checkpoint_is_a_clear_error(killed):
     assert [e for e, _ in ck] == [2, 4, 6]
     data = ck[-1][1].read_bytes()
     ck[-1][1].write_bytes(data[: len(data) // 2])
-    with pytest.raises(RunDirError, match=r"ckpt-000006.msgpack is corrupt or truncated.*delete it to resume "
-                                          r"from the previous checkpoint \(ckpt-000004.msgpack\)"):
+    with pytest.raises(
+        RunDirError,
+        match=r"ckpt-000006.msgpack is corrupt or truncated.*delete it to resume "
+        r"from the previous checkpoint \(ckpt-000004.msgpack\)",
+    ):
         resume_run(run)
     ck[-1][1].unlink()
     from nnctl.app import carry_template
+
     b = built(XOR.replace("UNITS", "3"))
     carry, meta = checkpoint.load_latest(run, carry_template(b), b.loaded.spec)
     assert meta["epoch"] == 4 and int(carry.epoch) == 4
@@ -269,6 +286,7 @@ def test_garbage_and_pickle_checkpoints_are_refused_without_executing(killed, tm
         resume_run(run)
     (run / rundir.WEIGHTS).write_bytes(pickle.dumps(Evil()))
     from nnctl.app import evaluate_run
+
     with pytest.raises(RunDirError):
         evaluate_run(run, "train")
     assert not marker.exists()
@@ -290,6 +308,7 @@ def test_checkpoint_of_a_different_spec_is_refused(killed, reference):
 
 def test_shape_mismatch_names_the_array(killed):
     from nnctl.app import carry_template
+
     b = built(XOR.replace("UNITS", "4"))
     path = checkpoint.list_checkpoints(killed)[-1][1]
     doc = checkpoint._load(path)
@@ -303,6 +322,7 @@ def test_resume_errors(tmp_path, xor_run, killed):
     with pytest.raises(RunDirError, match="already ended \\(status: finished\\)"):
         resume_run(xor_run)
     import shutil
+
     shutil.rmtree(killed / checkpoint.DIR)
     with pytest.raises(RunDirError, match="no checkpoint to resume from"):
         resume_run(killed)
@@ -336,6 +356,7 @@ def test_nonfinite_stop_names_epoch_step_quantity_and_keeps_good_weights(tmp_pat
     from typer.testing import CliRunner
 
     from nnctl.cli import app
+
     (tmp_path / "s.yaml").write_text(NONFINITE.replace("MODE", "stop"))
     r = CliRunner().invoke(app, ["train", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "run")])
     assert r.exit_code == 1 and "Traceback" not in r.output
@@ -347,6 +368,7 @@ def test_nonfinite_stop_names_epoch_step_quantity_and_keeps_good_weights(tmp_pat
     assert msg in s["message"] and msg in " ".join(r.output.split())
     import jax
     from flax import serialization
+
     w = serialization.msgpack_restore((tmp_path / "run" / rundir.WEIGHTS).read_bytes())
     assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(w))
 

@@ -52,39 +52,70 @@ train:
         assert any(g.startswith(w) for g in got), (w, got)
 
 
-@pytest.mark.parametrize("mutate,fragment", [
-    (lambda s: s.replace("units: 8", "units: eight"), "model.layers[0].units: input should be a valid integer"),
-    (lambda s: s.replace("units: 8, ", ""), "model.layers[0]: missing required key 'units' for type 'dense'"),
-    (lambda s: s.replace("metrics: [accuracy]", "metrics: [acuracy]"), "unknown metric 'acuracy'. Did you mean 'accuracy'?"),
-    (lambda s: s.replace("loss: categorical_crossentropy", "loss: categorical_crossentropyy"),
-     "unknown loss type 'categorical_crossentropyy'"),
-    (lambda s: s + "extra: 1\n", ": extra: unknown key 'extra'"),
-    (lambda s: s.replace("{loss:", "{batch_size: 0, loss:"), "batch_size must be positive or 'full'"),
-    (lambda s: s.replace("{loss:", "{epochs: 5, steps: 3, loss:"), "give epochs or steps, not both"),
-    (lambda s: s.replace("{loss:", "{gradient_clipping: {max_norm: 1, max_value: 1}, loss:"),
-     "give exactly one of max_norm (L2 norm) or max_value (elementwise)"),
-    (lambda s: s.replace("{loss:", "{gradient_clipping: {max_value: 1, per_tensor: true}, loss:"),
-     "per_tensor applies to max_norm only"),
-    (lambda s: s.replace("{loss:", "{early_stopping: {monitor: val_acuracy}, loss:"), "unknown monitor 'val_acuracy'. Did you mean"),
-    (lambda s: s.replace("{loss:", "{early_stopping: {monitor: val_loss}, loss:"), "needs validation data"),
-    (lambda s: s.replace("{loss:", "{freeze: ['dense_9/*'], loss:"), "'dense_9/*' matches no parameter"),
-    (lambda s: s.replace("{loss:", "{optimizer: {type: adamw, weight_decay: 0.1}, weight_decay: 0.1, loss:"),
-     "weight decay is given twice"),
-    (lambda s: s.replace("{loss:", "{optimizer: {type: sgd, learning_rate: {type: step}}, loss:"),
-     "give exactly one of `every_epochs` or `boundaries`"),
-    (lambda s: s.replace("units: 3, activation: softmax", "units: 4, activation: softmax"),
-     "the data has 3 classes but the last layer outputs 4 values"),
-    (lambda s: s.replace("{type: dense, units: 8, activation: relu}", "{type: reshape, shape: [2, 3]}"),
-     "(reshape) cannot reshape (4,) (4 values) to [2, 3]"),
-    (lambda s: s.replace("layers:\n", "input_shape: [2, 2, 1]\n  layers:\n"),
-     "(dense) expects a vector (or a sequence of vectors), got (2, 2, 1): add a flatten layer"),
-    (lambda s: s.replace("{type: dense, units: 3, activation: softmax}",
-                         "{type: dense, units: 3, activation: softmax, inputs: [dense_7]}"),
-     "unknown input 'dense_7'. Did you mean 'dense_0'?"),
-    (lambda s: s.replace("activation: relu", "activation: {type: leaky_relu, slope: 0.1}"),
-     "unknown key 'slope'. Did you mean"),
-    (lambda s: s.replace("source: builtin:iris", "source: csv, path: nowhere.csv, target: y"), "no such CSV file"),
-])
+@pytest.mark.parametrize(
+    "mutate,fragment",
+    [
+        (lambda s: s.replace("units: 8", "units: eight"), "model.layers[0].units: input should be a valid integer"),
+        (lambda s: s.replace("units: 8, ", ""), "model.layers[0]: missing required key 'units' for type 'dense'"),
+        (
+            lambda s: s.replace("metrics: [accuracy]", "metrics: [acuracy]"),
+            "unknown metric 'acuracy'. Did you mean 'accuracy'?",
+        ),
+        (
+            lambda s: s.replace("loss: categorical_crossentropy", "loss: categorical_crossentropyy"),
+            "unknown loss type 'categorical_crossentropyy'",
+        ),
+        (lambda s: s + "extra: 1\n", ": extra: unknown key 'extra'"),
+        (lambda s: s.replace("{loss:", "{batch_size: 0, loss:"), "batch_size must be positive or 'full'"),
+        (lambda s: s.replace("{loss:", "{epochs: 5, steps: 3, loss:"), "give epochs or steps, not both"),
+        (
+            lambda s: s.replace("{loss:", "{gradient_clipping: {max_norm: 1, max_value: 1}, loss:"),
+            "give exactly one of max_norm (L2 norm) or max_value (elementwise)",
+        ),
+        (
+            lambda s: s.replace("{loss:", "{gradient_clipping: {max_value: 1, per_tensor: true}, loss:"),
+            "per_tensor applies to max_norm only",
+        ),
+        (
+            lambda s: s.replace("{loss:", "{early_stopping: {monitor: val_acuracy}, loss:"),
+            "unknown monitor 'val_acuracy'. Did you mean",
+        ),
+        (lambda s: s.replace("{loss:", "{early_stopping: {monitor: val_loss}, loss:"), "needs validation data"),
+        (lambda s: s.replace("{loss:", "{freeze: ['dense_9/*'], loss:"), "'dense_9/*' matches no parameter"),
+        (
+            lambda s: s.replace("{loss:", "{optimizer: {type: adamw, weight_decay: 0.1}, weight_decay: 0.1, loss:"),
+            "weight decay is given twice",
+        ),
+        (
+            lambda s: s.replace("{loss:", "{optimizer: {type: sgd, learning_rate: {type: step}}, loss:"),
+            "give exactly one of `every_epochs` or `boundaries`",
+        ),
+        (
+            lambda s: s.replace("units: 3, activation: softmax", "units: 4, activation: softmax"),
+            "the data has 3 classes but the last layer outputs 4 values",
+        ),
+        (
+            lambda s: s.replace("{type: dense, units: 8, activation: relu}", "{type: reshape, shape: [2, 3]}"),
+            "(reshape) cannot reshape (4,) (4 values) to [2, 3]",
+        ),
+        (
+            lambda s: s.replace("layers:\n", "input_shape: [2, 2, 1]\n  layers:\n"),
+            "(dense) expects a vector (or a sequence of vectors), got (2, 2, 1): add a flatten layer",
+        ),
+        (
+            lambda s: s.replace(
+                "{type: dense, units: 3, activation: softmax}",
+                "{type: dense, units: 3, activation: softmax, inputs: [dense_7]}",
+            ),
+            "unknown input 'dense_7'. Did you mean 'dense_0'?",
+        ),
+        (
+            lambda s: s.replace("activation: relu", "activation: {type: leaky_relu, slope: 0.1}"),
+            "unknown key 'slope'. Did you mean",
+        ),
+        (lambda s: s.replace("source: builtin:iris", "source: csv, path: nowhere.csv, target: y"), "no such CSV file"),
+    ],
+)
 def test_catalogue(mutate, fragment):
     got = problems(mutate(GOOD))
     assert any(fragment in g for g in got), (fragment, got)
@@ -99,7 +130,8 @@ def test_yaml_syntax_error_is_located():
 def test_yaml_bomb_refused_quickly():
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-        for p, c in zip("abcdefgh", "bcdefghi"))
+        for p, c in zip("abcdefgh", "bcdefghi")
+    )
     got = problems(bomb)
     assert "refusing to load it" in got[0]
 

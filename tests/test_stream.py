@@ -11,8 +11,8 @@ import threading
 import numpy as np
 import pytest
 
-from nnctl.data.stream import choose_placement, eval_index, window_size, windows
 from nnctl.app import batched_predict, evaluate_run, resume_run, train_run
+from nnctl.data.stream import choose_placement, eval_index, window_size, windows
 
 SPEC = """\
 name: stream
@@ -57,8 +57,11 @@ def device_run(tmp_path_factory):
 def test_streamed_training_matches_device_resident(tmp_path, device_run, window):
     """Windows of 1 (one call per step), 3 (ten batches: three full windows and a short one) and all batches:
     every epoch's numbers and the final weights equal the device-resident run's."""
-    res = train_run(str(spec_file(tmp_path)), out=str(tmp_path / "run"),
-                    overrides=("train.data_placement=stream", f"train.stream.window={window}"))
+    res = train_run(
+        str(spec_file(tmp_path)),
+        out=str(tmp_path / "run"),
+        overrides=("train.data_placement=stream", f"train.stream.window={window}"),
+    )
     assert res.summary["data_placement"] == "stream"
     a, b = numbers(metrics(device_run.run_dir)), numbers(metrics(res.run_dir))
     assert len(a) == len(b) == 4
@@ -67,16 +70,21 @@ def test_streamed_training_matches_device_resident(tmp_path, device_run, window)
         for k in ra:
             assert rb[k] == pytest.approx(ra[k], rel=1e-5, abs=1e-6), k
     from nnctl import rundir
+
     wa = rundir.read_msgpack(device_run.run_dir / rundir.WEIGHTS)
     wb = rundir.read_msgpack(res.run_dir / rundir.WEIGHTS)
     import jax
+
     for x, y in zip(jax.tree.leaves(wa), jax.tree.leaves(wb)):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
 def test_eval_and_predict_of_a_streamed_run(tmp_path, device_run):
-    res = train_run(str(spec_file(tmp_path)), out=str(tmp_path / "run"),
-                    overrides=("train.data_placement=stream", "train.stream.window=2"))
+    res = train_run(
+        str(spec_file(tmp_path)),
+        out=str(tmp_path / "run"),
+        overrides=("train.data_placement=stream", "train.stream.window=2"),
+    )
     a = evaluate_run(device_run.run_dir, "test")
     b = evaluate_run(res.run_dir, "test")
     assert b["examples"] == a["examples"] > 0
@@ -89,6 +97,7 @@ def test_signal_mid_epoch_while_streaming_resumes_identical(tmp_path):
     """A signal is honoured after the window in flight; the partial epoch is dropped and redone on resume."""
     from nnctl import rundir
     from nnctl.errors import TrainingInterrupted
+
     over = ("train.data_placement=stream", "train.stream.window=1", "train.epochs=6")
     ref = train_run(str(spec_file(tmp_path)), out=str(tmp_path / "ref"), overrides=over).run_dir
     run = tmp_path / "run"
@@ -125,7 +134,7 @@ def test_windows_cover_every_batch_in_order_and_close_early():
     idx = idx.reshape(7, 4)
     mask = np.ones((7, 4), np.float32)
     mask[-1, 1:] = 0
-    put = lambda t: tuple(np.array(a) for a in t)  # noqa: E731  (host copies stand in for device arrays)
+    put = lambda t: tuple(np.array(a) for a in t)
     got = list(windows(x, y, idx, mask, 3, put, prefetch=2))
     assert [g[0] for g in got] == [0, 3, 6] and [len(g[1]) for g in got] == [3, 3, 1]
     np.testing.assert_array_equal(np.concatenate([g[2] for g in got]), idx)
@@ -150,6 +159,6 @@ def test_batched_predict_equals_one_call():
     import jax.numpy as jnp
 
     w = {"params": {"k": jnp.arange(6.0).reshape(3, 2)}, "model_state": {}}
-    f = lambda p, s, x: jnp.tanh(x @ p["k"])  # noqa: E731
+    f = lambda p, s, x: jnp.tanh(x @ p["k"])
     x = np.random.default_rng(1).normal(size=(11, 3)).astype(np.float32)
     np.testing.assert_allclose(batched_predict(f, w, x, 4), np.asarray(f(w["params"], {}, x)), rtol=1e-6)

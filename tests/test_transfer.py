@@ -8,10 +8,10 @@ import optax
 import pytest
 
 from nnctl import rundir
-from nnctl.objectives.specs import ParamGroup
 from nnctl.app import train_run
 from nnctl.app.transfer import copy_matching
-from nnctl.optim import scale_by_groups
+from nnctl.chain import scale_by_groups
+from nnctl.objectives.specs import ParamGroup
 from tests.conftest import SPECS
 
 
@@ -20,10 +20,12 @@ def _weights(run):
 
 
 def test_finetune_into_a_new_head_keeps_frozen_weights(tmp_path):
-    src = train_run(str(SPECS / "digits_mlp.yaml"), str(tmp_path / "src"),
-                    ("train.epochs=3", "train.early_stopping=null"))
-    res = train_run(str(SPECS / "transfer_digits.yaml"), str(tmp_path / "ft"),
-                    (f"model.init_from={src.run_dir}", "train.epochs=3"))
+    src = train_run(
+        str(SPECS / "digits_mlp.yaml"), str(tmp_path / "src"), ("train.epochs=3", "train.early_stopping=null")
+    )
+    res = train_run(
+        str(SPECS / "transfer_digits.yaml"), str(tmp_path / "ft"), (f"model.init_from={src.run_dir}", "train.epochs=3")
+    )
     before, after = _weights(src.run_dir), _weights(res.run_dir)
     # frozen: bit for bit
     for k in ("kernel", "bias"):
@@ -57,7 +59,11 @@ def test_param_groups_scale_the_learning_rate():
 
 def test_missing_source_is_a_clear_error(tmp_path):
     from nnctl.errors import SpecError
+
     with pytest.raises(SpecError, match="is not a finished run directory"):
-        train_run(str(SPECS / "transfer_digits.yaml"), str(tmp_path / "ft"),
-                  (f"model.init_from={tmp_path / 'nope'}", "train.epochs=1"))
+        train_run(
+            str(SPECS / "transfer_digits.yaml"),
+            str(tmp_path / "ft"),
+            (f"model.init_from={tmp_path / 'nope'}", "train.epochs=1"),
+        )
     assert not (tmp_path / "ft").exists()  # nothing was created

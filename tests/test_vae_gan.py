@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from nnctl.app import train_run
 from nnctl.cli import app
 from nnctl.data.builtin_gen import ring_centres
 from nnctl.errors import SpecError
-from nnctl.app import train_run
 from nnctl.spec import load_text
 from tests.conftest import SPECS
 
@@ -32,8 +32,9 @@ def test_vae_logs_kl_and_reconstruction_and_samples(tmp_path):
     ev = CliRunner().invoke(app, ["eval", str(res.run_dir), "--json"])
     assert ev.exit_code == 0 and "kl" in json.loads(ev.output)["metrics"]
     np.savez(tmp_path / "x.npz", x=np.random.default_rng(0).uniform(0, 16, (3, 64)).astype(np.float32))
-    enc = CliRunner().invoke(app, ["predict", str(res.run_dir), "-i", str(tmp_path / "x.npz"), "--encode", "z_mean",
-                                   "--json"])
+    enc = CliRunner().invoke(
+        app, ["predict", str(res.run_dir), "-i", str(tmp_path / "x.npz"), "--encode", "z_mean", "--json"]
+    )
     assert enc.exit_code == 0, enc.output
     assert np.asarray(json.loads(enc.output)["codes"]).shape == (3, 4)
 
@@ -69,13 +70,16 @@ def test_conditional_gan_and_lsgan_train(tmp_path):
     assert z["samples"].shape == (8, 2) and list(z["labels"]) == [3] * 8
 
 
-@pytest.mark.parametrize("patch,fragment", [
-    ("model.discriminator[2].units=2", "the discriminator must output one value"),
-    ("model.generator[2].units=3", "the generator outputs [3]"),
-    ("train.loss=hinge", "a gan takes loss bce"),
-    ("train.metrics=[mse]", "a gan has no prediction target"),  # (train.freeze is supported now)
-    ("model.latent_dim=null", "model type gan needs latent_dim"),
-])
+@pytest.mark.parametrize(
+    "patch,fragment",
+    [
+        ("model.discriminator[2].units=2", "the discriminator must output one value"),
+        ("model.generator[2].units=3", "the generator outputs [3]"),
+        ("train.loss=hinge", "a gan takes loss bce"),
+        ("train.metrics=[mse]", "a gan has no prediction target"),  # (train.freeze is supported now)
+        ("model.latent_dim=null", "model type gan needs latent_dim"),
+    ],
+)
 def test_gan_spec_errors(patch, fragment):
     with pytest.raises(SpecError) as e:
         load_text((SPECS / "gan_ring.yaml").read_text(), overrides=(patch,))
@@ -92,6 +96,9 @@ def test_vae_spec_errors():
 
 
 def test_gan_logs_gradient_clipping(tmp_path):
-    res = train_run(str(SPECS / "gan_ring.yaml"), str(tmp_path / "gan"),
-                    ("train.epochs=1", "train.gradient_clipping={max_norm: 1.0e-6}"))
+    res = train_run(
+        str(SPECS / "gan_ring.yaml"),
+        str(tmp_path / "gan"),
+        ("train.epochs=1", "train.gradient_clipping={max_norm: 1.0e-6}"),
+    )
     assert res.records[0]["clip_fraction"] == 1.0

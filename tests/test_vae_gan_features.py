@@ -44,11 +44,16 @@ train:
   freeze: ['generator/dense_0/*']
   param_groups: [{params: 'discriminator/dense_0/*', learning_rate_scale: 0.0}]
 """
-VAE_ALL = ("train.metrics=[mse, mae, rmse, r2]",
-           ("train.regularizers=[{type: activity_l1, layer: dense_0, weight: 0.01}, "
-            "{type: activity_kl, layer: dense_0, target: 0.1}, {type: contractive, layer: dense_0, weight: 0.01}]"),
-           "model.encoder[0].kernel_regularizer={l2: 0.01}", "model.decoder[1].kernel_regularizer={l1: 0.001}",
-           "train.param_groups=[{params: 'decoder/dense_0/*', learning_rate_scale: 0.0}]")
+VAE_ALL = (
+    "train.metrics=[mse, mae, rmse, r2]",
+    (
+        "train.regularizers=[{type: activity_l1, layer: dense_0, weight: 0.01}, "
+        "{type: activity_kl, layer: dense_0, target: 0.1}, {type: contractive, layer: dense_0, weight: 0.01}]"
+    ),
+    "model.encoder[0].kernel_regularizer={l2: 0.01}",
+    "model.decoder[1].kernel_regularizer={l1: 0.001}",
+    "train.param_groups=[{params: 'decoder/dense_0/*', learning_rate_scale: 0.0}]",
+)
 _DATA, _INIT, _STEPS = {}, {}, {}
 
 
@@ -124,8 +129,9 @@ def test_vae_param_group_scale_zero_leaves_its_weights(vae_run):
 
 def test_vae_augments_input_and_target_and_corrupts_the_input_only():
     plain, s0 = one_step(VAE)
-    b, s = one_step(VAE, "data.augment=[{type: gaussian_noise, stddev: 0.2}]",
-                    "data.corruption={type: masking, rate: 0.5}")
+    b, s = one_step(
+        VAE, "data.augment=[{type: gaussian_noise, stddev: 0.2}]", "data.corruption={type: masking, rate: 0.5}"
+    )
     x = plain.data.x_train[:64]
     assert np.array_equal(s0["values"].target, x) and s["loss"] != s0["loss"]
     noisy, clean = b.obj.perturb(jnp.asarray(x), jax.random.key(1))  # the step's key: the same draws
@@ -185,18 +191,26 @@ def test_gan_augment_changes_what_the_discriminator_sees():
 
 
 # --- refused: not meaningful ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("text,patch,where,fragment", [
-    (VAE, "train.class_weight=balanced", "train.class_weight", "no labels"),
-    (VAE, "train.metrics=[mse, accuracy]", "train.metrics[1]", "does not apply to a vae"),
-    (VAE, "train.regularizers=[{type: activity_l1, layer: dense_1}]", "train.regularizers[0].layer",
-     "decoder layer"),
-    (VAE, "data.augment=[{type: flip}]", "data.augment[0]", "image-shaped"),
-    (GAN, "data.corruption={type: masking}", "data.corruption", "no reconstruction target"),
-    (GAN, "train.class_weight=balanced", "train.class_weight", "no class term"),
-    (GAN, "train.metrics=[mse]", "train.metrics", "no prediction target"),
-    (GAN, "train.regularizers=[{type: activity_l1, layer: dense_0}]", "train.regularizers", "no code"),
-    (GAN, "data.augment=[{type: rotate}]", "data.augment[0]", "image-shaped"),
-], ids=lambda v: v if isinstance(v, str) and "=" in v else None)
+@pytest.mark.parametrize(
+    "text,patch,where,fragment",
+    [
+        (VAE, "train.class_weight=balanced", "train.class_weight", "no labels"),
+        (VAE, "train.metrics=[mse, accuracy]", "train.metrics[1]", "does not apply to a vae"),
+        (
+            VAE,
+            "train.regularizers=[{type: activity_l1, layer: dense_1}]",
+            "train.regularizers[0].layer",
+            "decoder layer",
+        ),
+        (VAE, "data.augment=[{type: flip}]", "data.augment[0]", "image-shaped"),
+        (GAN, "data.corruption={type: masking}", "data.corruption", "no reconstruction target"),
+        (GAN, "train.class_weight=balanced", "train.class_weight", "no class term"),
+        (GAN, "train.metrics=[mse]", "train.metrics", "no prediction target"),
+        (GAN, "train.regularizers=[{type: activity_l1, layer: dense_0}]", "train.regularizers", "no code"),
+        (GAN, "data.augment=[{type: rotate}]", "data.augment[0]", "image-shaped"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and "=" in v else None,
+)
 def test_not_meaningful_features_are_located_spec_errors(text, patch, where, fragment):
     with pytest.raises(SpecError) as e:
         load_text(text, overrides=(patch,))

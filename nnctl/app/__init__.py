@@ -10,5 +10,19 @@ from nnctl.app.fitting import FitResult, StopFlag, fit
 from nnctl.app.restore import Restored, batched_predict, evaluate_run, predict_run, restore
 from nnctl.app.session import TrainResult, carry_template, resume_run, train_run
 
-__all__ = ["Built", "FitResult", "Restored", "StopFlag", "TrainResult", "batched_predict", "build", "carry_template",
-           "evaluate_run", "fit", "predict_run", "restore", "resume_run", "train_run"]
+__all__ = [
+    "Built",
+    "FitResult",
+    "Restored",
+    "StopFlag",
+    "TrainResult",
+    "batched_predict",
+    "build",
+    "carry_template",
+    "evaluate_run",
+    "fit",
+    "predict_run",
+    "restore",
+    "resume_run",
+    "train_run",
+]

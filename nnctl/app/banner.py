@@ -28,18 +28,32 @@ def banner(b: Built, run_dir: Path, start_epoch: int | None = None) -> dict[str,
     es, ck = t.early_stopping, t.checkpoint
     cw = class_weights(b.loaded, data)
     return {
-        "name": spec.name or run_dir.name, "run_dir": str(run_dir),
+        "name": spec.name or run_dir.name,
+        "run_dir": str(run_dir),
         "device": ", ".join(sorted({d.platform for d in devices})) + f" x{len(devices)}",
         "data": {"origin": data.origin, "task": data.task, "sizes": dict(data.sizes)},
-        "parameters": b.param_count, "optimizer": b.chain_desc,
+        "parameters": b.param_count,
+        "optimizer": b.chain_desc,
         "class_weights": list(cw) if cw else None,
-        "batch_size": b.loop.batch_size, "steps_per_epoch": b.loop.n_batches, "epochs": b.epochs, "fuse": b.fuse,
+        "batch_size": b.loop.batch_size,
+        "steps_per_epoch": b.loop.n_batches,
+        "epochs": b.epochs,
+        "fuse": b.fuse,
         "streaming": {"window": b.window, "prefetch": b.prefetch} if b.placement == "stream" else None,
-        "early_stopping": None if es is None else {
-            "monitor": es.monitor, "mode": es.mode, "patience": es.patience, "min_delta": es.min_delta,
-            "restore_best": es.restore_best},
-        "seed": spec.seed, "shuffle": spec.data.shuffle, "on_nonfinite": t.on_nonfinite,
+        "early_stopping": None
+        if es is None
+        else {
+            "monitor": es.monitor,
+            "mode": es.mode,
+            "patience": es.patience,
+            "min_delta": es.min_delta,
+            "restore_best": es.restore_best,
+        },
+        "seed": spec.seed,
+        "shuffle": spec.data.shuffle,
+        "on_nonfinite": t.on_nonfinite,
         "checkpoints": None if ck is None else {"every_epochs": ck.every_epochs, "keep": ck.keep},
         "logs": [rundir.METRICS, *t.log],
-        "start_epoch": start_epoch, "checkpoint_dir": str(run_dir / checkpoint.DIR),
+        "start_epoch": start_epoch,
+        "checkpoint_dir": str(run_dir / checkpoint.DIR),
     }

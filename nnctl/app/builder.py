@@ -62,27 +62,56 @@ def build(loaded: Loaded, data: Dataset) -> Built:
     bs = n_train if t.batch_size == "full" else min(int(t.batch_size), n_train)
     nb = math.ceil(n_train / bs)
     epochs = t.epochs if t.steps is None else math.ceil(t.steps / nb)
+    assert epochs is not None  # validation sets epochs (default 10) when steps is not given
     params_shape = abstract_variables(net, data.input_shape)["params"]
-    ctx = BuildContext(spec=spec, data=data, net=net, params_shape=params_shape,
-                       total_steps=epochs * nb if t.steps is None else t.steps, steps_per_epoch=nb,
-                       class_weight=class_weights(loaded, data))
+    ctx = BuildContext(
+        spec=spec,
+        data=data,
+        net=net,
+        params_shape=params_shape,
+        total_steps=epochs * nb if t.steps is None else t.steps,
+        steps_per_epoch=nb,
+        class_weight=class_weights(loaded, data),
+    )
     obj = kind.objective(ctx)
     monitor, es, restore = early_stopping(spec, data)
     fuse = t.fuse
     if fuse == "auto":
         fuse = "steps" if jax.default_backend() == "cpu" and needs_step_loop(kind.layers(spec.model)) else "epochs"
-    loop = Loop(obj=obj, n_train=n_train, batch_size=bs, n_val=0 if data.x_val is None else len(data.x_val),
-                eval_batch=max(bs, 256), shuffle=spec.data.shuffle,
-                max_steps=2**31 - 1 if t.steps is None else t.steps, monitor=monitor, es=es, restore_best=restore,
-                halt_on_nonfinite=t.on_nonfinite == "stop", out_shape=tuple(loaded.analysis.output_shape),
-                y_dtype=jnp.asarray(data.y_train).dtype, seed=spec.seed, placement=placement(t.devices, bs),
-                plateau_scale=obj.chain.plateau_scale)
+    assert loaded.analysis is not None  # the spec was loaded with check=True
+    loop = Loop(
+        obj=obj,
+        n_train=n_train,
+        batch_size=bs,
+        n_val=0 if data.x_val is None else len(data.x_val),
+        eval_batch=max(bs, 256),
+        shuffle=spec.data.shuffle,
+        max_steps=2**31 - 1 if t.steps is None else t.steps,
+        monitor=monitor,
+        es=es,
+        restore_best=restore,
+        halt_on_nonfinite=t.on_nonfinite == "stop",
+        out_shape=tuple(loaded.analysis.output_shape),
+        y_dtype=jnp.asarray(data.y_train).dtype,
+        seed=spec.seed,
+        placement=placement(t.devices, bs),
+        plateau_scale=obj.chain.plateau_scale,
+    )
     where = choose_placement(t.data_placement, data_bytes(data.x_train, data.y_train, data.x_val, data.y_val))
     batch_bytes = bs * (data.x_train[:1].nbytes + data.y_train[:1].nbytes)
-    return Built(loaded=loaded, data=data, obj=obj, loop=loop, epochs=epochs, fuse=fuse,
-                 param_count=sum(math.prod(x.shape) for x in jax.tree.leaves(params_shape)),
-                 chain_desc=obj.describe(), placement=where,
-                 window=window_size(t.stream.window, fuse, batch_bytes, nb), prefetch=t.stream.prefetch)
+    return Built(
+        loaded=loaded,
+        data=data,
+        obj=obj,
+        loop=loop,
+        epochs=epochs,
+        fuse=fuse,
+        param_count=sum(math.prod(x.shape) for x in jax.tree.leaves(params_shape)),
+        chain_desc=obj.describe(),
+        placement=where,
+        window=window_size(t.stream.window, fuse, batch_bytes, nb),
+        prefetch=t.stream.prefetch,
+    )
 
 
 def early_stopping(spec: Any, data: Dataset) -> tuple[tuple[str, str], EarlyStopping, bool]:
@@ -94,8 +123,15 @@ def early_stopping(spec: Any, data: Dataset) -> tuple[tuple[str, str], EarlyStop
         return monitor, EarlyStopping.create("min", enabled=False), False
     monitor = monitor_key(es_spec.monitor)
     mode = es_spec.mode if es_spec.mode != "auto" else metric_mode(monitor[1])
-    es = EarlyStopping.create(mode, es_spec.patience, es_spec.min_delta, es_spec.baseline,
-                              es_spec.start_from_epoch, es_spec.stopping_threshold, es_spec.divergence_threshold)
+    es = EarlyStopping.create(
+        mode,
+        es_spec.patience,
+        es_spec.min_delta,
+        es_spec.baseline,
+        es_spec.start_from_epoch,
+        es_spec.stopping_threshold,
+        es_spec.divergence_threshold,
+    )
     return monitor, es, es_spec.restore_best
 
 
@@ -111,9 +147,11 @@ def check_metrics(loaded: Loaded, task: str) -> None:
         return
     why = "data.task" if loaded.spec.data.task else "inferred from the data; set data.task to change it"
     ok = ", ".join(n for n in METRICS.names(aliases=False) if METRICS.get(n).needs in allowed)
-    problems = [loaded.problem(("train", "metrics", i), f"'{m}' does not apply to a {task} task ({why}). "
-                                                          f"Choices: {ok}")
-                for i, m in enumerate(loaded.spec.train.metrics) if METRICS.get(m).needs not in allowed]
+    problems = [
+        loaded.problem(("train", "metrics", i), f"'{m}' does not apply to a {task} task ({why}). Choices: {ok}")
+        for i, m in enumerate(loaded.spec.train.metrics)
+        if METRICS.get(m).needs not in allowed
+    ]
     if problems:
         raise SpecError(problems)
 
@@ -126,11 +164,15 @@ def class_weights(loaded: Loaded, data: Dataset) -> tuple | None:
     key = ("train", "class_weight")
     y = data.y_train
     one_label = (data.task == "classification" and y.ndim == 1) or (
-        data.task == "binary" and y.reshape(len(y), -1).shape[1] == 1)
+        data.task == "binary" and y.reshape(len(y), -1).shape[1] == 1
+    )
     if not one_label:
-        what = {"classification": "per-step labels", "binary": "multi-label targets"}.get(data.task, f"a {data.task} task")
+        what = {"classification": "per-step labels", "binary": "multi-label targets"}.get(
+            data.task, f"a {data.task} task"
+        )
         raise SpecError([loaded.problem(key, f"class_weight applies to one class label per example, not to {what}")])
     k = data.num_classes
+    assert k is not None  # set for the classification and binary tasks, the only ones left here
     labels = y.reshape(-1).astype(np.int64)
     counts = np.bincount(labels, minlength=k)[:k]
     if cw == "balanced":
@@ -139,8 +181,11 @@ def class_weights(loaded: Loaded, data: Dataset) -> tuple | None:
     w = [1.0] * k
     problems = []
     for c, v in cw.items():
-        idx = names.index(c) if isinstance(c, str) and c in names else (
-            int(c) if isinstance(c, int) or (isinstance(c, str) and c.isdigit()) else None)
+        idx = (
+            names.index(c)
+            if isinstance(c, str) and c in names
+            else (int(c) if isinstance(c, int) or (isinstance(c, str) and c.isdigit()) else None)
+        )
         if idx is None or not 0 <= idx < k:
             known = f"labels {', '.join(names)} or " if names else ""
             problems.append(loaded.problem((*key, c), f"unknown class {c!r}: use {known}indices 0..{k - 1}"))

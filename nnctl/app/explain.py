@@ -32,6 +32,7 @@ from nnctl.layers.graph import Network
 from nnctl.objectives.supervised import Supervised
 from nnctl.spec import load_spec
 
+
 def widen(a):
     """float32 -> float64 through the shortest decimal that reads back as the same float32, so that a
     spec's 0.05 is 0.05 again (not 0.0500000007); other dtypes unchanged."""
@@ -93,16 +94,18 @@ def _explain(spec_path, steps, sample, overrides):
     if not isinstance(obj, Supervised):
         raise NnctlError(f"explain follows plain networks layer by layer; this spec's model is {spec.model.type}")
     idx = _examples(sample, len(data.x_train), b.loop.batch_size)
-    f64 = lambda t: jax.tree.map(widen, t)  # noqa: E731
+    f64 = lambda t: jax.tree.map(widen, t)
     x = jnp.asarray(widen(data.x_train[idx]))
     y = jnp.asarray(widen(data.y_train[idx]))
 
     init_key = jax.random.fold_in(jax.random.key(spec.seed), 0)
     state = obj.init(init_key, tuple(data.input_shape))
     params = f64(state.params)
-    state = TrainState(params=params, model_state=f64(state.model_state), opt_state=obj.tx.init(params),
-                       step=jnp.int32(0))
+    state = TrainState(
+        params=params, model_state=f64(state.model_state), opt_state=obj.tx.init(params), step=jnp.int32(0)
+    )
 
+    assert spec.model.layers is not None  # a sequential model has layers (the only kind explain accepts)
     layers = list(spec.model.layers)
     kernel_shapes = {k: tuple(v["kernel"].shape) for k, v in params.items() if isinstance(v, dict) and "kernel" in v}
     names = Names.of(layers, kernel_shapes)
@@ -112,8 +115,9 @@ def _explain(spec_path, steps, sample, overrides):
 
     @jax.jit
     def loss_and_grads(p, ms, eps):
-        return jax.value_and_grad(lambda p, e: _intercepted_loss(obj, layer_names, p, ms, x, y, e),
-                                  argnums=(0, 1), has_aux=True)(p, eps)
+        return jax.value_and_grad(
+            lambda p, e: _intercepted_loss(obj, layer_names, p, ms, x, y, e), argnums=(0, 1), has_aux=True
+        )(p, eps)
 
     trainable = obj.trainable
     records = []
@@ -129,22 +133,38 @@ def _explain(spec_path, steps, sample, overrides):
         eps = {k: jnp.zeros(v.shape, v.dtype) for k, v in zs.items() if k in kernel_shapes}
         (loss, (zs, acts)), (g_params, g_eps) = loss_and_grads(p, ms, eps)
         state = step_fn(state, jax.random.fold_in(train_key, s))
-        recs = [_layer_record(layer, role, acts, zs, g_eps, p, g_params, state.params, trainable)
-                for layer, role, _ in names.layers]
+        recs = [
+            _layer_record(layer, role, acts, zs, g_eps, p, g_params, state.params, trainable)
+            for layer, role, _ in names.layers
+        ]
         records.append({"step": s + 1, "loss": float(loss), "layers": recs})
     opt = spec.train.optimizer
-    return {"notes": _notes(spec), "spec": str(spec_path), "name": spec.name, "examples": [int(i) for i in idx],
-            "x": np.asarray(x), "y": np.asarray(y), "loss_name": spec.train.loss.type,
-            "optimizer": opt.type, "learning_rate": getattr(opt, "learning_rate", None),
-            "chain": b.chain_desc, "names": names, "steps": records}
+    return {
+        "notes": _notes(spec),
+        "spec": str(spec_path),
+        "name": spec.name,
+        "examples": [int(i) for i in idx],
+        "x": np.asarray(x),
+        "y": np.asarray(y),
+        "loss_name": spec.train.loss.type,
+        "optimizer": opt.type,
+        "learning_rate": getattr(opt, "learning_rate", None),
+        "chain": b.chain_desc,
+        "names": names,
+        "steps": records,
+    }
 
 
 def _layer_record(layer, role, acts, zs, g_eps, p, g_params, new_p, trainable) -> dict[str, Any]:
     """One layer's a, z, delta, parameters, gradients and updated parameters at one step."""
     nm = layer.name
-    r: dict[str, Any] = {"name": nm, "type": layer.type, "role": role,
-                         "activation": layer.activation.type if layer.activation else "linear",
-                         "a": np.asarray(acts[nm])}
+    r: dict[str, Any] = {
+        "name": nm,
+        "type": layer.type,
+        "role": role,
+        "activation": layer.activation.type if layer.activation else "linear",
+        "a": np.asarray(acts[nm]),
+    }
     if nm in zs:
         r["z"] = np.asarray(zs[nm])
     if nm in g_eps:
@@ -162,11 +182,16 @@ def _notes(spec: Any) -> list[str]:
     """What the printed forward pass leaves out of the real update."""
     notes = []
     if spec.train.regularizers:
-        notes.append("the training loss also has train.regularizers (" + ", ".join(r.type for r in spec.train.regularizers)
-                     + "): E_total, delta and the gradients above leave them out; the update includes them")
+        notes.append(
+            "the training loss also has train.regularizers ("
+            + ", ".join(r.type for r in spec.train.regularizers)
+            + "): E_total, delta and the gradients above leave them out; the update includes them"
+        )
     if spec.data.augment or spec.data.corruption is not None:
-        notes.append("training perturbs the inputs (data.augment / data.corruption); the forward pass above shows "
-                     "them unperturbed, the update uses the perturbed ones")
+        notes.append(
+            "training perturbs the inputs (data.augment / data.corruption); the forward pass above shows "
+            "them unperturbed, the update uses the perturbed ones"
+        )
     if any(layer.type == "dropout" for layer in spec.model.layers):
         notes.append("dropout is off in the forward pass above (as in evaluation) and on in the update")
     return notes

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-
 LIST_LIMIT = 16  # values shown one by one up to this many per array; larger arrays are summarised
 FEW = 4
 
@@ -20,8 +19,12 @@ def _num(v: float) -> str:
 
 def summarize(a) -> dict:
     a = np.asarray(a, np.float64)
-    return {"shape": list(a.shape), "norm": float(np.linalg.norm(a)), "mean": float(a.mean()) if a.size else 0.0,
-            "first": [float(v) for v in a.reshape(-1)[:FEW]]}
+    return {
+        "shape": list(a.shape),
+        "norm": float(np.linalg.norm(a)),
+        "mean": float(a.mean()) if a.size else 0.0,
+        "first": [float(v) for v in a.reshape(-1)[:FEW]],
+    }
 
 
 def as_data(a):
@@ -37,7 +40,7 @@ class Names:
     weight_numbers: dict  # layer name -> first weight number (1-based), when the weights are numbered
 
     @staticmethod
-    def of(layers, kernel_shapes: dict) -> "Names":
+    def of(layers, kernel_shapes: dict) -> Names:
         hidden = [layer for layer in layers[:-1] if layer.name in kernel_shapes]
         roles = []
         for layer in layers:
@@ -76,6 +79,7 @@ class Names:
 
 # ---------------------------------------------------------------------------------------------- computing
 
+
 def to_json(doc: dict) -> dict:
     """The same content as data: small arrays as nested lists, large ones summarised."""
     out = {k: v for k, v in doc.items() if k not in ("names", "steps", "x", "y")}
@@ -86,7 +90,7 @@ def to_json(doc: dict) -> dict:
     for st in doc["steps"]:
         layers = []
         for r in st["layers"]:
-            d = {k: v for k, v in r.items() if isinstance(v, (str, list))}
+            d: dict[str, Any] = {k: v for k, v in r.items() if isinstance(v, (str, list))}
             for k in ("z", "a", "delta"):
                 if k in r:
                     d[k] = as_data(r[k])
@@ -120,10 +124,14 @@ def render(doc: dict) -> list[str]:
     ex = doc["examples"]
     which = f"example {ex[0]}" if len(ex) == 1 else f"a batch of {len(ex)} examples (values listed per example)"
     lines.append(f"{doc['name'] or doc['spec']}: {len(doc['steps'])} training step(s) on {which}")
-    lines.append(f"loss {doc['loss_name']}, optimizer {doc['chain']}"
-                 + (f", learning rate {doc['learning_rate']}" if isinstance(doc['learning_rate'], (int, float)) else ""))
-    lines.append("notation: z = weighted sum (inputs . weights + bias), a = activation(z) (the notes' H1 -> H1_final), "
-                 "delta = dE/dz, E = the loss")
+    lines.append(
+        f"loss {doc['loss_name']}, optimizer {doc['chain']}"
+        + (f", learning rate {doc['learning_rate']}" if isinstance(doc["learning_rate"], (int, float)) else "")
+    )
+    lines.append(
+        "notation: z = weighted sum (inputs . weights + bias), a = activation(z) (the notes' H1 -> H1_final), "
+        "delta = dE/dz, E = the loss"
+    )
     flat_x = x.reshape(len(x), -1)
     if flat_x.shape[1] <= LIST_LIMIT:
         lines.append("inputs:  " + "  ".join(f"x{i + 1} = {_vals(flat_x, i)}" for i in range(flat_x.shape[1])))
@@ -165,8 +173,9 @@ def render(doc: dict) -> list[str]:
             d = r.get("delta")
             if d is not None and d.ndim == 2 and d.shape[1] <= LIST_LIMIT:
                 for j in range(d.shape[1]):
-                    lines.append(f"      delta_{names.unit(r['name'], j)} = dE/d{names.unit(r['name'], j)} = "
-                                 f"{_vals(d, j)}")
+                    lines.append(
+                        f"      delta_{names.unit(r['name'], j)} = dE/d{names.unit(r['name'], j)} = {_vals(d, j)}"
+                    )
             elif d is not None:
                 lines.append("      " + _summary_line("delta", d))
             lines += ["      " + s for s in _param_lines(names, r, "grads", "dE/d")]
@@ -182,7 +191,9 @@ def _formula(names: Names, r, j, prev) -> str:
     w = params.get("kernel")
     if w is None or w.ndim != 2 or w.shape[0] > FEW:
         return ""
-    terms = [f"{'x' if prev == 'x' else names.unit(prev, 0)[0]}{i + 1 if prev == 'x' else ''}" for i in range(w.shape[0])]
+    terms = [
+        f"{'x' if prev == 'x' else names.unit(prev, 0)[0]}{i + 1 if prev == 'x' else ''}" for i in range(w.shape[0])
+    ]
     if prev != "x":
         terms = [f"{names.unit(prev, i)}_final" for i in range(w.shape[0])]
     s = " + ".join(f"{t}*{names.weight(r['name'], i, j, w.shape[0])}" for i, t in enumerate(terms))
@@ -198,11 +209,16 @@ def _param_lines(names: Names, r, which: str, prefix: str, suffix: str = "") -> 
         if pk == "kernel" and arr.ndim == 2 and arr.size <= LIST_LIMIT * FEW:
             n_in = arr.shape[0]
             for j in range(arr.shape[1]):
-                out.append("  ".join(f"{prefix}{names.weight(r['name'], i, j, n_in)}{suffix} = {_num(arr[i, j])}"
-                                     for i in range(n_in)))
+                out.append(
+                    "  ".join(
+                        f"{prefix}{names.weight(r['name'], i, j, n_in)}{suffix} = {_num(arr[i, j])}"
+                        for i in range(n_in)
+                    )
+                )
         elif pk == "bias" and arr.ndim == 1 and arr.size <= LIST_LIMIT:
-            out.append("  ".join(f"{prefix}{names.bias(r['name'], j)}{suffix} = {_num(arr[j])}"
-                                 for j in range(arr.size)))
+            out.append(
+                "  ".join(f"{prefix}{names.bias(r['name'], j)}{suffix} = {_num(arr[j])}" for j in range(arr.size))
+            )
         else:
             out.append(_summary_line(f"{prefix}{r['name']}/{pk}{suffix}", arr))
         if pk in r.get("frozen", ()):

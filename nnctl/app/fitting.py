@@ -23,12 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnctl.app.builder import Built
+from nnctl.app.transfer import start_from
 from nnctl.data.stream import windows
 from nnctl.early_stopping import REASONS
 from nnctl.engine.compiled import HostFns, stack_records, steps_fns, stream_evaluate, stream_fns
 from nnctl.engine.state import Carry
 from nnctl.jaxcfg import configure
-from nnctl.app.transfer import start_from
 
 
 @dataclass
@@ -91,16 +91,23 @@ class _Run:
         e = int(carry.epoch)
         if self.ckpt is None or (e == self.saved_epoch and not force) or not (force or self.ckpt.due(e)):
             return
-        self.saved_path = self.ckpt.save(carry, {"compile_seconds": round(self.compile_s, 4),
-                                                 "train_seconds": round(self.train_s, 4)})
+        self.saved_path = self.ckpt.save(
+            carry, {"compile_seconds": round(self.compile_s, 4), "train_seconds": round(self.train_s, 4)}
+        )
         self.saved_epoch = e
 
     def first_call(self) -> bool:
         return len(self.records) == self.fresh
 
 
-def fit(b: Built, on_epoch: Callable[[dict], None] = lambda r: None, stop: StopFlag | None = None,
-        target_chunk_s: float = 0.25, start: Resume | None = None, ckpt: Any = None) -> FitResult:
+def fit(
+    b: Built,
+    on_epoch: Callable[[dict], None] = lambda r: None,
+    stop: StopFlag | None = None,
+    target_chunk_s: float = 0.25,
+    start: Resume | None = None,
+    ckpt: Any = None,
+) -> FitResult:
     """Train from the spec's initial weights, or from `start` (a restored checkpoint).
 
     Args:
@@ -139,11 +146,20 @@ def fit(b: Built, on_epoch: Callable[[dict], None] = lambda r: None, stop: StopF
         run.save(carry, force=True)
     else:
         status = "failed" if reason == "nonfinite" else ("stopped_early" if reason else "finished")
-    return FitResult(carry, run.records, run.compile_s, run.train_s, status, reason, b.loop.final_weights(carry),
-                     run.saved_path, transfer)
+    return FitResult(
+        carry,
+        run.records,
+        run.compile_s,
+        run.train_s,
+        status,
+        reason,
+        b.loop.final_weights(carry),
+        run.saved_path,
+        transfer,
+    )
 
 
-def _jit(b: Built, f: Callable, **kw: Any) -> Callable:
+def _jit(b: Built, f: Callable, **kw: Any) -> jax.stages.Wrapped:
     """jax.jit, with replicated outputs when training data-parallel."""
     place = b.loop.placement
     return jax.jit(f, out_shardings=place.replicated, **kw) if place else jax.jit(f, **kw)
@@ -160,8 +176,11 @@ def _fused(run: _Run, carry: Carry, put: Callable, target_chunk_s: float) -> Car
     val_data = put((data.x_val, data.y_val)) if data.x_val is not None else None
     cap = max(1, min(b.epochs, 4096))  # one program serves every chunk size: the epoch limit is an argument
     t = time.perf_counter()
-    compiled = _jit(b, b.loop.chunk, static_argnums=4, donate_argnums=0).lower(
-        carry, train_data, val_data, jnp.int32(b.epochs), cap).compile()
+    compiled = (
+        _jit(b, b.loop.chunk, static_argnums=4, donate_argnums=0)
+        .lower(carry, train_data, val_data, jnp.int32(b.epochs), cap)
+        .compile()
+    )
     run.compile_s += time.perf_counter() - t
     k, e_next, stopped = 1, int(carry.epoch), bool(carry.stopped)
     inflight = None  # (records on the device, first epoch, epoch limit) of the call running
@@ -205,7 +224,7 @@ def _host_driven(run: _Run, carry: Carry, put: Callable) -> Carry:
         state, sums, counters = carry.state, *fns.sums0()
         t_first = None
         gen = calls(state, sums, counters, epoch, idx, mask)
-        for state, sums, counters, last in gen:
+        for state, sums, counters, last in gen:  # noqa: B007  (the last values are the epoch's result)
             if run.first_call() and t_first is None:  # the session's first call compiles: compile time
                 jax.block_until_ready(sums)
                 run.compile_s += time.perf_counter() - t
@@ -219,8 +238,9 @@ def _host_driven(run: _Run, carry: Carry, put: Callable) -> Carry:
             jax.block_until_ready(rec)
             run.compile_s += time.perf_counter() - t_end
             t_first += time.perf_counter() - t_end
-        recs = stack_records(jax.tree.map(lambda a: jnp.asarray(a)[None],
-                                          {**rec, "active": jnp.bool_(True), "epoch": epoch}))
+        recs = stack_records(
+            jax.tree.map(lambda a: jnp.asarray(a)[None], {**rec, "active": jnp.bool_(True), "epoch": epoch})
+        )
         run.train_s += time.perf_counter() - (t_first if t_first is not None else t)
         run.emit(recs, time.perf_counter() - t)
         run.save(carry)
@@ -251,14 +271,16 @@ def _streamed(run: _Run, put: Callable) -> tuple[Calls, Callable, HostFns]:
     put_train = place.put_windows if place else put  # data-parallel: each device gets its slice
 
     def calls(state, sums, counters, epoch, idx, mask):
-        for i0, xs, ys, ms in windows(data.x_train, data.y_train, np.asarray(idx), np.asarray(mask), b.window,
-                                      put_train, b.prefetch):
+        for i0, xs, ys, ms in windows(
+            data.x_train, data.y_train, np.asarray(idx), np.asarray(mask), b.window, put_train, b.prefetch
+        ):
             state, sums, counters = fns.train(state, sums, counters, xs, ys, ms, epoch, jnp.int32(i0))
             yield state, sums, counters, i0 + len(xs) >= loop.n_batches
 
     def evaluate(state):
         if not loop.n_val:
             return None
+        assert data.x_val is not None and data.y_val is not None  # n_val > 0: there is a validation split
         return stream_evaluate(loop, fns, state, data.x_val, data.y_val, put, b.window, b.prefetch)
 
     return calls, evaluate, fns

@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass
 
 import jax
 
+from nnctl.chain import is_frozen
 from nnctl.kinds import MODEL_KINDS
 from nnctl.kinds.base import abstract_variables
 from nnctl.layers.graph import thread_shapes
-from nnctl.optim import is_frozen
 from nnctl.spec import Loaded
 from nnctl.trees import path_str
 
@@ -31,6 +31,7 @@ class ParamRow:
 def param_rows(loaded: Loaded) -> list[ParamRow]:
     """One row per variable array of the spec's network, frozen by the rule training uses (`is_frozen`)."""
     spec = loaded.spec
+    assert loaded.analysis is not None  # the spec was loaded with check=True
     kind = MODEL_KINDS.get(spec.model.type)
     info = loaded.analysis.data_info
     net = kind.network(spec.model, getattr(info, "num_classes", None))
@@ -53,11 +54,17 @@ def param_rows(loaded: Loaded) -> list[ParamRow]:
 
 def totals(rows: list[ParamRow]) -> dict:
     """Count and bytes of all, trainable, non-trainable (frozen included) and frozen parameters."""
+
     def tot(kinds):
         sel = [r for r in rows if r.kind in kinds]
         return {"count": sum(r.count for r in sel), "bytes": sum(r.bytes for r in sel)}
-    return {"total": tot({"trainable", "frozen", "non-trainable"}), "trainable": tot({"trainable"}),
-            "non_trainable": tot({"non-trainable", "frozen"}), "frozen": tot({"frozen"})}
+
+    return {
+        "total": tot({"trainable", "frozen", "non-trainable"}),
+        "trainable": tot({"trainable"}),
+        "non_trainable": tot({"non-trainable", "frozen"}),
+        "frozen": tot({"frozen"}),
+    }
 
 
 def layer_table(rows: list[ParamRow]) -> list[dict]:
@@ -80,8 +87,11 @@ def params_report(loaded: Loaded) -> dict:
         {parameters: one row per array, layers: per-layer counts, totals}.
     """
     rows = param_rows(loaded)
-    return {"parameters": [asdict(r) | {"shape": list(r.shape)} for r in rows], "layers": layer_table(rows),
-            "totals": totals(rows)}
+    return {
+        "parameters": [asdict(r) | {"shape": list(r.shape)} for r in rows],
+        "layers": layer_table(rows),
+        "totals": totals(rows),
+    }
 
 
 def model_report(loaded: Loaded) -> dict:
@@ -93,27 +103,37 @@ def model_report(loaded: Loaded) -> dict:
         {input_shape, output_shape, layers: [{name, type, inputs, output_shape, activation}], warnings}.
     """
     a, m = loaded.analysis, loaded.spec.model
+    assert a is not None  # the spec was loaded with check=True
     kind = MODEL_KINDS.get(m.type)
     layers: list[dict] = []
     for i, part in enumerate(kind.parts):
         pre = kind.prefix(part)  # a part's shapes are keyed part/layer (none for sequential)
-        _walk(getattr(m, part), {k[len(pre):]: v for k, v in a.shapes.items() if k.startswith(pre)}, pre, layers)
+        _walk(getattr(m, part), {k[len(pre) :]: v for k, v in a.shapes.items() if k.startswith(pre)}, pre, layers)
         if i == 0:
             layers += _code_layers(loaded, f"{pre}{getattr(m, part)[-1].name}")
-    return {"input_shape": list(a.input_shape), "output_shape": list(a.output_shape), "layers": layers,
-            "warnings": [str(w) for w in a.warnings]}
+    return {
+        "input_shape": list(a.input_shape),
+        "output_shape": list(a.output_shape),
+        "layers": layers,
+        "warnings": [str(w) for w in a.warnings],
+    }
 
 
 def _walk(ls: list, shapes: dict, prefix: str, out: list[dict]) -> None:
     """Rows of layers (and of the layers inside their blocks), named with `prefix`."""
     for layer in ls:
-        out.append({"name": f"{prefix}{layer.name}", "type": layer.type, "inputs": list(layer.inputs),
-                    "output_shape": list(shapes.get(layer.name, ())),
-                    "activation": layer.activation.type if layer.activation else None})
+        out.append(
+            {
+                "name": f"{prefix}{layer.name}",
+                "type": layer.type,
+                "inputs": list(layer.inputs),
+                "output_shape": list(shapes.get(layer.name, ())),
+                "activation": layer.activation.type if layer.activation else None,
+            }
+        )
         kids, first = layer.children(), shapes.get(layer.inputs[0]) if layer.inputs else None
         # a block's layers see the block's input: thread it through them for their own shapes
-        _walk(kids, thread_shapes(kids, first)[0] if kids and first is not None else {}, f"{prefix}{layer.name}/",
-              out)
+        _walk(kids, thread_shapes(kids, first)[0] if kids and first is not None else {}, f"{prefix}{layer.name}/", out)
 
 
 def _code_layers(loaded: Loaded, last: str) -> list[dict]:
@@ -122,8 +142,11 @@ def _code_layers(loaded: Loaded, last: str) -> list[dict]:
     m = loaded.spec.model
     kind = MODEL_KINDS.get(m.type)
     spec_layers = {layer.name for layer in kind.layers(m)}
-    return [{"name": n, "type": "dense", "inputs": [last], "output_shape": [m.latent_dim], "activation": None}
-            for n in kind.encodable(m) if n not in spec_layers]
+    return [
+        {"name": n, "type": "dense", "inputs": [last], "output_shape": [m.latent_dim], "activation": None}
+        for n in kind.encodable(m)
+        if n not in spec_layers
+    ]
 
 
 def human_bytes(n: float) -> str:

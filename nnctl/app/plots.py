@@ -37,11 +37,18 @@ def curves(run: Path) -> dict:
     s = rundir.read_json(run / rundir.SUMMARY) if (run / rundir.SUMMARY).exists() else {}
     names = list(dict.fromkeys(k for r in recs for k in r if k.startswith(("train/", "val/"))))
     series = {k: [r.get(k) for r in recs] for k in names}
-    return {"run_dir": str(run), "name": s.get("name") or run.name, "epochs": [r["epoch"] for r in recs],
-            "series": series, "best_epoch": s.get("best_epoch"), "monitor": s.get("monitor"),
-            "status": s.get("status"), "stop_reason": s.get("stop_reason"),
-            "stopped_at": s.get("epochs_run") if s.get("status") == "stopped_early" else None,
-            "task": s.get("task")}
+    return {
+        "run_dir": str(run),
+        "name": s.get("name") or run.name,
+        "epochs": [r["epoch"] for r in recs],
+        "series": series,
+        "best_epoch": s.get("best_epoch"),
+        "monitor": s.get("monitor"),
+        "status": s.get("status"),
+        "stop_reason": s.get("stop_reason"),
+        "stopped_at": s.get("epochs_run") if s.get("status") == "stopped_early" else None,
+        "task": s.get("task"),
+    }
 
 
 def confusion(run: Path) -> dict | None:
@@ -69,7 +76,7 @@ def confusion(run: Path) -> dict | None:
         return None
     cm = res["confusion_matrix"]
     names = res.get("class_names") or [str(i) for i in range(len(cm))]
-    return {"split": res["split"], "matrix": cm, "class_names": [str(c) for c in names][:len(cm)]}
+    return {"split": res["split"], "matrix": cm, "class_names": [str(c) for c in names][: len(cm)]}
 
 
 def _data_sizes(run: Path) -> dict:
@@ -106,7 +113,7 @@ def plot_runs(run_dirs: list[str], out: str | None = None, with_confusion: bool 
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, q in zip(flat, quantities):
         _draw_curves(ax, q, data, colors)
-    for ax, (d, cm) in zip(flat[len(quantities):], cms):
+    for ax, (d, cm) in zip(flat[len(quantities) :], cms):
         _draw_confusion(ax, d["label"], cm)
     for ax in flat[panels:]:
         ax.set_visible(False)
@@ -114,8 +121,13 @@ def plot_runs(run_dirs: list[str], out: str | None = None, with_confusion: bool 
     target = Path(out) if out else Path(run_dirs[0]) / "curves.png"
     fig.savefig(target, dpi=100)
     plt.close(fig)
-    return {"out": str(target), "runs": [d["run_dir"] for d in data], "quantities": quantities,
-            "confusion": [{"run_dir": d["run_dir"], **cm} for d, cm in cms], "confusion_skipped": skipped}
+    return {
+        "out": str(target),
+        "runs": [d["run_dir"] for d in data],
+        "quantities": quantities,
+        "confusion": [{"run_dir": d["run_dir"], **cm} for d, cm in cms],
+        "confusion_skipped": skipped,
+    }
 
 
 def _confusions(data: list[dict]) -> tuple[list[tuple[dict, dict]], list[dict]]:
@@ -143,20 +155,38 @@ def _draw_curves(ax: Any, q: str, data: list[dict], colors: list[str]) -> None:
         for split, style in (("train", "-"), ("val", "--")):
             ys = d["series"].get(f"{split}/{q}")
             if ys is not None:
-                ax.plot(d["epochs"], [float("nan") if v is None else v for v in ys], style, color=c,
-                        label=f"{label} {split}".strip())
+                ax.plot(
+                    d["epochs"],
+                    [float("nan") if v is None else v for v in ys],
+                    style,
+                    color=c,
+                    label=f"{label} {split}".strip(),
+                )
         mk = d["monitor"] or ""
         if d["best_epoch"]:
             ax.axvline(d["best_epoch"], color=c, linestyle=":", linewidth=1)
             if mk.endswith("/" + q) and mk in d["series"] and d["best_epoch"] in d["epochs"]:
                 i = d["epochs"].index(d["best_epoch"])
-                ax.plot([d["best_epoch"]], [d["series"][mk][i]], "o", color=c, markersize=7,
-                        label=f"{label} best (epoch {d['best_epoch']})".strip())
+                ax.plot(
+                    [d["best_epoch"]],
+                    [d["series"][mk][i]],
+                    "o",
+                    color=c,
+                    markersize=7,
+                    label=f"{label} best (epoch {d['best_epoch']})".strip(),
+                )
         if d["stopped_at"]:
             ys = d["series"].get(f"val/{q}") or d["series"].get(f"train/{q}")
             if ys and d["stopped_at"] in d["epochs"]:
-                ax.plot([d["stopped_at"]], [ys[d["epochs"].index(d["stopped_at"])]], "x", color=c, markersize=9,
-                        mew=2, label=f"{label} stopped early ({d['stop_reason']})".strip())
+                ax.plot(
+                    [d["stopped_at"]],
+                    [ys[d["epochs"].index(d["stopped_at"])]],
+                    "x",
+                    color=c,
+                    markersize=9,
+                    mew=2,
+                    label=f"{label} stopped early ({d['stop_reason']})".strip(),
+                )
     ax.set_title(q)
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)

@@ -12,24 +12,30 @@ def write_predictions(path: Path, result: dict, class_names: list[str] | None) -
     if path.suffix == ".npz":
         arrays = {k: np.asarray(v) for k, v in result.items() if k in ("classes", "probabilities", "values")}
         with open(path, "wb") as f:
-            np.savez(f, **arrays)
+            # numpy's stub types savez's `allow_pickle: bool` beside **kwds, and mypy checks every value of
+            # `arrays` against it; the keys here are only classes/probabilities/values
+            np.savez(f, **arrays)  # type: ignore[arg-type]
         return
     rows = []
     if "values" in result:
         vals = np.asarray(result["values"]).reshape(len(result["values"]), -1)
         header = [f"y{i}" for i in range(vals.shape[1])] if vals.shape[1] > 1 else ["prediction"]
         rows = [header] + [[f"{v:.6g}" for v in row] for row in vals]
-    elif np.ndim(result["classes"]) == 2 and np.shape(result["classes"])[1] > 1 and np.ndim(result["probabilities"]) == 3:
+    elif (
+        np.ndim(result["classes"]) == 2 and np.shape(result["classes"])[1] > 1 and np.ndim(result["probabilities"]) == 3
+    ):
         # per-step classes (a tagger): one row per example, one class column per step (full probabilities: .npz)
         cls = np.asarray(result["classes"])
         names = class_names or [str(i) for i in range(np.shape(result["probabilities"])[-1])]
         rows = [[f"class_{t}" for t in range(cls.shape[1])]] + [
-            [names[c] if c < len(names) else str(c) for c in row] for row in cls]
+            [names[c] if c < len(names) else str(c) for c in row] for row in cls
+        ]
     else:
         probs = np.asarray(result["probabilities"]).reshape(len(result["probabilities"]), -1)
         cls = np.asarray(result["classes"]).reshape(len(probs), -1)[:, 0]
         names = class_names or [str(i) for i in range(max(probs.shape[1], 2))]
         header = ["class"] + [f"p_{n}" for n in (names if probs.shape[1] > 1 else [names[-1]])]
-        rows = [header] + [[names[c] if c < len(names) else str(c)] + [f"{v:.6g}" for v in p] for c, p in zip(cls, probs)]
+        rows = [header] + [
+            [names[c] if c < len(names) else str(c)] + [f"{v:.6g}" for v in p] for c, p in zip(cls, probs)
+        ]
     path.write_text("\n".join(",".join(r) for r in rows) + "\n")
-

@@ -78,10 +78,14 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
     x, y = data.split(split)
     if x is None:
         have = [s for s in ("train", "val", "test") if data.split(s)[0] is not None]
-        raise DataError(f"this run has no {split} split (set data.{'test' if split == 'test' else 'validation'}_split "
-                        f"in the spec); available: {', '.join(have)}")
-    state = TrainState(params=r.weights["params"], model_state=r.weights["model_state"], opt_state=None,
-                       step=jnp.int32(0))  # evaluation reads the weights only
+        raise DataError(
+            f"this run has no {split} split (set data.{'test' if split == 'test' else 'validation'}_split "
+            f"in the spec); available: {', '.join(have)}"
+        )
+    assert y is not None  # a split has both its inputs and its targets
+    state = TrainState(
+        params=r.weights["params"], model_state=r.weights["model_state"], opt_state=None, step=jnp.int32(0)
+    )  # evaluation reads the weights only
     if r.built.placement == "stream":  # too big for the device at once: the same batches, streamed
         sums = stream_evaluate(loop, stream_fns(loop), state, x, y, jax.device_put, r.built.window, r.built.prefetch)
     else:
@@ -129,7 +133,7 @@ def batched_predict(predict: Any, weights: dict, x: np.ndarray, batch: int) -> n
     b = max(1, min(batch, len(x)))
     outs = []
     for i in range(0, len(x), b):
-        xb = x[i:i + b]
+        xb = x[i : i + b]
         n = len(xb)
         if n < b:
             xb = np.concatenate([xb, np.repeat(xb[-1:], b - n, axis=0)])

@@ -27,7 +27,7 @@ def _read(path: Path) -> dict:
     """A JSON file of a run, or {} when missing or damaged (a damaged file must not hide the other runs)."""
     try:
         return rundir.read_json(path)
-    except Exception:  # noqa: BLE001  (any damage: the row says what the other files show)
+    except Exception:
         return {}
 
 
@@ -41,11 +41,18 @@ def run_row(run: Path) -> dict:
         a summary the status is running (its process lives), interrupted (it has checkpoints) or failed.
     """
     s, info = _read(run / rundir.SUMMARY), _read(run / rundir.RUN)
-    row: dict[str, Any] = {"run_dir": str(run), "name": s.get("name") or run.name,
-                           "date": info.get("started_at") or s.get("finished_at"), "status": s.get("status"),
-                           "best_epoch": s.get("best_epoch"), "monitor": s.get("monitor"),
-                           "best_value": s.get("best_value"), "epochs": s.get("epochs_run"),
-                           "duration_s": None, "stop_reason": s.get("stop_reason")}
+    row: dict[str, Any] = {
+        "run_dir": str(run),
+        "name": s.get("name") or run.name,
+        "date": info.get("started_at") or s.get("finished_at"),
+        "status": s.get("status"),
+        "best_epoch": s.get("best_epoch"),
+        "monitor": s.get("monitor"),
+        "best_value": s.get("best_value"),
+        "epochs": s.get("epochs_run"),
+        "duration_s": None,
+        "stop_reason": s.get("stop_reason"),
+    }
     if s.get("compile_seconds") is not None:
         row["duration_s"] = round(s["compile_seconds"] + s.get("train_seconds", 0.0), 2)
     if not s:
@@ -77,8 +84,9 @@ def list_runs(root: str | Path) -> list[dict]:
     if (root / rundir.SPEC).exists():
         dirs = [root]
     else:
-        dirs = sorted({p.parent for p in root.glob("*/" + rundir.SPEC)}
-                      | {p.parent for p in root.glob("*/*/" + rundir.SPEC)})
+        dirs = sorted(
+            {p.parent for p in root.glob("*/" + rundir.SPEC)} | {p.parent for p in root.glob("*/*/" + rundir.SPEC)}
+        )
     rows = [run_row(d) for d in dirs]
     rows.sort(key=lambda r: (r["date"] or "", r["run_dir"]))
     return rows

@@ -17,7 +17,7 @@ from nnctl.errors import NnctlError, choices_text, did_you_mean
 from nnctl.kinds import MODEL_KINDS
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
+import matplotlib.pyplot as plt
 
 
 def _image_shape(shape: tuple) -> tuple | None:
@@ -87,8 +87,14 @@ def sample_run(run_dir: str, n: int, out: str | None = None, seed: int = 0, labe
         np.savez(f, **arrays)
     png = path.with_suffix(".png")
     wrote_png = write_png(png, samples, tuple(r.built.data.input_shape))
-    return {"run_dir": str(run_dir), "samples": n, "npz": str(path), "png": str(png) if wrote_png else None,
-            "shape": list(samples.shape[1:]), "model": m.type}
+    return {
+        "run_dir": str(run_dir),
+        "samples": n,
+        "npz": str(path),
+        "png": str(png) if wrote_png else None,
+        "shape": list(samples.shape[1:]),
+        "model": m.type,
+    }
 
 
 def encode_run(run_dir: str, input_path: str, layer: str, output: str | None = None) -> dict:
@@ -100,13 +106,23 @@ def encode_run(run_dir: str, input_path: str, layer: str, output: str | None = N
         raise NnctlError(f"--encode needs a sequential (autoencoder) or vae run, not a {m.type}")
     names = kind.encodable(m)
     if layer not in names:
-        raise NnctlError(f"--encode: unknown layer '{layer}'.{did_you_mean(layer, names)} Layers: {choices_text(names)}")
+        raise NnctlError(
+            f"--encode: unknown layer '{layer}'.{did_you_mean(layer, names)} Layers: {choices_text(names)}"
+        )
     obj = r.built.loop.obj
     x = r.scalers[0].apply(read_inputs(input_path, r.loaded.spec.data, r.built.data))
-    codes = np.asarray(jax.jit(lambda p, ms, x: obj.encode(p, ms, x, layer))(
-        r.weights["params"], r.weights["model_state"], jnp.asarray(x)))
-    result = {"run_dir": str(run_dir), "input": input_path, "examples": len(x), "layer": layer,
-              "codes": codes.reshape(len(codes), -1).tolist()}
+    codes = np.asarray(
+        jax.jit(lambda p, ms, x: obj.encode(p, ms, x, layer))(
+            r.weights["params"], r.weights["model_state"], jnp.asarray(x)
+        )
+    )
+    result = {
+        "run_dir": str(run_dir),
+        "input": input_path,
+        "examples": len(x),
+        "layer": layer,
+        "codes": codes.reshape(len(codes), -1).tolist(),
+    }
     if output:
         p = Path(output)
         if p.suffix == ".npz":

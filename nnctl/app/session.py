@@ -38,9 +38,15 @@ class TrainResult:
     records: list = field(default_factory=list)
 
 
-def train_run(spec_path: str, out: str | None = None, overrides: tuple[str, ...] = (), seed: int | None = None,
-              on_start: OnStart = lambda b, p, e: None, on_epoch: OnEpoch = lambda r: None,
-              runs_root: str = "runs") -> TrainResult:
+def train_run(
+    spec_path: str,
+    out: str | None = None,
+    overrides: tuple[str, ...] = (),
+    seed: int | None = None,
+    on_start: OnStart = lambda b, p, e: None,
+    on_epoch: OnEpoch = lambda r: None,
+    runs_root: str = "runs",
+) -> TrainResult:
     """Train a spec into a new run directory.
 
     Args:
@@ -65,13 +71,20 @@ def train_run(spec_path: str, out: str | None = None, overrides: tuple[str, ...]
     name = spec.name or Path(spec_path).stem
     run = rundir.new_run_dir(out, name, runs_root) if is_primary() else scratch_run_dir()  # process 0 writes
     rundir.write_spec(run, resolved_paths(loaded))
-    rundir.write_json(run / "origin.json", {"spec_file": str(Path(spec_path).resolve()),
-                                            "spec_dir": str(Path(loaded.base_dir).resolve()), "overrides": list(ov)})
+    rundir.write_json(
+        run / "origin.json",
+        {
+            "spec_file": str(Path(spec_path).resolve()),
+            "spec_dir": str(Path(loaded.base_dir).resolve()),
+            "overrides": list(ov),
+        },
+    )
     return _session(b, run, None, on_start, on_epoch)
 
 
-def resume_run(run_dir: str | Path, on_start: OnStart = lambda b, p, e: None,
-               on_epoch: OnEpoch = lambda r: None) -> TrainResult:
+def resume_run(
+    run_dir: str | Path, on_start: OnStart = lambda b, p, e: None, on_epoch: OnEpoch = lambda r: None
+) -> TrainResult:
     """Continue a run from its newest checkpoint, in the same directory, under its saved spec.
 
     Args:
@@ -84,8 +97,10 @@ def resume_run(run_dir: str | Path, on_start: OnStart = lambda b, p, e: None,
     if (run / rundir.SUMMARY).exists():
         status = rundir.read_json(run / rundir.SUMMARY).get("status")
         if status in ("finished", "stopped_early", "failed"):
-            raise RunDirError(f"{run} has already ended (status: {status}); there is nothing to resume. "
-                              f"Train again with a new --out to continue from its weights.")
+            raise RunDirError(
+                f"{run} has already ended (status: {status}); there is nothing to resume. "
+                f"Train again with a new --out to continue from its weights."
+            )
     checkpoint.clean_temporaries(run)
     base = data_base(run)
     spec_file = run / rundir.SPEC
@@ -96,8 +111,9 @@ def resume_run(run_dir: str | Path, on_start: OnStart = lambda b, p, e: None,
     loaded = load_text(text, str(spec_file), (), base)
     b = build(loaded, prepare(loaded.spec, loaded.analysis, base))
     carry, meta = checkpoint.load_latest(run, carry_template(b), loaded.spec)
-    start = Resume(carry, [], float(meta.get("compile_seconds", 0.0)), float(meta.get("train_seconds", 0.0)),
-                   int(meta["epoch"]))
+    start = Resume(
+        carry, [], float(meta.get("compile_seconds", 0.0)), float(meta.get("train_seconds", 0.0)), int(meta["epoch"])
+    )
     return _session(b, run, start, on_start, on_epoch)
 
 
@@ -143,9 +159,16 @@ def _session(b: Built, run: Path, start: Resume | None, on_start: OnStart, on_ep
     try:
         res = fit(b, record, stop, start=start, ckpt=ckpt)
     except Exception as e:
-        rundir.write_json(run / rundir.SUMMARY, {"name": b.loaded.spec.name or run.name, "run_dir": str(run),
-                                                 "status": "failed", "error": f"{type(e).__name__}: {e}",
-                                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        rundir.write_json(
+            run / rundir.SUMMARY,
+            {
+                "name": b.loaded.spec.name or run.name,
+                "run_dir": str(run),
+                "status": "failed",
+                "error": f"{type(e).__name__}: {e}",
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
         _restore_handlers(old)
         raise
     finally:
@@ -157,8 +180,11 @@ def _session(b: Built, run: Path, start: Resume | None, on_start: OnStart, on_ep
     if stop.signum is not None and res.status == "interrupted":  # a signal after the last epoch changes nothing
         code = 130 if stop.signum == signal.SIGINT else 143
         where = f"checkpoint {res.checkpoint}" if res.checkpoint else "the run so far"
-        raise TrainingInterrupted(f"{signal.Signals(stop.signum).name}: stopped after epoch {int(res.carry.epoch)}; "
-                                  f"{where} is saved. Resume with: nnctl train --resume {run}", code)
+        raise TrainingInterrupted(
+            f"{signal.Signals(stop.signum).name}: stopped after epoch {int(res.carry.epoch)}; "
+            f"{where} is saved. Resume with: nnctl train --resume {run}",
+            code,
+        )
     return TrainResult(run, summary, res.records)
 
 
@@ -174,10 +200,18 @@ def _write_run_info(run: Path, start: Resume | None) -> None:
 
 def _write_final(b: Built, run: Path, res: FitResult, start: Resume | None) -> dict:
     data, carry = b.data, res.carry
-    rundir.write_state(run, res.weights, carry.state.opt_state,
-                       {"x": data.scaler.to_dict(), "y": data.target_scaler.to_dict(), "impute": data.imputer.to_dict(),
-                        "csv": data.layout.to_dict() if data.layout else None},
-                       {"seed": b.loaded.spec.seed, "epoch": int(carry.epoch), "step": int(carry.state.step)})
+    rundir.write_state(
+        run,
+        res.weights,
+        carry.state.opt_state,
+        {
+            "x": data.scaler.to_dict(),
+            "y": data.target_scaler.to_dict(),
+            "impute": data.imputer.to_dict(),
+            "csv": data.layout.to_dict() if data.layout else None,
+        },
+        {"seed": b.loaded.spec.seed, "epoch": int(carry.epoch), "step": int(carry.state.step)},
+    )
     summary = summarize(b, res, run, start.epoch if start is not None else None)
     rundir.write_json(run / rundir.SUMMARY, summary)
     return summary

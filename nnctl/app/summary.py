@@ -36,17 +36,31 @@ def summarize(b: Built, res: FitResult, run: Path, resumed_from: int | None = No
     steps = int(res.carry.state.step)
     spec = b.loaded.spec
     s = {
-        "name": spec.name or run.name, "run_dir": str(run), "status": res.status,
-        "stop_reason": res.reason or None, "epochs_run": len(recs), "epochs_planned": b.epochs, "steps": steps,
-        "monitor": f"{split}/{metric}", "best_epoch": best, "best_value": best_value,
+        "name": spec.name or run.name,
+        "run_dir": str(run),
+        "status": res.status,
+        "stop_reason": res.reason or None,
+        "epochs_run": len(recs),
+        "epochs_planned": b.epochs,
+        "steps": steps,
+        "monitor": f"{split}/{metric}",
+        "best_epoch": best,
+        "best_value": best_value,
         "restored_best": bool(b.loop.restore_best and best is not None and res.reason != "nonfinite"),
-        "compile_seconds": round(res.compile_s, 4), "train_seconds": round(res.train_s, 4),
+        "compile_seconds": round(res.compile_s, 4),
+        "train_seconds": round(res.train_s, 4),
         "steps_per_second": round(steps / res.train_s, 1) if res.train_s > 0 else None,
-        "parameters": b.param_count, "fuse": b.fuse, "data_placement": b.placement, "data_sizes": b.data.sizes,
+        "parameters": b.param_count,
+        "fuse": b.fuse,
+        "data_placement": b.placement,
+        "data_sizes": b.data.sizes,
         "task": b.data.task,
         "final": {k: v for k, v in (recs[-1] if recs else {}).items() if k.startswith(("train/", "val/"))},
-        "at_best_epoch": {k: v for k, v in next((r for r in recs if r["epoch"] == best), {}).items()
-                          if k.startswith(("train/", "val/"))},
+        "at_best_epoch": {
+            k: v
+            for k, v in next((r for r in recs if r["epoch"] == best), {}).items()
+            if k.startswith(("train/", "val/"))
+        },
         "seed": spec.seed,
         "logs": ["metrics.jsonl", *spec.train.log],
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -61,6 +75,8 @@ def summarize(b: Built, res: FitResult, run: Path, resumed_from: int | None = No
         bad = res.carry.bad
         what, epoch, step = bad.quantity(), int(bad.epoch) + 1, int(bad.step)
         s["nonfinite"] = {"epoch": epoch, "step": step, "quantity": what}
-        s["message"] = (f"non-finite {what} at epoch {epoch}, step {step}: training stopped and the "
-                        f"weights of the last good epoch were kept (lower the learning rate or clip gradients)")
+        s["message"] = (
+            f"non-finite {what} at epoch {epoch}, step {step}: training stopped and the "
+            f"weights of the last good epoch were kept (lower the learning rate or clip gradients)"
+        )
     return s

@@ -31,9 +31,9 @@ def time_spec(spec_path: str, overrides: tuple[str, ...] = (), steps: int = 50, 
 
     state = jax.jit(loop.start, static_argnums=0)(tuple(data.input_shape)).state
     sums = jax.jit(loop.train_sums0)()
-    epoch, i = jnp.int32(0), jnp.int32(0)
+    key, i = loop.epoch_key(jnp.int32(0)), jnp.int32(0)
     t = time.perf_counter()
-    lowered = jax.jit(loop.train_step, donate_argnums=(0, 1, 2)).lower(state, *sums, x, y, mask, epoch, i)
+    lowered = jax.jit(loop.train_step, donate_argnums=(0, 1, 2)).lower(state, *sums, x, y, mask, key, i)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t
 
@@ -43,24 +43,34 @@ def time_spec(spec_path: str, overrides: tuple[str, ...] = (), steps: int = 50, 
     mem = compiled.memory_analysis()
     memory = None
     if mem is not None:
-        memory = {k: int(getattr(mem, f"{k}_size_in_bytes", 0) or 0)
-                  for k in ("argument", "output", "temp", "generated_code")}
+        memory = {
+            k: int(getattr(mem, f"{k}_size_in_bytes", 0) or 0) for k in ("argument", "output", "temp", "generated_code")
+        }
         memory["total"] = memory["argument"] + memory["output"] + memory["temp"]
 
     for _ in range(warmup):
-        state, *sums = compiled(state, *sums, x, y, mask, epoch, i)
+        state, *sums = compiled(state, *sums, x, y, mask, key, i)
     jax.block_until_ready((state, sums))
     t = time.perf_counter()
     for _ in range(steps):
-        state, *sums = compiled(state, *sums, x, y, mask, epoch, i)
+        state, *sums = compiled(state, *sums, x, y, mask, key, i)
     jax.block_until_ready((state, sums))
     step_s = (time.perf_counter() - t) / steps
 
-    out = {"spec": spec_path, "device": f"{jax.default_backend()} x{jax.device_count()}", "batch_size": bs,
-           "parameters": b.param_count, "fuse": b.fuse, "compile_seconds": round(compile_s, 4),
-           "step_ms": step_s * 1e3, "steps_per_second": 1.0 / step_s, "samples_per_second": bs / step_s,
-           "flops_per_step": flops, "gflops_per_second": flops / step_s / 1e9 if flops else None,
-           "memory_bytes": memory}
+    out = {
+        "spec": spec_path,
+        "device": f"{jax.default_backend()} x{jax.device_count()}",
+        "batch_size": bs,
+        "parameters": b.param_count,
+        "fuse": b.fuse,
+        "compile_seconds": round(compile_s, 4),
+        "step_ms": step_s * 1e3,
+        "steps_per_second": 1.0 / step_s,
+        "samples_per_second": bs / step_s,
+        "flops_per_step": flops,
+        "gflops_per_second": flops / step_s / 1e9 if flops else None,
+        "memory_bytes": memory,
+    }
 
     if b.fuse == "epochs":  # the program `nnctl train` runs: a whole epoch in one call
         out["epoch_program"] = _epoch_program(loop, data, steps)
@@ -72,8 +82,11 @@ def _epoch_program(loop, data, steps: int) -> dict:
     train_data = (jnp.asarray(data.x_train), jnp.asarray(data.y_train))
     st = jax.jit(loop.start, static_argnums=0)(tuple(data.input_shape)).state
     t = time.perf_counter()
-    ep = jax.jit(lambda s, d, e: loop.train_epoch(s, d, e), donate_argnums=0).lower(
-        st, train_data, jnp.int32(0)).compile()
+    ep = (
+        jax.jit(lambda s, d, e: loop.train_epoch(s, d, e), donate_argnums=0)
+        .lower(st, train_data, jnp.int32(0))
+        .compile()
+    )
     epoch_compile = time.perf_counter() - t
     st, _, _ = ep(st, train_data, jnp.int32(0))
     jax.block_until_ready(st)
@@ -83,6 +96,10 @@ def _epoch_program(loop, data, steps: int) -> dict:
         st, s2, _ = ep(st, train_data, jnp.int32(e + 1))
     jax.block_until_ready((st, s2))
     per_step = (time.perf_counter() - t) / (reps * loop.n_batches)
-    return {"compile_seconds": round(epoch_compile, 4), "steps_per_epoch": loop.n_batches,
-            "step_ms": per_step * 1e3, "steps_per_second": 1.0 / per_step,
-            "samples_per_second": loop.batch_size / per_step}
+    return {
+        "compile_seconds": round(epoch_compile, 4),
+        "steps_per_epoch": loop.n_batches,
+        "step_ms": per_step * 1e3,
+        "steps_per_second": 1.0 / per_step,
+        "samples_per_second": loop.batch_size / per_step,
+    }

@@ -8,6 +8,7 @@ under `init_from`."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -58,10 +59,15 @@ def start_from(carry: Carry, run_dir: str, base_dir: Path | None = None) -> tupl
     source = load_source(run_dir, base_dir)
     source = {"params": source.get("params", {}), "model_state": source.get("model_state", {})}
     weights, report = copy_matching(carry.state.weights(), source)
-    short = lambda p: p.removeprefix("params/")  # noqa: E731
-    report = {"run_dir": str(run_dir),
-              **{k: [{**d, "path": short(d["path"])} for d in v] if k == "skipped" else [short(p) for p in v]
-                 for k, v in report.items()}}
-    state = carry.state.replace(params=weights["params"], model_state=weights["model_state"])
-    copy = lambda t: jax.tree.map(jnp.copy, t)  # noqa: E731  (a donated carry needs a buffer per leaf)
-    return carry.replace(state=state, best=copy(weights), good=copy(weights)), report
+    short = lambda p: p.removeprefix("params/")
+    report = {
+        "run_dir": str(run_dir),
+        **{
+            k: [{**d, "path": short(d["path"])} for d in v] if k == "skipped" else [short(p) for p in v]
+            for k, v in report.items()
+        },
+    }
+    # dataclasses.replace is what flax's runtime-added `replace` method calls; type checkers know it
+    state = dataclasses.replace(carry.state, params=weights["params"], model_state=weights["model_state"])
+    copy = lambda t: jax.tree.map(jnp.copy, t)
+    return dataclasses.replace(carry, state=state, best=copy(weights), good=copy(weights)), report

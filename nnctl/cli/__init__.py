@@ -11,8 +11,12 @@ import sys
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Train neural networks from YAML specs (Flax + Optax, compiled by XLA).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train neural networks from YAML specs (Flax + Optax, compiled by XLA).",
+)
 
 # The command modules, in the order `nnctl --help` lists their commands; each decorates its functions onto `app`.
 # isort: off
@@ -30,4 +34,3 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-

@@ -18,18 +18,21 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but
 def console(stderr: bool = False) -> Any:
     """A rich console (stdout, or stderr) that does not colour numbers on its own."""
     from rich.console import Console
+
     return Console(stderr=stderr, highlight=False)
 
 
 def esc(obj: Any) -> str:
     """User text as rich text: messages can contain [brackets] that must not be read as markup."""
     from rich.markup import escape
+
     return escape(str(obj))
 
 
 def guard(fn: Callable[[], Any], as_json: bool) -> Any:
     """Run a command body; user errors become a message and an exit code, not a traceback."""
     from nnctl.errors import NnctlError, SpecError
+
     try:
         return fn()
     except NnctlError as e:

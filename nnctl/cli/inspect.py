@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from nnctl.cli import app
 from nnctl.cli.common import JsonOpt, QuietOpt, console, emit, esc, guard
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 inspect_app = typer.Typer(no_args_is_help=True, help="Look at a model without training it.")
 app.add_typer(inspect_app, name="inspect")
@@ -22,9 +25,11 @@ def inspect_params(
     quiet: QuietOpt = False,
 ):
     """One row per parameter array and per layer, then Total / Trainable / Non-trainable / Frozen."""
+
     def body():
         from nnctl.app.inspect import params_report
         from nnctl.spec import load_spec
+
         return params_report(load_spec(spec, tuple(set_ or ()), require_sources=False))
 
     res = guard(body, as_json)
@@ -33,8 +38,16 @@ def inspect_params(
         from rich.table import Table
 
         from nnctl.app.inspect import human_bytes
+
         t = Table(title="parameters")
-        for col, just in (("layer", "left"), ("path", "left"), ("shape", "left"), ("count", "right"), ("kind", "left")):
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("layer", "left"),
+            ("path", "left"),
+            ("shape", "left"),
+            ("count", "right"),
+            ("kind", "left"),
+        )
+        for col, just in columns:
             t.add_column(col, justify=just)
         for r in res["parameters"]:
             t.add_row(r["layer"], r["path"], str(tuple(r["shape"])), f"{r['count']:,}", r["kind"])
@@ -47,8 +60,12 @@ def inspect_params(
             lt.add_row(r["layer"], f"{r['count']:,}")
         c.print(lt)
         tot = res["totals"]
-        for label, key in (("Total", "total"), ("Trainable", "trainable"), ("Non-trainable", "non_trainable"),
-                           ("Frozen", "frozen")):
+        for label, key in (
+            ("Total", "total"),
+            ("Trainable", "trainable"),
+            ("Non-trainable", "non_trainable"),
+            ("Frozen", "frozen"),
+        ):
             c.print(f"{label + ' params:':<22}{tot[key]['count']:>12,}  ({human_bytes(tot[key]['bytes'])})")
 
     emit(res, as_json, quiet, render)
@@ -62,15 +79,18 @@ def inspect_model(
     quiet: QuietOpt = False,
 ):
     """Each layer's output shape, from the spec alone."""
+
     def body():
         from nnctl.app.inspect import model_report
         from nnctl.spec import load_spec
+
         return model_report(load_spec(spec, tuple(set_ or ()), require_sources=False))
 
     res = guard(body, as_json)
 
     def render():
         from rich.table import Table
+
         t = Table(title=f"model (input {tuple(res['input_shape'])})")
         for col in ("layer", "type", "inputs", "output shape", "activation"):
             t.add_column(col)
@@ -95,10 +115,12 @@ def validate(
     from nnctl.errors import SpecError
     from nnctl.spec import load_spec
 
-    results, bad = [], 0
+    results: list[dict[str, Any]] = []
+    bad = 0
     for s in specs:
         try:
             loaded = load_spec(s, require_sources=False)
+            assert loaded.analysis is not None  # load_spec checks the spec by default
             results.append({"spec": s, "ok": True, "warnings": [str(w) for w in loaded.analysis.warnings]})
         except SpecError as e:
             bad += 1
@@ -123,7 +145,7 @@ def validate(
 @app.command()
 def schema(
     out: Annotated[str | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="With --out: print {\"path\": ...} as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='With --out: print {"path": ...} as JSON.')] = False,
     quiet: QuietOpt = False,
 ):
     """Print the JSON Schema of the spec language (for editors' YAML language servers).
@@ -131,6 +153,7 @@ def schema(
     The schema itself is always JSON; with --out it goes to the file and the command reports where
     (nothing with --quiet, a JSON document with --json)."""
     from nnctl.spec.models import Spec
+
     doc = Spec.model_json_schema()
     doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     doc["title"] = "nnctl spec"

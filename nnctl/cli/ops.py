@@ -4,15 +4,23 @@ confusion matrix). The data come from nnctl.app.runs and nnctl.app.plots; this m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nnctl.cli import app
 from nnctl.cli.common import JsonOpt, QuietOpt, console, emit, fmt, guard
 
-STATUS_TEXT = {"finished": "finished", "stopped_early": "stopped early", "interrupted": "interrupted",
-               "failed": "failed", "running": "running"}
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+
+STATUS_TEXT = {
+    "finished": "finished",
+    "stopped_early": "stopped early",
+    "interrupted": "interrupted",
+    "failed": "failed",
+    "running": "running",
+}
 
 
 @app.command()
@@ -24,17 +32,28 @@ def runs(
     """A table of runs: name, date, status, best epoch, best validation metric, duration.
 
     Status is finished, stopped early, interrupted (resumable), failed or running."""
+
     def body():
         from nnctl.app.runs import list_runs
+
         return list_runs(root)
 
     res = guard(body, as_json)
 
     def render():
         from rich.table import Table
+
         t = Table(title=f"runs in {root}")
-        for col, just in (("name", "left"), ("date", "left"), ("status", "left"), ("epochs", "right"),
-                          ("best epoch", "right"), ("best value", "left"), ("duration", "right")):
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("name", "left"),
+            ("date", "left"),
+            ("status", "left"),
+            ("epochs", "right"),
+            ("best epoch", "right"),
+            ("best value", "left"),
+            ("duration", "right"),
+        )
+        for col, just in columns:
             t.add_column(col, justify=just)
         names = [r["name"] for r in res]
         for r in res:
@@ -44,8 +63,15 @@ def runs(
             if r["stop_reason"] and r["status"] == "stopped_early":
                 status += f" ({r['stop_reason']})"
             name = r["name"] if names.count(r["name"]) == 1 else f"{r['name']} ({Path(r['run_dir']).name})"
-            t.add_row(name, (r["date"] or "")[:16].replace("T", " "), status, fmt(r["epochs"] or ""),
-                      fmt(r["best_epoch"] or ""), best, dur)
+            t.add_row(
+                name,
+                (r["date"] or "")[:16].replace("T", " "),
+                status,
+                fmt(r["epochs"] or ""),
+                fmt(r["best_epoch"] or ""),
+                best,
+                dur,
+            )
         c = console()
         if not c.is_terminal:
             c.width = max(c.width, 120)  # piped: do not squeeze the table into 80 columns
@@ -68,8 +94,10 @@ def plot(
 
     Loss and each metric vs epoch (train solid, val dashed, runs overlaid), the best epoch dotted and an
     early stop marked x; the confusion matrix is on the validation split (else test, else train)."""
+
     def body():
         from nnctl.app.plots import plot_runs
+
         return plot_runs(run_dirs, out, not no_confusion)
 
     res = guard(body, as_json)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from nnctl.cli.common import fmt
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class TrainDisplay:
@@ -14,8 +18,8 @@ class TrainDisplay:
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
-        self.progress = None
-        self.task = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
         self._last: dict | None = None
         self._shown_at = 0.0
 
@@ -44,11 +48,19 @@ class TrainDisplay:
         c = Console(stderr=True, highlight=False)
         for line in banner_lines(info):
             c.print(line)
-        self.progress = Progress(TextColumn("[bold]epoch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TextColumn("{task.fields[metrics]}"), console=c, transient=False)
+        self.progress = Progress(
+            TextColumn("[bold]epoch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            console=c,
+            transient=False,
+        )
         self.progress.start()
-        self.task = self.progress.add_task("train", total=info["epochs"], completed=info["start_epoch"] or 0,
-                                           metrics="compiling...")
+        self.task = self.progress.add_task(
+            "train", total=info["epochs"], completed=info["start_epoch"] or 0, metrics="compiling..."
+        )
 
     def epoch(self, rec: dict) -> None:
         """Take one epoch's record; the bar shows the latest every REFRESH_S seconds."""
@@ -64,6 +76,7 @@ class TrainDisplay:
         rec = self._last
         if rec is None:
             return
+        assert self.progress is not None and self.task is not None  # callers check the bar was started
         shown = {k: v for k, v in rec.items() if k.startswith(("train/", "val/"))}
         text = "  ".join(f"{k}={fmt(v)}" for k, v in shown.items())
         self.progress.update(self.task, completed=rec["epoch"], metrics=text)
@@ -78,8 +91,10 @@ class TrainDisplay:
             self.progress.stop()
             self.progress = None
         c = Console(highlight=False)
-        t = Table(title=f"{summary['name']}: {summary['status']}"
-                        + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""))
+        t = Table(
+            title=f"{summary['name']}: {summary['status']}"
+            + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else "")
+        )
         best = summary.get("at_best_epoch") or {}
         kept = "best epoch (kept)" if summary.get("restored_best") else "best epoch"
         t.add_column("")
@@ -89,9 +104,15 @@ class TrainDisplay:
         for k, v in summary["final"].items():
             t.add_row(k, fmt(v), *([fmt(best.get(k, ""))] if best else []))
         pad = [""] if best else []
-        t.add_row("monitor", f"{summary['monitor']} (best {fmt(summary['best_value'])} at epoch {summary['best_epoch']})", *pad)
+        t.add_row(
+            "monitor",
+            f"{summary['monitor']} (best {fmt(summary['best_value'])} at epoch {summary['best_epoch']})",
+            *pad,
+        )
         t.add_row("epochs / steps", f"{summary['epochs_run']} / {summary['steps']}", *pad)
-        t.add_row("compile / train time", f"{summary['compile_seconds']:.2f} s / {summary['train_seconds']:.2f} s", *pad)
+        t.add_row(
+            "compile / train time", f"{summary['compile_seconds']:.2f} s / {summary['train_seconds']:.2f} s", *pad
+        )
         t.add_row("steps/s", fmt(summary["steps_per_second"]), *pad)
         c.print(t)
         if summary.get("message"):
@@ -111,15 +132,22 @@ def banner_lines(info: dict) -> list[str]:
         + (f"   class weights: {', '.join(f'{w:.3g}' for w in cw)}" if cw else ""),
         f"  batch {info['batch_size']} x {info['steps_per_epoch']} steps/epoch   epochs {info['epochs']}   "
         f"compiled loop: {info['fuse']}"
-        + (f", data streamed from the host ({st['window']} batches per call, {st['prefetch']} prefetched)"
-           if st else ""),
+        + (
+            f", data streamed from the host ({st['window']} batches per call, {st['prefetch']} prefetched)"
+            if st
+            else ""
+        ),
     ]
     if es is not None:
-        lines.append(f"  early stopping: {es['monitor']} ({es['mode']}) patience {es['patience']}, "
-                     f"min_delta {es['min_delta']}{', restore best' if es['restore_best'] else ''}")
+        lines.append(
+            f"  early stopping: {es['monitor']} ({es['mode']}) patience {es['patience']}, "
+            f"min_delta {es['min_delta']}{', restore best' if es['restore_best'] else ''}"
+        )
     ckpt = f"every {ck['every_epochs']} epochs (keep {ck['keep']}) + best" if ck else "on interrupt only"
-    lines.append(f"  seed {info['seed']}   shuffle {info['shuffle']}   on_nonfinite {info['on_nonfinite']}   "
-                 f"checkpoints: {ckpt}   logs: {', '.join(info['logs'])}")
+    lines.append(
+        f"  seed {info['seed']}   shuffle {info['shuffle']}   on_nonfinite {info['on_nonfinite']}   "
+        f"checkpoints: {ckpt}   logs: {', '.join(info['logs'])}"
+    )
     if info["start_epoch"] is not None:
         lines.append(f"  [bold]resuming[/] after epoch {info['start_epoch']} from {info['checkpoint_dir']}")
     return lines
@@ -127,5 +155,6 @@ def banner_lines(info: dict) -> list[str]:
 
 def _missing_note(sizes: dict) -> str:
     parts = ([f"{sizes['dropped']} examples dropped"] if sizes.get("dropped") else []) + (
-        [f"{sizes['filled']} values filled with training means"] if sizes.get("filled") else [])
+        [f"{sizes['filled']} values filled with training means"] if sizes.get("filled") else []
+    )
     return f"; missing values: {', '.join(parts)}" if parts else ""

@@ -9,23 +9,47 @@ import typer
 from nnctl.cli import app
 from nnctl.cli.common import JsonOpt, QuietOpt, console, emit, esc, fmt, guard
 
+SpecArg = Annotated[str | None, typer.Argument(help="The YAML spec to train.")]
+OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="Run directory (must not exist).")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: train.epochs=5")]
+SeedOpt = Annotated[int | None, typer.Option(help="Override the spec's seed.")]
+ResumeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--resume", help="Continue RUN_DIR from its newest checkpoint (under the run's saved spec; no SPEC argument)."
+    ),
+]
+CoordinatorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--coordinator",
+        envvar="NNCTL_COORDINATOR",
+        help="Multi-process training: HOST:PORT of process 0 (starts jax.distributed).",
+    ),
+]
+ProcessesOpt = Annotated[
+    int | None, typer.Option("--num-processes", envvar="NNCTL_NUM_PROCESSES", help="Multi-process: how many processes.")
+]
+ProcessIdOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--process-id",
+        envvar="NNCTL_PROCESS_ID",
+        help="Multi-process: this process's index (0 writes the run directory).",
+    ),
+]
+
 
 @app.command()
 def train(
-    spec: Annotated[str | None, typer.Argument(help="The YAML spec to train.")] = None,
-    out: Annotated[str | None, typer.Option("--out", "-o", help="Run directory (must not exist).")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key: train.epochs=5")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override the spec's seed.")] = None,
-    resume: Annotated[str | None, typer.Option("--resume", help="Continue RUN_DIR from its newest checkpoint "
-                                                  "(under the run's saved spec; no SPEC argument).")] = None,
-    coordinator: Annotated[str | None, typer.Option(
-        "--coordinator", envvar="NNCTL_COORDINATOR",
-        help="Multi-process training: HOST:PORT of process 0 (starts jax.distributed).")] = None,
-    num_processes: Annotated[int | None, typer.Option(
-        "--num-processes", envvar="NNCTL_NUM_PROCESSES", help="Multi-process: how many processes.")] = None,
-    process_id: Annotated[int | None, typer.Option(
-        "--process-id", envvar="NNCTL_PROCESS_ID",
-        help="Multi-process: this process's index (0 writes the run directory).")] = None,
+    spec: SpecArg = None,
+    out: OutOpt = None,
+    set_: SetOpt = None,
+    seed: SeedOpt = None,
+    resume: ResumeOpt = None,
+    coordinator: CoordinatorOpt = None,
+    num_processes: ProcessesOpt = None,
+    process_id: ProcessIdOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
@@ -35,18 +59,22 @@ def train(
     130/143 saying how to resume."""
     from nnctl.cli.progress import TrainDisplay
     from nnctl.errors import NnctlError, TrainingInterrupted
+
     display = TrainDisplay(enabled=not (quiet or as_json))
 
     def body():
         from nnctl.app import resume_run, train_run
         from nnctl.app.banner import banner
         from nnctl.parallel import initialize
+
         initialize(coordinator, num_processes, process_id)
         on_start = lambda b, run, e: display.start(banner(b, run, e))
         if resume is not None:
             if spec is not None or out is not None or set_ or seed is not None:
-                raise NnctlError("--resume RUN_DIR continues a run under its saved spec: give no SPEC, --out, "
-                                 "--set or --seed with it")
+                raise NnctlError(
+                    "--resume RUN_DIR continues a run under its saved spec: give no SPEC, --out, "
+                    "--set or --seed with it"
+                )
             with display:
                 return resume_run(resume, on_start=on_start, on_epoch=display.epoch)
         if spec is None:
@@ -83,12 +111,14 @@ def eval_(
         if split not in ("test", "val", "train"):
             raise NnctlError(f"--split must be test, val or train, got '{split}'")
         from nnctl.app import evaluate_run
+
         return evaluate_run(run_dir, split)
 
     res = guard(body, as_json)
 
     def render():
         from rich.table import Table
+
         c = console()
         c.print(f"[bold]{esc(run_dir)}[/]: {split} split, {res['examples']} examples")
         t = Table()
@@ -117,22 +147,35 @@ def predict(
     run_dir: Annotated[str, typer.Argument(help="A run directory written by `nnctl train`.")],
     input: Annotated[str, typer.Option("--input", "-i", help="CSV (with a header) or .npz of inputs.")],
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write predictions (.csv or .npz).")] = None,
-    encode: Annotated[str | None, typer.Option("--encode", help="Output the codes of this layer instead "
-                                                  "(an autoencoder's code layer; z_mean of a vae).")] = None,
+    encode: Annotated[
+        str | None,
+        typer.Option(
+            "--encode", help="Output the codes of this layer instead (an autoencoder's code layer; z_mean of a vae)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
     """Apply a trained model (with its saved normaliser) to new inputs."""
+
     def body():
         from nnctl.app import predict_run
         from nnctl.app.sample import encode_run
+
         return encode_run(run_dir, input, encode, output) if encode else predict_run(run_dir, input, output)
 
     res = guard(body, as_json)
     if encode:
-        emit(res, as_json, quiet, lambda: console().print(
-            f"wrote {res['examples']} codes of layer {encode} to {output}" if output else
-            "\n".join(f"{i}: {[round(v, 4) for v in c]}" for i, c in enumerate(res["codes"][:50]))))
+        emit(
+            res,
+            as_json,
+            quiet,
+            lambda: console().print(
+                f"wrote {res['examples']} codes of layer {encode} to {output}"
+                if output
+                else "\n".join(f"{i}: {[round(v, 4) for v in c]}" for i, c in enumerate(res["codes"][:50]))
+            ),
+        )
         return
 
     def render():

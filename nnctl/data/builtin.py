@@ -42,26 +42,30 @@ def _xnor(seed, n, noise):
 def _sk(loader):
     def load(seed, n, noise):
         import sklearn.datasets as ds  # lazy: importing scikit-learn takes seconds; only these datasets need it
+
         b = getattr(ds, loader)()
         return b.data.astype(np.float32), b.target
+
     return load
 
 
 register_builtin("iris", (4,), 3, "Fisher's iris: 150 flowers, 4 measurements, 3 species")(_sk("load_iris"))
-register_builtin("wine", (13,), 3, "wine recognition: 178 wines, 13 chemical features, 3 cultivars")(
-    _sk("load_wine"))
+register_builtin("wine", (13,), 3, "wine recognition: 178 wines, 13 chemical features, 3 cultivars")(_sk("load_wine"))
 register_builtin("breast_cancer", (30,), 2, "Wisconsin breast cancer: 569 cases, 30 features, benign/malignant")(
-    _sk("load_breast_cancer"))
-register_builtin("digits", (64,), 10,
-                 "handwritten digits: 1,797 8x8 images (as 64 values 0..16; reshape to [8, 8, 1])")(
-    _sk("load_digits"))
+    _sk("load_breast_cancer")
+)
+register_builtin(
+    "digits", (64,), 10, "handwritten digits: 1,797 8x8 images (as 64 values 0..16; reshape to [8, 8, 1])"
+)(_sk("load_digits"))
 register_builtin("diabetes", (10,), None, "diabetes progression: 442 patients, 10 features, regression")(
-    _sk("load_diabetes"))
+    _sk("load_diabetes")
+)
 
 
 @register_builtin("moons", (2,), 2, "two interleaving half circles (n_samples, noise)")
 def _moons(seed, n, noise):
     from sklearn.datasets import make_moons  # lazy: importing scikit-learn takes seconds
+
     x, y = make_moons(n or 500, noise=0.1 if noise is None else noise, random_state=seed)
     return x.astype(np.float32), y
 
@@ -69,6 +73,7 @@ def _moons(seed, n, noise):
 @register_builtin("circles", (2,), 2, "a circle inside a circle (n_samples, noise)")
 def _circles(seed, n, noise):
     from sklearn.datasets import make_circles  # lazy: importing scikit-learn takes seconds
+
     x, y = make_circles(n or 500, noise=0.05 if noise is None else noise, factor=0.5, random_state=seed)
     return x.astype(np.float32), y
 

@@ -15,8 +15,12 @@ def ring_centres(k: int = RING_MODES, radius: float = RING_RADIUS) -> np.ndarray
     return np.stack([radius * np.cos(t), radius * np.sin(t)], 1).astype(np.float32)
 
 
-@register_builtin("ring", (2,), RING_MODES, "8 Gaussians on a circle of radius 2 (GAN mode coverage); label = mode "
-                                            "(n_samples, noise = stddev, default 0.05)")
+@register_builtin(
+    "ring",
+    (2,),
+    RING_MODES,
+    "8 Gaussians on a circle of radius 2 (GAN mode coverage); label = mode (n_samples, noise = stddev, default 0.05)",
+)
 def _ring(seed, n, noise):
     rng = np.random.default_rng(seed)
     n = n or 2000

@@ -27,9 +27,13 @@ def _wave(kind: str, phase: np.ndarray) -> np.ndarray:
     return np.where(f < 0.2, 1.0, -0.25)  # pulse train
 
 
-@register_builtin("waveforms", (WAVE_STEPS,), 10,
-                  "noisy 40-step waveforms, 10 classes: sine/square/triangle/sawtooth/pulse x slow (1-2 cycles) "
-                  "or fast (3-4.5 cycles), random phase and amplitude (n_samples, noise = stddev, default 0.3)")
+@register_builtin(
+    "waveforms",
+    (WAVE_STEPS,),
+    10,
+    "noisy 40-step waveforms, 10 classes: sine/square/triangle/sawtooth/pulse x slow (1-2 cycles) "
+    "or fast (3-4.5 cycles), random phase and amplitude (n_samples, noise = stddev, default 0.3)",
+)
 def _waveforms(seed, n, noise):
     rng = np.random.default_rng(seed)
     n = n or 2000
@@ -40,17 +44,21 @@ def _waveforms(seed, n, noise):
         kind, fast = _SHAPES[c % 5], c // 5
         cycles = rng.uniform(3.0, 4.5) if fast else rng.uniform(1.0, 2.0)
         amp = rng.uniform(0.6, 1.4)
-        x[i] = amp * _wave(kind, cycles * t + rng.uniform()) + rng.normal(0, 0.3 if noise is None else noise,
-                                                                           WAVE_STEPS)
+        x[i] = amp * _wave(kind, cycles * t + rng.uniform()) + rng.normal(
+            0, 0.3 if noise is None else noise, WAVE_STEPS
+        )
     return x, y.astype(np.int32)
 
 
 PARITY_BITS = 10
 
 
-@register_builtin("parity", (PARITY_BITS,), 2,
-                  "10-bit strings; label 1 when the number of ones is odd (n_samples; noise = fraction of "
-                  "flipped labels, default 0)")
+@register_builtin(
+    "parity",
+    (PARITY_BITS,),
+    2,
+    "10-bit strings; label 1 when the number of ones is odd (n_samples; noise = fraction of flipped labels, default 0)",
+)
 def _parity(seed, n, noise):
     rng = np.random.default_rng(seed)
     n = n or 2000
@@ -64,10 +72,14 @@ def _parity(seed, n, noise):
 TAG_STEPS, TAG_VOCAB = 20, 10
 
 
-@register_builtin("token_tags", (TAG_STEPS,), 2,
-                  "many-to-many tagging: 20 token ids from 0..9; the label of each step is 1 when its token "
-                  "already occurred earlier in the sequence (targets (N, 20); n_samples; noise = fraction of "
-                  "flipped tags, default 0)")
+@register_builtin(
+    "token_tags",
+    (TAG_STEPS,),
+    2,
+    "many-to-many tagging: 20 token ids from 0..9; the label of each step is 1 when its token "
+    "already occurred earlier in the sequence (targets (N, 20); n_samples; noise = fraction of "
+    "flipped tags, default 0)",
+)
 def _token_tags(seed, n, noise):
     rng = np.random.default_rng(seed)
     n = n or 2000
@@ -84,9 +96,13 @@ def _token_tags(seed, n, noise):
 MAJ_STEPS, MAJ_VOCAB = 16, 5
 
 
-@register_builtin("majority", (MAJ_STEPS,), MAJ_VOCAB,
-                  "16 token ids from 0..4; the label is the most frequent token (ties: the smallest id) "
-                  "(n_samples; noise = fraction of labels replaced by a random class, default 0)")
+@register_builtin(
+    "majority",
+    (MAJ_STEPS,),
+    MAJ_VOCAB,
+    "16 token ids from 0..4; the label is the most frequent token (ties: the smallest id) "
+    "(n_samples; noise = fraction of labels replaced by a random class, default 0)",
+)
 def _majority(seed, n, noise):
     rng = np.random.default_rng(seed)
     n = n or 2000

@@ -35,6 +35,7 @@ def read_inputs(path: str, data_spec, data) -> np.ndarray:
     check_finite(x, str(p))
     n = math.prod(data.input_shape)
     if math.prod(x.shape[1:]) != n:
-        raise DataError(f"{p}: examples have {math.prod(x.shape[1:])} values, the model expects "
-                        f"{list(data.input_shape)}")
+        raise DataError(
+            f"{p}: examples have {math.prod(x.shape[1:])} values, the model expects {list(data.input_shape)}"
+        )
     return x.reshape((len(x), *data.input_shape))

@@ -12,83 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nnctl.data.scaling import Imputer, Scaler
 from nnctl.data.sources import Raw, read
 from nnctl.data.sources.csv import CsvLayout
 from nnctl.errors import DataError
-
-
-@dataclass
-class Scaler:
-    """x' = (x - shift) / scale, per feature (one shift and scale for all features: global_*)."""
-
-    kind: str
-    shift: np.ndarray
-    scale: np.ndarray
-
-    @staticmethod
-    def fit(kind: str, x: np.ndarray) -> "Scaler":
-        flat = x.reshape(len(x), -1) if x.ndim > 1 else x.reshape(len(x), 1)
-        if kind == "standard":
-            shift, scale = flat.mean(0), flat.std(0)
-        elif kind == "minmax":
-            shift, scale = flat.min(0), flat.max(0) - flat.min(0)
-        elif kind == "global_standard":
-            shift, scale = np.full(1, flat.mean(dtype=np.float64)), np.full(1, flat.std(dtype=np.float64))
-        elif kind == "global_minmax":
-            shift, scale = np.full(1, flat.min()), np.full(1, flat.max() - flat.min())
-        else:
-            shift, scale = np.zeros(flat.shape[1]), np.ones(flat.shape[1])
-        scale = np.where(scale > 0, scale, 1.0)
-        return Scaler(kind, shift.astype(np.float32), scale.astype(np.float32))
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        if self.kind == "none" or x is None:
-            return x
-        flat = x.reshape(len(x), -1)
-        return ((flat - self.shift) / self.scale).astype(np.float32).reshape(x.shape)
-
-    def invert(self, x: np.ndarray) -> np.ndarray:
-        if self.kind == "none":
-            return x
-        flat = x.reshape(len(x), -1)
-        return (flat * self.scale + self.shift).astype(np.float32).reshape(x.shape)
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "shift": self.shift, "scale": self.scale}
-
-    @staticmethod
-    def from_dict(d: dict) -> "Scaler":
-        return Scaler(str(d["kind"]), np.asarray(d["shift"], np.float32), np.asarray(d["scale"], np.float32))
-
-
-@dataclass
-class Imputer:
-    """Missing feature values (NaN) filled with the training split's column means (`data.missing: mean`)."""
-
-    fill: np.ndarray | None  # per feature; None: nothing to fill
-
-    @staticmethod
-    def fit(missing: str, x: np.ndarray) -> "Imputer":
-        if missing != "mean":
-            return Imputer(None)
-        flat = x.reshape(len(x), -1)
-        bad = np.isnan(flat)
-        counts = (~bad).sum(0)
-        sums = np.where(bad, 0.0, flat).sum(0, dtype=np.float64)
-        return Imputer(np.where(counts > 0, sums / np.maximum(counts, 1), 0.0).astype(np.float32))
-
-    def apply(self, x: np.ndarray | None) -> np.ndarray | None:
-        if self.fill is None or x is None:
-            return x
-        flat = x.reshape(len(x), -1)
-        return np.where(np.isnan(flat), self.fill, flat).astype(np.float32).reshape(x.shape)
-
-    def to_dict(self) -> dict | None:
-        return None if self.fill is None else {"fill": self.fill}
-
-    @staticmethod
-    def from_dict(d: dict | None) -> "Imputer":
-        return Imputer(None if not d else np.asarray(d["fill"], np.float32))
 
 
 def drop_missing(x: np.ndarray, y: np.ndarray, features: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -122,8 +49,11 @@ class Dataset:
     layout: CsvLayout | None = None  # csv: feature columns and categories (one-hot order), for predict
 
     def split(self, name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-        return {"train": (self.x_train, self.y_train), "val": (self.x_val, self.y_val),
-                "test": (self.x_test, self.y_test)}[name]
+        return {
+            "train": (self.x_train, self.y_train),
+            "val": (self.x_val, self.y_val),
+            "test": (self.x_test, self.y_test),
+        }[name]
 
 
 def check_finite(a: np.ndarray, what: str, allow_nan: bool = False) -> None:
@@ -141,8 +71,14 @@ def check_finite(a: np.ndarray, what: str, allow_nan: bool = False) -> None:
 
 def per_step_labels(y: np.ndarray, out_shape: tuple | None) -> bool:
     """Integer labels (N, T) for an output (T, classes): one class per time step (sequence tagging)."""
-    return out_shape is not None and len(out_shape) == 2 and out_shape[-1] > 1 and y.ndim == 2 \
-        and y.shape[1] == out_shape[0] and y.shape[1] > 1
+    return (
+        out_shape is not None
+        and len(out_shape) == 2
+        and out_shape[-1] > 1
+        and y.ndim == 2
+        and y.shape[1] == out_shape[0]
+        and y.shape[1] > 1
+    )
 
 
 def infer_task(y: np.ndarray, out_units: int, out_shape: tuple | None = None) -> str:
@@ -173,8 +109,10 @@ def targets_for(task: str, y: np.ndarray, out_shape: tuple, what: str) -> np.nda
         y = y.astype(np.int64)
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or hi >= units:
-            raise DataError(f"{what}: labels range {lo}..{hi} but the output layer has {units} units "
-                            f"(labels must be 0..{units - 1}): set the last layer's units to {hi + 1}")
+            raise DataError(
+                f"{what}: labels range {lo}..{hi} but the output layer has {units} units "
+                f"(labels must be 0..{units - 1}): set the last layer's units to {hi + 1}"
+            )
         return y.astype(np.int32)
     if task == "binary":
         y = y.astype(np.float32).reshape(len(y), -1)
@@ -186,8 +124,10 @@ def targets_for(task: str, y: np.ndarray, out_shape: tuple, what: str) -> np.nda
     y = y.astype(np.float32)
     per = math.prod(y.shape[1:]) if y.ndim > 1 else 1
     if per != math.prod(out_shape):
-        raise DataError(f"{what}: targets have {per} value(s) per example but the model outputs "
-                        f"{list(out_shape)}: change the last layer")
+        raise DataError(
+            f"{what}: targets have {per} value(s) per example but the model outputs "
+            f"{list(out_shape)}: change the last layer"
+        )
     return y.reshape((len(y), *out_shape))
 
 
@@ -212,8 +152,14 @@ def _reshape(x: np.ndarray, shape: tuple, what: str) -> np.ndarray:
     return x.reshape((len(x), *shape))
 
 
-def prepare(spec, analysis, base_dir: Path, scaler: Scaler | None = None,
-            target_scaler: Scaler | None = None, imputer: Imputer | None = None) -> Dataset:
+def prepare(
+    spec,
+    analysis,
+    base_dir: Path,
+    scaler: Scaler | None = None,
+    target_scaler: Scaler | None = None,
+    imputer: Imputer | None = None,
+) -> Dataset:
     """Load, check, split, impute and scale the data of a spec (scalers/imputer given: reuse a run's saved
     ones)."""
     d = spec.data
@@ -223,45 +169,60 @@ def prepare(spec, analysis, base_dir: Path, scaler: Scaler | None = None,
     shape = analysis.input_shape
     x = _reshape(raw.x, shape, f"{where} x")
     out_shape = analysis.output_shape
-    task = d.task or raw.task or infer_task(raw.y, out_shape[-1], tuple(out_shape))
+    task = analysis.task or raw.task or infer_task(raw.y, out_shape[-1], tuple(out_shape))
 
     x_train, y_train, x_val, y_val, x_test, y_test = _split(spec, raw, x, task, out_shape, where)
     imputer = imputer or Imputer.fit(d.missing, x_train)
-    filled = sum(int(np.isnan(a).sum()) for a in (x_train, x_val, x_test) if a is not None and a.dtype.kind == "f") \
-        if imputer.fill is not None else 0
+    filled = (
+        sum(int(np.isnan(a).sum()) for a in (x_train, x_val, x_test) if a is not None and a.dtype.kind == "f")
+        if imputer.fill is not None
+        else 0
+    )
     x_train, x_val, x_test = (imputer.apply(a) for a in (x_train, x_val, x_test))
+    assert x_train is not None  # the training split is an array, and apply maps arrays to arrays
     scaler = scaler or Scaler.fit(d.normalize, x_train)
     x_train, x_val, x_test = (scaler.apply(a) if a is not None else None for a in (x_train, x_val, x_test))
+    assert x_train is not None  # as above
 
-    def tgt(y, what):
-        if y is None:
-            return None
-        return targets_for(task, y, out_shape, f"{where} {what}") if task != "autoencoder" else None
-
-    if task == "autoencoder":
-        y_train, y_val, y_test = x_train, x_val, x_test
-        target_scaler = Scaler.fit("none", x_train[:1])
-    else:
-        y_train, y_val, y_test = tgt(y_train, "y"), tgt(y_val, "y (validation)"), tgt(y_test, "y (test)")
-        if task == "regression" and target_scaler is None:
-            target_scaler = Scaler.fit(d.normalize_target, y_train)
-        target_scaler = target_scaler or Scaler.fit("none", y_train[:1].astype(np.float32))
-        if task == "regression":
-            y_train, y_val, y_test = (target_scaler.apply(a) if a is not None else None for a in (y_train, y_val, y_test))
+    (y_train, y_val, y_test), target_scaler = _targets(
+        task, (y_train, y_val, y_test), (x_train, x_val, x_test), out_shape, d.normalize_target, target_scaler, where
+    )
     num_classes = out_shape[-1] if task == "classification" else (2 if task == "binary" else None)
-    sizes = {"train": len(x_train), "val": 0 if x_val is None else len(x_val), "test": 0 if x_test is None else len(x_test)}
+    sizes = {
+        "train": len(x_train),
+        "val": 0 if x_val is None else len(x_val),
+        "test": 0 if x_test is None else len(x_test),
+    }
     if dropped or filled:
         sizes.update(dropped=dropped, filled=filled)  # examples dropped / values filled for missing values
-    return Dataset(task, tuple(shape), x_train, y_train, x_val, y_val, x_test, y_test, num_classes, scaler,
-                   target_scaler, raw.class_names, where, sizes, imputer, raw.layout)
+    return Dataset(
+        task,
+        tuple(shape),
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        num_classes,
+        scaler,
+        target_scaler,
+        raw.class_names,
+        where,
+        sizes,
+        imputer,
+        raw.layout,
+    )
 
 
 def _clean(raw: Raw, d, where: str) -> int:
     """Check the raw arrays, drop examples with missing values (data.missing); the number dropped."""
     if len(raw.x) != len(raw.y):
         raise DataError(f"{where}: x has {len(raw.x)} examples but y has {len(raw.y)}")
-    if raw.x_test is not None and len(raw.x_test) != len(raw.y_test):
-        raise DataError(f"{where}: test x has {len(raw.x_test)} examples but test y has {len(raw.y_test)}")
+    if raw.x_test is not None:
+        assert raw.y_test is not None  # sources give the test x and y together (npz's data.test) or neither
+        if len(raw.x_test) != len(raw.y_test):
+            raise DataError(f"{where}: test x has {len(raw.x_test)} examples but test y has {len(raw.y_test)}")
     n_before = len(raw.x) + (0 if raw.x_test is None else len(raw.x_test))
     if d.missing != "error":  # drop: examples with any missing value; mean: those without a target
         n0 = len(raw.x)
@@ -269,6 +230,7 @@ def _clean(raw: Raw, d, where: str) -> int:
         if len(raw.x) == 0 and n0:
             raise DataError(f"{where}: every example has a missing value (data.missing: {d.missing})")
         if raw.x_test is not None:
+            assert raw.y_test is not None  # as above
             raw.x_test, raw.y_test = drop_missing(raw.x_test, raw.y_test, features=d.missing == "drop")
     if len(raw.x) == 0:
         raise DataError(f"{where}: no examples")
@@ -304,3 +266,20 @@ def _split(spec, raw: Raw, x: np.ndarray, task: str, out_shape: tuple, where: st
         raise DataError(f"{where}: no training examples left after the validation/test splits ({n} in all)")
     x_val, y_val = (x[val_idx], raw.y[val_idx]) if n_val else (None, None)
     return x[train_idx], raw.y[train_idx], x_val, y_val, x_test, y_test
+
+
+def _targets(
+    task: str, ys: tuple, xs: tuple, out_shape: tuple, normalize: str, target_scaler: Scaler | None, where: str
+) -> tuple[tuple, Scaler]:
+    """The (train, val, test) targets in the model's form, and the target scaler (regression: fitted on the
+    training targets unless given)."""
+    if task == "autoencoder":
+        return xs, Scaler.fit("none", xs[0][:1])
+    names = ("y", "y (validation)", "y (test)")
+    ys = tuple(None if y is None else targets_for(task, y, out_shape, f"{where} {n}") for y, n in zip(ys, names))
+    if task == "regression" and target_scaler is None:
+        target_scaler = Scaler.fit(normalize, ys[0])
+    target_scaler = target_scaler or Scaler.fit("none", ys[0][:1].astype(np.float32))
+    if task == "regression":
+        ys = tuple(None if a is None else target_scaler.apply(a) for a in ys)
+    return ys, target_scaler

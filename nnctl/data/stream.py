@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator
 
 import jax
 import numpy as np
@@ -64,8 +64,9 @@ def window_size(setting: int | None, fuse: str, batch_bytes: int, n_batches: int
     return max(1, min(k, n_batches))
 
 
-def windows(x: np.ndarray, y: np.ndarray, idx: np.ndarray, mask: np.ndarray, k: int,
-            put: Callable, prefetch: int = 2) -> Iterator[tuple]:
+def windows(
+    x: np.ndarray, y: np.ndarray, idx: np.ndarray, mask: np.ndarray, k: int, put: Callable, prefetch: int = 2
+) -> Iterator[tuple]:
     """(first batch index, xs, ys, masks) for consecutive windows of `k` batches, already on the device.
 
     `idx` (n_batches, batch) holds example indices and `mask` marks real (unpadded) examples. A worker
@@ -78,16 +79,15 @@ def windows(x: np.ndarray, y: np.ndarray, idx: np.ndarray, mask: np.ndarray, k: 
     starts = list(range(0, nb, k))
     depth = max(1, min(prefetch, len(starts)))
     rows = min(k, nb) * idx.shape[1]
-    bufs = [(np.empty((rows, *x.shape[1:]), x.dtype), np.empty((rows, *y.shape[1:]), y.dtype))
-            for _ in range(depth)]
+    bufs = [(np.empty((rows, *x.shape[1:]), x.dtype), np.empty((rows, *y.shape[1:]), y.dtype)) for _ in range(depth)]
 
     def gather(n: int):
         i0, (bx, by) = starts[n], bufs[n % depth]
-        sel = idx[i0:i0 + k]
+        sel = idx[i0 : i0 + k]
         flat = sel.reshape(-1)
-        xs = np.take(x, flat, axis=0, out=bx[:len(flat)]).reshape(sel.shape + x.shape[1:])
-        ys = np.take(y, flat, axis=0, out=by[:len(flat)]).reshape(sel.shape + y.shape[1:])
-        return i0, xs, ys, np.ascontiguousarray(mask[i0:i0 + k])
+        xs = np.take(x, flat, axis=0, out=bx[: len(flat)]).reshape(sel.shape + x.shape[1:])
+        ys = np.take(y, flat, axis=0, out=by[: len(flat)]).reshape(sel.shape + y.shape[1:])
+        return i0, xs, ys, np.ascontiguousarray(mask[i0 : i0 + k])
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nnctl-prefetch") as ex:
         queue = deque(ex.submit(gather, n) for n in range(depth))

@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,7 @@ import numpy as np
 
 from nnctl.data.stream import eval_index, windows
 from nnctl.engine.loop import Loop
+from nnctl.engine.state import Counters, TrainState
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class HostFns:
     """Jitted functions of a host-driven epoch: `perm(epoch)`, `sums0()`, a training call, evaluation, `end`."""
 
     perm: Callable
-    sums0: Callable
+    sums0: Callable[[], tuple[dict, Counters]]
     train: Callable  # steps: (state, sums, counters, data, idx, mask, epoch, i); stream: a window of batches
     end: Callable  # (carry, state, sums, counters, val_sums, epoch) -> (carry, record)
     evaluate: Callable  # steps: (state, data) -> sums; stream: (state, sums, xs, ys, ms) -> sums
@@ -38,20 +40,27 @@ def steps_fns(loop: Loop) -> HostFns:
 
     def step(state, sums, counters, data, idx, mask, epoch, i):
         x, y = data
-        return loop.train_step(state, sums, counters, x[idx[i]], y[idx[i]], mask[i], epoch, i)
+        return loop.train_step(state, sums, counters, x[idx[i]], y[idx[i]], mask[i], loop.epoch_key(epoch), i)
 
-    return HostFns(perm=jax.jit(lambda e: loop.batch_index(loop.epoch_key(e))), sums0=jax.jit(loop.train_sums0),
-                   train=jax.jit(step, donate_argnums=(0, 1, 2)), end=jax.jit(loop.end_epoch),
-                   evaluate=jax.jit(lambda s, d: loop.evaluate(s, d, loop.n_val)), eval0=jax.jit(loop.eval_sums0))
+    return HostFns(
+        perm=jax.jit(lambda e: loop.batch_index(loop.epoch_key(e))),
+        sums0=jax.jit(loop.train_sums0),
+        train=jax.jit(step, donate_argnums=(0, 1, 2)),
+        end=jax.jit(loop.end_epoch),
+        evaluate=jax.jit(lambda s, d: loop.evaluate(s, d, loop.n_val)),
+        eval0=jax.jit(loop.eval_sums0),
+    )
 
 
 def stream_fns(loop: Loop) -> HostFns:
     """`data_placement: stream`: one program per window length (at most two: full and last)."""
 
     def window(state, sums, counters, xs, ys, ms, epoch, i0):
-        def one(carry, inp):
+        key = loop.epoch_key(epoch)
+
+        def one(carry: tuple[TrainState, dict, Counters], inp: tuple):
             xb, yb, m, j = inp
-            return loop.train_step(*carry, xb, yb, m, epoch, i0 + j), None
+            return loop.train_step(*carry, xb, yb, m, key, i0 + j), None
 
         steps = jnp.arange(xs.shape[0], dtype=jnp.int32)
         if xs.shape[0] == 1:  # no loop at all: XLA:CPU runs conv backward passes slower inside one
@@ -66,13 +75,19 @@ def stream_fns(loop: Loop) -> HostFns:
             return one(sums, (xs[0], ys[0], ms[0]))[0]
         return jax.lax.scan(one, sums, (xs, ys, ms))[0]
 
-    return HostFns(perm=jax.jit(lambda e: loop.batch_index(loop.epoch_key(e))), sums0=jax.jit(loop.train_sums0),
-                   train=jax.jit(window, donate_argnums=(0, 1, 2)), end=jax.jit(loop.end_epoch),
-                   evaluate=jax.jit(eval_window, donate_argnums=1), eval0=jax.jit(loop.eval_sums0))
+    return HostFns(
+        perm=jax.jit(lambda e: loop.batch_index(loop.epoch_key(e))),
+        sums0=jax.jit(loop.train_sums0),
+        train=jax.jit(window, donate_argnums=(0, 1, 2)),
+        end=jax.jit(loop.end_epoch),
+        evaluate=jax.jit(eval_window, donate_argnums=1),
+        eval0=jax.jit(loop.eval_sums0),
+    )
 
 
-def stream_evaluate(loop: Loop, fns: HostFns, state: Any, x: np.ndarray, y: np.ndarray, put: Callable,
-                    window: int, prefetch: int = 2) -> dict:
+def stream_evaluate(
+    loop: Loop, fns: HostFns, state: Any, x: np.ndarray, y: np.ndarray, put: Callable, window: int, prefetch: int = 2
+) -> dict:
     """Loss and metric sums over a host-resident split: the batches of `Loop.evaluate`, streamed."""
     idx, mask = eval_index(len(x), loop.eval_batch)
     sums = fns.eval0()

@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +40,7 @@ class Objective(Protocol):
     """What the loop needs of a model kind's objective (nnctl.objectives)."""
 
     lr: Any  # float or schedule, for the logged learning rate
-    chain: Any  # nnctl.optim.Chain whose learning rate (and reduce_on_plateau scale) is logged
+    chain: Any  # nnctl.chain.Chain whose learning rate (and reduce_on_plateau scale) is logged
 
     def describe(self) -> str: ...
     def init(self, key: jax.Array, input_shape: tuple) -> TrainState: ...
@@ -89,15 +90,26 @@ class Loop:
         return idx.reshape(nb, b), mask.reshape(nb, b)
 
     # --- one step, one epoch -------------------------------------------------------------------------------
-    def train_step(self, state: TrainState, sums: dict, counters: Counters, x: jax.Array, y: jax.Array,
-                   mask: jax.Array, epoch: jax.Array, i: jax.Array) -> tuple[TrainState, dict, Counters]:
-        """Batch `i` of `epoch`: its RNG is fold_in(epoch_key(epoch), i + 1) in every strategy."""
+    def train_step(
+        self,
+        state: TrainState,
+        sums: dict,
+        counters: Counters,
+        x: jax.Array,
+        y: jax.Array,
+        mask: jax.Array,
+        epoch_key: jax.Array,
+        i: jax.Array,
+    ) -> tuple[TrainState, dict, Counters]:
+        """Batch `i` of an epoch whose key is `epoch_key` (`Loop.epoch_key(epoch)`, computed once per epoch or
+        call by the caller): its RNG is fold_in(epoch_key, i + 1) in every strategy."""
         if self.placement is not None:  # data-parallel: shard the batch over the device mesh
             x, y, mask = self.placement.constrain((x, y, mask))
-        key = jax.random.fold_in(self.epoch_key(epoch), i + 1)
+        key = jax.random.fold_in(epoch_key, i + 1)
         p = self.obj.propose(state, x, y, mask, key)
-        state, counters, ok = commit(state, p.state, counters, p.loss, p.gnorm, p.clipped, self.max_steps,
-                                     self.halt_on_nonfinite)
+        state, counters, ok = commit(
+            state, p.state, counters, p.loss, p.gnorm, p.clipped, self.max_steps, self.halt_on_nonfinite
+        )
         return state, self.obj.add(sums, p.values, mask, ok.astype(jnp.float32)), counters
 
     def train_sums0(self) -> tuple[dict, Counters]:
@@ -107,17 +119,19 @@ class Loop:
         return self.obj.zero_sums(self.out_shape, self.y_dtype)
 
     def train_epoch(self, state: TrainState, data: tuple, epoch: jax.Array) -> tuple[TrainState, dict, Counters]:
-        idx, mask = self.batch_index(self.epoch_key(epoch))
+        key = self.epoch_key(epoch)
+        idx, mask = self.batch_index(key)
         x, y = data
 
         def body(carry, inp):
             st, sums, counters = carry
             i, m, b = inp
-            return self.train_step(st, sums, counters, x[i], y[i], m, epoch, b), None
+            return self.train_step(st, sums, counters, x[i], y[i], m, key, b), None
 
         sums, counters = self.train_sums0()
-        (state, sums, counters), _ = jax.lax.scan(body, (state, sums, counters),
-                                                  (idx, mask, jnp.arange(self.n_batches)))
+        (state, sums, counters), _ = jax.lax.scan(
+            body, (state, sums, counters), (idx, mask, jnp.arange(self.n_batches))
+        )
         return state, sums, counters
 
     def evaluate(self, state: TrainState, data: tuple, n: int) -> dict:
@@ -148,8 +162,9 @@ class Loop:
         record["step"] = state.step
         return record
 
-    def end_epoch(self, carry: Carry, state: TrainState, sums: dict, counters: Counters, val_sums: dict | None,
-                  epoch: jax.Array) -> tuple[Carry, dict]:
+    def end_epoch(
+        self, carry: Carry, state: TrainState, sums: dict, counters: Counters, val_sums: dict | None, epoch: jax.Array
+    ) -> tuple[Carry, dict]:
         record = self.epoch_record(state, sums, counters, val_sums)
         split, metric = self.monitor
         value = record.get(f"{split}/{metric}", record["train/loss"])
@@ -157,9 +172,10 @@ class Loop:
         halted = (counters.bad_step >= 0) & self.halt_on_nonfinite
         reason = jnp.where(halted, reason_code("nonfinite"), es.reason)
         reason = jnp.where((reason == 0) & (state.step >= self.max_steps), reason_code("steps"), reason)
-        here = NonFinite(step=counters.bad_step, what=counters.bad_what, epoch=jnp.int32(epoch))
+        here = NonFinite.at(counters.bad_step, counters.bad_what, epoch)
         new = Carry(
-            state=state, es=es,
+            state=state,
+            es=es,
             best=tree_where(improved, state.weights(), carry.best),
             good=tree_where(counters.bad_step < 0, state.weights(), carry.good),
             stopped=carry.stopped | (reason > 0),
@@ -178,11 +194,15 @@ class Loop:
     def one_epoch(self, carry: Carry, train_data: tuple, val_data: tuple | None) -> tuple[Carry, dict]:
         epoch = carry.epoch
         state, sums, counters = self.train_epoch(carry.state, train_data, epoch)
-        val_sums = self.evaluate(state, val_data, self.n_val) if self.n_val else None
+        val_sums = None
+        if self.n_val:
+            assert val_data is not None  # n_val > 0: the caller passes the validation split
+            val_sums = self.evaluate(state, val_data, self.n_val)
         return self.end_epoch(carry, state, sums, counters, val_sums, epoch)
 
-    def chunk(self, carry: Carry, train_data: tuple, val_data: tuple | None, limit: jax.Array,
-              k: int) -> tuple[Carry, dict]:
+    def chunk(
+        self, carry: Carry, train_data: tuple, val_data: tuple | None, limit: jax.Array, k: int
+    ) -> tuple[Carry, dict]:
         """Epochs until epoch `limit`, a stop, or `k` of them, in one compiled call.
 
         `limit` is traced, so one compiled program serves every chunk size up to the static capacity `k`
@@ -209,13 +229,15 @@ class Loop:
 
         def outer_body(s):
             i, n, c, buf = s
-            _, n, c, small = jax.lax.while_loop(lambda s: (s[0] < block) & go(s[2], s[1]), inner_body,
-                                                (jnp.int32(0), n, c, small0))
+            _, n, c, small = jax.lax.while_loop(
+                lambda s: (s[0] < block) & go(s[2], s[1]), inner_body, (jnp.int32(0), n, c, small0)
+            )
             buf = jax.tree.map(lambda b, r: jax.lax.dynamic_update_index_in_dim(b, r, i, 0), buf, small)
             return i + 1, n, c, buf
 
-        _, n, carry, buf = jax.lax.while_loop(lambda s: go(s[2], s[1]), outer_body,
-                                              (jnp.int32(0), jnp.int32(0), carry, buf0))
+        _, n, carry, buf = jax.lax.while_loop(
+            lambda s: go(s[2], s[1]), outer_body, (jnp.int32(0), jnp.int32(0), carry, buf0)
+        )
         buf = jax.tree.map(lambda b: b.reshape(nblocks * block, *b.shape[2:])[:k], buf)
         idx = jnp.arange(k, dtype=jnp.int32)
         return carry, {**buf, "active": idx < n, "epoch": epoch0 + idx}

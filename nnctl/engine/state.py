@@ -49,15 +49,30 @@ class Counters:
 
 @struct.dataclass
 class NonFinite:
-    """The first non-finite step of a run: its step, what was non-finite (1 loss, 2 gradients), its epoch."""
+    """The first non-finite step of a run: its step (-1: none), what was non-finite (1 loss, 2 gradients) and
+    its epoch, packed in one int32[3] array so the compiled loop updates it with one fused operation."""
 
-    step: jax.Array
-    what: jax.Array
-    epoch: jax.Array
+    packed: jax.Array
 
     @classmethod
     def none(cls) -> NonFinite:
-        return cls(step=jnp.int32(-1), what=jnp.int32(0), epoch=jnp.int32(-1))
+        return cls(packed=jnp.array([-1, 0, -1], jnp.int32))
+
+    @classmethod
+    def at(cls, step: jax.Array, what: jax.Array, epoch: jax.Array) -> NonFinite:
+        return cls(packed=jnp.stack([step, what, epoch]).astype(jnp.int32))
+
+    @property
+    def step(self) -> jax.Array:
+        return self.packed[0]
+
+    @property
+    def what(self) -> jax.Array:
+        return self.packed[1]
+
+    @property
+    def epoch(self) -> jax.Array:
+        return self.packed[2]
 
     def seen(self) -> jax.Array:
         return self.step >= 0
@@ -83,5 +98,13 @@ class Carry:
     @classmethod
     def create(cls, state: TrainState, es: EarlyStopping) -> Carry:
         snap = state.weights()
-        return cls(state=state, es=es, best=snap, good=snap, stopped=jnp.bool_(False), reason=jnp.int32(0),
-                   bad=NonFinite.none(), epoch=jnp.int32(0))
+        return cls(
+            state=state,
+            es=es,
+            best=snap,
+            good=snap,
+            stopped=jnp.bool_(False),
+            reason=jnp.int32(0),
+            bad=NonFinite.none(),
+            epoch=jnp.int32(0),
+        )

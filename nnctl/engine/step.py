@@ -23,13 +23,23 @@ def _cast(tree: Any, dtype: Any) -> Any:
     return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
 
-def forward(net: Any, params: Any, model_state: dict, *args: Any, train: bool, key: jax.Array | None = None,
-            compute_dtype: Any = None, method: str | None = None, **kw: Any) -> tuple[Any, dict]:
+def forward(
+    net: Any,
+    params: Any,
+    model_state: dict,
+    *args: Any,
+    train: bool,
+    key: jax.Array | None = None,
+    compute_dtype: Any = None,
+    method: str | None = None,
+    **kw: Any,
+) -> tuple[Any, dict]:
     """(output, new model state) of `net.apply`; training updates mutable collections and draws dropout."""
     if compute_dtype is not None:
         args = tuple(_cast(a, compute_dtype) for a in args)
-        out, new_state = forward(net, _cast(params, compute_dtype), model_state, *args, train=train, key=key,
-                                 method=method, **kw)
+        out, new_state = forward(
+            net, _cast(params, compute_dtype), model_state, *args, train=train, key=key, method=method, **kw
+        )
         new_state = jax.tree.map(lambda n, o: n.astype(o.dtype), new_state, model_state)
         return jax.tree.map(lambda a: a.astype(jnp.float32), out), new_state
     variables = {"params": params, **model_state}
@@ -40,8 +50,9 @@ def forward(net: Any, params: Any, model_state: dict, *args: Any, train: bool, k
     return net.apply(variables, *args, train=train, rngs=rngs, method=method, **kw), model_state
 
 
-def apply_update(tx: optax.GradientTransformation, trainable: Any, opt_state: Any, params: Any, loss: jax.Array,
-                 grads: Any) -> tuple[Any, Any, jax.Array, Any]:
+def apply_update(
+    tx: optax.GradientTransformation, trainable: Any, opt_state: Any, params: Any, loss: jax.Array, grads: Any
+) -> tuple[Any, Any, jax.Array, Any]:
     """(new params, new optimizer state, gradient norm, gradients with frozen ones zeroed) of one optimizer."""
     if trainable is not None:
         grads = jax.tree.map(lambda g, t: g if t else jnp.zeros_like(g), grads, trainable)
@@ -50,8 +61,16 @@ def apply_update(tx: optax.GradientTransformation, trainable: Any, opt_state: An
     return optax.apply_updates(params, updates), new_opt, gnorm, grads
 
 
-def commit(state: TrainState, proposed: TrainState, counters: Counters, loss: jax.Array, gnorm: jax.Array,
-           clipped: jax.Array, max_steps: int, halt_on_nonfinite: bool) -> tuple[TrainState, Counters, jax.Array]:
+def commit(
+    state: TrainState,
+    proposed: TrainState,
+    counters: Counters,
+    loss: jax.Array,
+    gnorm: jax.Array,
+    clipped: jax.Array,
+    max_steps: int,
+    halt_on_nonfinite: bool,
+) -> tuple[TrainState, Counters, jax.Array]:
     """Keep `proposed` when the step is active and finite. Returns (state, counters, ok)."""
     finite_loss, finite_grad = jnp.isfinite(loss), jnp.isfinite(gnorm)
     active = (state.step < max_steps) & (counters.bad_step < 0 if halt_on_nonfinite else True)

@@ -12,7 +12,9 @@ import pkgutil
 from nnctl.kinds.base import MODEL_KINDS, BuildContext, ModelKind, part_shapes
 
 # sequential (the default) first, then the others by name: the order of choices in messages and docs
-for _m in sorted((m.name for m in pkgutil.iter_modules(__path__) if m.name != "base"), key=lambda n: (n != "sequential", n)):
+for _m in sorted(
+    (m.name for m in pkgutil.iter_modules(__path__) if m.name != "base"), key=lambda n: (n != "sequential", n)
+):
     importlib.import_module(f"{__name__}.{_m}")
 
 __all__ = ["MODEL_KINDS", "BuildContext", "ModelKind", "part_shapes"]

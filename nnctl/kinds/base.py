@@ -68,6 +68,10 @@ class ModelKind:
         """(shapes by layer name, output shape for the data pipeline, problems, warnings)."""
         raise NotImplementedError
 
+    def implied_task(self, spec: Any, info: Any) -> str | None:
+        """The task this kind implies when `data.task` is not given (None: inferred from the labels)."""
+        return None
+
     def check(self, loaded: Any, input_shape: tuple | None, info: Any, shapes: dict) -> tuple[list, list]:
         """This kind's own (problems, warnings) beyond shapes and `check_common`."""
         return [], []
@@ -78,14 +82,18 @@ class ModelKind:
         problems = [loaded.problem(path, reason) for path, reason in self.unsupported if _used(spec, path)]
         loss = LOSSES.canonical(spec.train.loss.type)
         if self.losses is not None and loss not in self.losses:
-            problems.append(loaded.problem(("train", "loss"), (
-                f"a {self.name} takes loss {self.loss_names}, not {spec.train.loss.type}")))
+            problems.append(
+                loaded.problem(
+                    ("train", "loss"), (f"a {self.name} takes loss {self.loss_names}, not {spec.train.loss.type}")
+                )
+            )
         if self.kernel_regularizer:
             for part in self.parts:
                 for i, layer in enumerate(getattr(spec.model, part) or []):
                     if getattr(layer, "kernel_regularizer", None) is not None:
-                        problems.append(loaded.problem(("model", part, i, "kernel_regularizer"),
-                                                       self.kernel_regularizer))
+                        problems.append(
+                            loaded.problem(("model", part, i, "kernel_regularizer"), self.kernel_regularizer)
+                        )
         return problems
 
     # --- training ------------------------------------------------------------------------------------------

@@ -12,13 +12,13 @@ import math
 import jax.numpy as jnp
 
 from nnctl.augment import shape_problem
+from nnctl.chain import build_chain
 from nnctl.kinds.base import BuildContext, ModelKind, part_shapes, register_kind
 from nnctl.layers.base import kernel_regularizers
 from nnctl.layers.graph import Network
 from nnctl.losses import LOSSES
 from nnctl.objectives.gan import GAN
 from nnctl.objectives.nets import GANNet
-from nnctl.optim import build_chain
 from nnctl.trees import param_paths
 
 
@@ -33,18 +33,35 @@ class Gan(ModelKind):
     can_sample = True
     can_encode = False
     unsupported = (
-        (("train", "regularizers"), (
-            "train.regularizers are activity penalties on an autoencoder's code (sparse, contractive); a gan has no "
-            "code to penalise: remove them (kernel_regularizer on layers and train.weight_decay do apply to gans)")),
-        (("train", "class_weight"), (
-            "train.class_weight weights a loss by class label; the gan losses (real vs generated) have no class "
-            "term, so it does not apply: remove it")),
-        (("data", "corruption"), (
-            "data.corruption trains a denoising autoencoder (noisy input, clean target); a gan has no "
-            "reconstruction target: remove it (data.augment augments the real examples)")),
-        (("train", "metrics"), (
-            "a gan has no prediction target for metrics to compare with; it logs its own quantities (d_loss, "
-            "g_loss, d_real, d_fake): remove train.metrics")),
+        (
+            ("train", "regularizers"),
+            (
+                "train.regularizers are activity penalties on an autoencoder's code (sparse, contractive); "
+                "a gan has no "
+                "code to penalise: remove them (kernel_regularizer on layers and train.weight_decay do apply to gans)"
+            ),
+        ),
+        (
+            ("train", "class_weight"),
+            (
+                "train.class_weight weights a loss by class label; the gan losses (real vs generated) have no class "
+                "term, so it does not apply: remove it"
+            ),
+        ),
+        (
+            ("data", "corruption"),
+            (
+                "data.corruption trains a denoising autoencoder (noisy input, clean target); a gan has no "
+                "reconstruction target: remove it (data.augment augments the real examples)"
+            ),
+        ),
+        (
+            ("train", "metrics"),
+            (
+                "a gan has no prediction target for metrics to compare with; it logs its own quantities (d_loss, "
+                "g_loss, d_real, d_fake): remove train.metrics"
+            ),
+        ),
     )
 
     def network(self, model, num_classes):
@@ -59,29 +76,54 @@ class Gan(ModelKind):
         extra = 0
         if m.conditional:
             if not nc:
-                problems.append(loaded.problem(("model", "conditional"), (
-                    "a conditional gan needs class labels: use a labelled dataset (e.g. builtin:ring or digits)")))
+                problems.append(
+                    loaded.problem(
+                        ("model", "conditional"),
+                        ("a conditional gan needs class labels: use a labelled dataset (e.g. builtin:ring or digits)"),
+                    )
+                )
             elif len(input_shape) != 1:
-                problems.append(loaded.problem(("model", "conditional"), (
-                    f"a conditional gan appends the one-hot label to the input, which needs vector inputs, got "
-                    f"{list(input_shape)}")))
+                problems.append(
+                    loaded.problem(
+                        ("model", "conditional"),
+                        (
+                            f"a conditional gan appends the one-hot label to the input, which needs vector inputs, got "
+                            f"{list(input_shape)}"
+                        ),
+                    )
+                )
             else:
                 extra = nc
         gen_out = part_shapes(loaded, "generator", m.generator, (m.latent_dim + extra,), sink)
         if gen_out is not None and tuple(gen_out) != tuple(input_shape):
             hint = " (add a reshape layer)" if gen_out and math.prod(gen_out) == math.prod(input_shape) else ""
-            problems.append(loaded.problem(("model", "generator", len(m.generator) - 1), (
-                f"the generator outputs {list(gen_out)} but the examples are {list(input_shape)}: its last layer "
-                f"must produce an example" + hint)))
+            problems.append(
+                loaded.problem(
+                    ("model", "generator", len(m.generator) - 1),
+                    (
+                        f"the generator outputs {list(gen_out)} but the examples are {list(input_shape)}: "
+                        f"its last layer "
+                        f"must produce an example" + hint
+                    ),
+                )
+            )
         d_in = (input_shape[0] + extra,) if extra else tuple(input_shape)
         d_out = part_shapes(loaded, "discriminator", m.discriminator, d_in, sink)
         if d_out is not None and math.prod(d_out) != 1:
-            problems.append(loaded.problem(("model", "discriminator", len(m.discriminator) - 1), (
-                f"the discriminator must output one value (a real/fake logit) per example, got {list(d_out)}: "
-                f"end with {{type: dense, units: 1}}")))
-        if loaded.spec.data.task is None and not nc:
-            object.__setattr__(loaded.spec.data, "task", "autoencoder")  # unlabelled: keep y = x, unused
+            problems.append(
+                loaded.problem(
+                    ("model", "discriminator", len(m.discriminator) - 1),
+                    (
+                        f"the discriminator must output one value (a real/fake logit) per example, got {list(d_out)}: "
+                        f"end with {{type: dense, units: 1}}"
+                    ),
+                )
+            )
         return sink[2], ((nc,) if nc else (1,)), problems, sink[1]
+
+    def implied_task(self, spec, info):
+        nc = info.num_classes if info is not None else None
+        return None if nc else "autoencoder"  # unlabelled: keep y = x (unused)
 
     def check(self, loaded, input_shape, info, shapes):
         problems = []
@@ -102,9 +144,17 @@ class Gan(ModelKind):
             chains[part] = build_chain(tp, shape, ctx.total_steps, ctx.steps_per_epoch, frozen, groups)
             regs += kernel_regularizers(getattr(m, part), self.prefix(part))
         kind = "bce" if LOSSES.canonical(t.loss.type) == "binary_crossentropy" else "least_squares"
-        return GAN(net=ctx.net, kind=kind, chains=chains, latent_dim=m.latent_dim, conditional=m.conditional,
-                   clip=t.gradient_clipping, regularizers=tuple(regs), augment=tuple(ctx.spec.data.augment),
-                   compute_dtype=jnp.bfloat16 if t.precision == "bf16" else None)
+        return GAN(
+            net=ctx.net,
+            kind=kind,
+            chains=chains,
+            latent_dim=m.latent_dim,
+            conditional=m.conditional,
+            clip=t.gradient_clipping,
+            regularizers=tuple(regs),
+            augment=tuple(ctx.spec.data.augment),
+            compute_dtype=jnp.bfloat16 if t.precision == "bf16" else None,
+        )
 
     def encodable(self, model):
         return []

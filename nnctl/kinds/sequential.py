@@ -8,6 +8,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from nnctl.augment import shape_problem
+from nnctl.chain import build_chain
 from nnctl.errors import choices_text, did_you_mean
 from nnctl.kinds.base import BuildContext, ModelKind, register_kind
 from nnctl.layers.base import kernel_regularizers
@@ -16,7 +17,6 @@ from nnctl.losses import head_activation, loss_info
 from nnctl.objectives.regularized import Regularized
 from nnctl.objectives.specs import regularizer_keys
 from nnctl.objectives.supervised import Supervised
-from nnctl.optim import build_chain
 
 
 @register_kind
@@ -24,10 +24,13 @@ class Sequential(ModelKind):
     name = "sequential"
     parts = ("layers",)
     doc = "plain network (graph of layers)"
-    unsupported = ((("train", "generator"), "train.generator is the optimizer of a gan's generator; this model is "
-                                            "sequential"),
-                   (("train", "discriminator"), "train.discriminator is the optimizer of a gan's discriminator; "
-                                                "this model is sequential"))
+    unsupported = (
+        (("train", "generator"), "train.generator is the optimizer of a gan's generator; this model is sequential"),
+        (
+            ("train", "discriminator"),
+            "train.discriminator is the optimizer of a gan's discriminator; this model is sequential",
+        ),
+    )
 
     def prefix(self, part: str) -> str:
         return ""
@@ -37,8 +40,12 @@ class Sequential(ModelKind):
 
     def thread(self, loaded, input_shape, info):
         shapes, out, ps, ws = thread_shapes(loaded.spec.model.layers, input_shape)
-        return (shapes, out, [loaded.problem(("model", "layers") + p, m) for p, m in ps],
-                [loaded.problem(("model", "layers") + p, m) for p, m in ws])
+        return (
+            shapes,
+            out,
+            [loaded.problem(("model", "layers") + p, m) for p, m in ps],
+            [loaded.problem(("model", "layers") + p, m) for p, m in ws],
+        )
 
     def check(self, loaded, input_shape, info, shapes):
         t, d, m = loaded.spec.train, loaded.spec.data, loaded.spec.model
@@ -47,47 +54,86 @@ class Sequential(ModelKind):
         acts = {layer.name: layer.activation for layer in m.layers}
         for i, r in enumerate(t.regularizers):
             if r.layer not in names:
-                problems.append(loaded.problem(("train", "regularizers", i, "layer"), (
-                    f"unknown layer '{r.layer}'.{did_you_mean(r.layer, names)} Layers: {choices_text(names)}")))
+                problems.append(
+                    loaded.problem(
+                        ("train", "regularizers", i, "layer"),
+                        (f"unknown layer '{r.layer}'.{did_you_mean(r.layer, names)} Layers: {choices_text(names)}"),
+                    )
+                )
             elif r.type == "activity_kl":
                 a = acts.get(r.layer)
                 if a is None or a.type != "sigmoid":
-                    warnings.append(loaded.problem(("train", "regularizers", i), (
-                        f"activity_kl treats activations as probabilities; layer '{r.layer}' is not sigmoid "
-                        f"(values are clipped to (0, 1))")))
+                    warnings.append(
+                        loaded.problem(
+                            ("train", "regularizers", i),
+                            (
+                                f"activity_kl treats activations as probabilities; layer '{r.layer}' is not sigmoid "
+                                f"(values are clipped to (0, 1))"
+                            ),
+                        )
+                    )
         if d.corruption is not None and d.task != "autoencoder":
-            problems.append(loaded.problem(("data", "corruption"), (
-                "data.corruption trains a denoising autoencoder: set data.task: autoencoder (for noisy "
-                "inputs in supervised training use data.augment: [{type: gaussian_noise, ..}])")))
+            problems.append(
+                loaded.problem(
+                    ("data", "corruption"),
+                    (
+                        "data.corruption trains a denoising autoencoder: set data.task: autoencoder (for noisy "
+                        "inputs in supervised training use data.augment: [{type: gaussian_noise, ..}])"
+                    ),
+                )
+            )
         for i, a in enumerate(d.augment):
             msg = shape_problem(a, input_shape) if input_shape is not None else None
             if msg:
                 problems.append(loaded.problem(("data", "augment", i), msg))
         out = shapes.get(m.layers[-1].name)
-        if info is not None and out is not None and info.num_classes and d.task in (None, "classification") \
-                and loss_info(t.loss.type).per_class and len(out) == 1 \
-                and out[-1] not in (1, info.num_classes):
-            problems.append(loaded.problem(("model", "layers", len(m.layers) - 1), (
-                f"the data has {info.num_classes} classes but the last layer outputs {out[-1]} values: "
-                f"set units: {info.num_classes}")))
+        if (
+            info is not None
+            and out is not None
+            and info.num_classes
+            and d.task in (None, "classification")
+            and loss_info(t.loss.type).per_class
+            and len(out) == 1
+            and out[-1] not in (1, info.num_classes)
+        ):
+            problems.append(
+                loaded.problem(
+                    ("model", "layers", len(m.layers) - 1),
+                    (
+                        f"the data has {info.num_classes} classes but the last layer outputs {out[-1]} values: "
+                        f"set units: {info.num_classes}"
+                    ),
+                )
+            )
         return problems, warnings
 
     def objective(self, ctx: BuildContext) -> Supervised:
         spec, data = ctx.spec, ctx.data
         t, d = spec.train, spec.data
-        chain = build_chain(t, ctx.params_shape, ctx.total_steps, ctx.steps_per_epoch,
-                            self.frozen_layers(spec.model), t.param_groups)
+        chain = build_chain(
+            t, ctx.params_shape, ctx.total_steps, ctx.steps_per_epoch, self.frozen_layers(spec.model), t.param_groups
+        )
         common = dict(
-            net=ctx.net, head=head_activation(spec.model.layers[-1].activation, t.loss.type), loss_opts=t.loss,
-            metric_names=tuple(t.metrics), num_classes=data.num_classes or 2, chain=chain,
+            net=ctx.net,
+            head=head_activation(spec.model.layers[-1].activation, t.loss.type),
+            loss_opts=t.loss,
+            metric_names=tuple(t.metrics),
+            num_classes=data.num_classes or 2,
+            chain=chain,
             regularizers=tuple(kernel_regularizers(spec.model.layers)),
             clip=t.gradient_clipping,
             compute_dtype=jnp.bfloat16 if t.precision == "bf16" else None,
-            target_scale=(data.target_scaler.scale if data.task == "regression"
-                          and data.target_scaler.kind != "none" else None),
-            class_weight=ctx.class_weight)
+            target_scale=(
+                data.target_scaler.scale if data.task == "regression" and data.target_scaler.kind != "none" else None
+            ),
+            class_weight=ctx.class_weight,
+        )
         if t.regularizers or d.corruption is not None or d.augment or data.task == "autoencoder":
-            return Regularized(**common, activity=tuple(zip(regularizer_keys(t.regularizers), t.regularizers)),
-                               corruption=d.corruption, augment=tuple(d.augment),
-                               autoencoder=data.task == "autoencoder")
+            return Regularized(
+                **common,
+                activity=tuple(zip(regularizer_keys(t.regularizers), t.regularizers)),
+                corruption=d.corruption,
+                augment=tuple(d.augment),
+                autoencoder=data.task == "autoencoder",
+            )
         return Supervised(**common)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Annotated, Union
+from typing import TYPE_CHECKING, Annotated, TypeAlias, Union
 
 from pydantic import Field
 
@@ -14,13 +14,19 @@ from nnctl.layers.base import LAYERS, LayerSpec, Shape, ShapeError, register_lay
 
 NOT_FAMILIES = {"base", "graph"}
 
-FAMILIES = sorted(m.name for m in pkgutil.iter_modules(__path__)
-                  if m.name not in NOT_FAMILIES and not m.name.startswith("_"))
+FAMILIES = sorted(
+    m.name for m in pkgutil.iter_modules(__path__) if m.name not in NOT_FAMILIES and not m.name.startswith("_")
+)
 
 for _m in FAMILIES:
     importlib.import_module(f"{__name__}.{_m}")
 
-AnyLayer = Annotated[Union[tuple(cls for _, cls in LAYERS.items())], Field(discriminator="type")]  # type: ignore
+if TYPE_CHECKING:
+    # Statically, any registered layer: every member of the runtime union is a LayerSpec subclass.
+    AnyLayer: TypeAlias = LayerSpec
+else:
+    # A pydantic discriminated union over every registered layer class, built at import time.
+    AnyLayer = Annotated[Union[tuple(cls for _, cls in LAYERS.items())], Field(discriminator="type")]
 
 for _, _cls in LAYERS.items():
     if "AnyLayer" in str(_cls.model_fields.get("layers", "")) or not _cls.__pydantic_complete__:

@@ -8,8 +8,8 @@ import flax.linen as nn
 from pydantic import Field
 
 from nnctl import initializers
-from nnctl.layers.base import LayerSpec, ShapeError, register_layer
 from nnctl.initializers import InitRef
+from nnctl.layers.base import LayerSpec, ShapeError, register_layer
 
 
 @register_layer
@@ -36,15 +36,23 @@ class MultiHeadAttention(LayerSpec):
     def out_shape(self, shapes):
         shape = shapes[0]
         if len(shape) != 2:
-            raise ShapeError(f"(multi_head_attention) expects a sequence (steps, features), got {tuple(shape)}: "
-                             f"add an embedding or a reshape to (steps, features) before it")
+            raise ShapeError(
+                f"(multi_head_attention) expects a sequence (steps, features), got {tuple(shape)}: "
+                f"add an embedding or a reshape to (steps, features) before it"
+            )
         return (shape[0], self.output_dim or shape[1])
 
     def apply(self, xs, train):
         x = xs[0]
         mask = nn.make_causal_mask(x[..., 0]) if self.causal else None
         return nn.MultiHeadDotProductAttention(
-            num_heads=self.num_heads, qkv_features=self.num_heads * self.key_dim,
-            out_features=self.output_dim or x.shape[-1], dropout_rate=self.dropout, deterministic=not train,
-            kernel_init=initializers.build(self.kernel_init), bias_init=initializers.build(self.bias_init),
-            use_bias=self.use_bias, name=self.name)(x, x, mask=mask)
+            num_heads=self.num_heads,
+            qkv_features=self.num_heads * self.key_dim,
+            out_features=self.output_dim or x.shape[-1],
+            dropout_rate=self.dropout,
+            deterministic=not train,
+            kernel_init=initializers.build(self.kernel_init),
+            bias_init=initializers.build(self.bias_init),
+            use_bias=self.use_bias,
+            name=self.name,
+        )(x, x, mask=mask)

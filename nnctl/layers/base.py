@@ -7,13 +7,13 @@ mistakes into spec errors), and `apply` builds the Flax (linen) submodules insid
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, get_args
 
 from pydantic import Field
 
-from nnctl.registry import Registry, Strict
 from nnctl.activations import ActivationRef
 from nnctl.initializers import InitRef
+from nnctl.registry import Registry, Strict
 
 Shape = tuple[int, ...]
 
@@ -26,10 +26,17 @@ class LayerSpec(Strict):
     """Keys every layer accepts."""
 
     name: Optional[str] = Field(None, description="layer name (default <type>_<index>); used in parameter paths")
-    inputs: Optional[list[str]] = Field(None, description="names of the layers feeding this one (default: the "
-                                                          "previous layer; the model input is `input`)")
+    inputs: Optional[list[str]] = Field(
+        None,
+        description="names of the layers feeding this one (default: the previous layer; the model input is `input`)",
+    )
     activation: Optional[ActivationRef] = Field(None, description="activation applied to the layer's output")
     trainable: bool = Field(True, description="false: the layer's parameters are not updated (frozen)")
+
+    if TYPE_CHECKING:
+        # Every registered layer class declares `type` as a pydantic field (a Literal of its names); the
+        # base class must not, or pydantic would add it here too.
+        type: str
 
     n_inputs: ClassVar[int | None] = 1  # None: any number >= 2 (merge layers)
     has_params: ClassVar[bool] = False
@@ -50,12 +57,16 @@ class LayerSpec(Strict):
         """Output before `activation`, computed inside the parent module's compact call."""
         raise NotImplementedError
 
-    def children(self) -> list["LayerSpec"]:
+    def children(self) -> list[LayerSpec]:
         return []
 
 
 class WindowMixin:
     """For layers whose `_geometry(shape)` returns (output shape, warnings, ...): convolutions, pooling."""
+
+    if TYPE_CHECKING:
+
+        def _geometry(self, shape: Shape) -> tuple[Any, ...]: ...
 
     def out_shape(self, shapes):
         return self._geometry(shapes[0])[0]
@@ -68,7 +79,7 @@ LAYERS: Registry[type[LayerSpec]] = Registry("layer type")
 
 
 def register_layer(cls: type[LayerSpec]) -> type[LayerSpec]:
-    (name, *aliases) = cls.model_fields["type"].annotation.__args__
+    (name, *aliases) = get_args(cls.model_fields["type"].annotation)  # the names in `type: Literal[...]`
     LAYERS.register(name, *aliases)(cls)
     return cls
 
@@ -79,7 +90,9 @@ class KernelMixin(Strict):
     kernel_init: InitRef = Field("glorot_uniform", description="initializer of the kernel")
     bias_init: InitRef = Field("zeros", description="initializer of the bias")
     use_bias: bool = True
-    kernel_regularizer: Optional["Regularizer"] = Field(None, description="L1/L2 penalty on the kernel, added to the loss")
+    kernel_regularizer: Optional[Regularizer] = Field(
+        None, description="L1/L2 penalty on the kernel, added to the loss"
+    )
 
     has_params: ClassVar[bool] = True
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import flax.linen as nn
 from pydantic import Field
 
 from nnctl.layers.base import LayerSpec, ShapeError, register_layer
 from nnctl.layers.graph import _NestedProblems, run_graph, thread_shapes
+
+if TYPE_CHECKING:
+    # At runtime `AnyLayer` is bound when nnctl.layers rebuilds this model (it needs every layer registered).
+    from nnctl.layers import AnyLayer
 
 
 class _ResidualModule(nn.Module):
@@ -34,7 +38,7 @@ class Residual(LayerSpec):
     linear projection of the input (dense for vectors, 1x1 convolution with the matching stride for images)."""
 
     type: Literal["residual"] = "residual"
-    layers: list["AnyLayer"] = Field(..., min_length=1)  # noqa: F821 - bound in nnctl.layers
+    layers: list[AnyLayer] = Field(..., min_length=1)  # bound in nnctl.layers (see the import above)
     projection: Literal["auto", "none"] = "auto"
 
     def children(self):
@@ -50,8 +54,10 @@ class Residual(LayerSpec):
         if tuple(shape) == tuple(out):
             return None
         if self.projection == "none":
-            raise ShapeError(f"(residual) block output {out} differs from its input {shape}; "
-                             f"set projection: auto or make the shapes equal")
+            raise ShapeError(
+                f"(residual) block output {out} differs from its input {shape}; "
+                f"set projection: auto or make the shapes equal"
+            )
         if len(shape) != len(out):
             raise ShapeError(f"(residual) block output {out} and input {shape} have different ranks")
         if len(shape) == 1:

@@ -23,13 +23,17 @@ IntOrList = Union[PositiveInt, list[PositiveInt]]
 
 def _padding_word(v):
     if isinstance(v, str) and v not in ("same", "valid"):
-        raise ValueError(f"padding '{v}' is not allowed: use `same`, `valid`, an integer, or one per axis "
-                         f"(an integer or a two-item list: low, high)")
+        raise ValueError(
+            f"padding '{v}' is not allowed: use `same`, `valid`, an integer, or one per axis "
+            f"(an integer or a two-item list: low, high)"
+        )
     return v
 
 
-Padding = Annotated[Union[Literal["same", "valid"], NonNegativeInt, list[Union[NonNegativeInt, list[NonNegativeInt]]]],
-                    BeforeValidator(_padding_word)]
+Padding = Annotated[
+    Union[Literal["same", "valid"], NonNegativeInt, list[Union[NonNegativeInt, list[NonNegativeInt]]]],
+    BeforeValidator(_padding_word),
+]
 
 
 def per_axis(layer: LayerSpec, key: str, value, n: int) -> tuple[int, ...]:
@@ -42,7 +46,7 @@ def per_axis(layer: LayerSpec, key: str, value, n: int) -> tuple[int, ...]:
 
 
 def pads_of(layer: LayerSpec, padding, n: int) -> str | tuple[tuple[int, int], ...]:
-    """"same"/"valid" or explicit (low, high) padding per spatial axis."""
+    """ "same"/"valid" or explicit (low, high) padding per spatial axis."""
     if padding == "same":
         return "SAME"
     if padding == "valid":
@@ -50,8 +54,10 @@ def pads_of(layer: LayerSpec, padding, n: int) -> str | tuple[tuple[int, int], .
     if isinstance(padding, int):
         return tuple((padding, padding) for _ in range(n))
     if len(padding) != n:
-        raise ShapeError(f"({layer.type}) padding {padding} needs {n} value(s), one per spatial axis "
-                         f"(an integer, or a two-item list: low, high)")
+        raise ShapeError(
+            f"({layer.type}) padding {padding} needs {n} value(s), one per spatial axis "
+            f"(an integer, or a two-item list: low, high)"
+        )
     out = []
     for p in padding:
         if isinstance(p, int):
@@ -67,8 +73,13 @@ def spatial_in(layer: LayerSpec, shape: Shape, rank: int) -> tuple[int, ...]:
     """The spatial sizes of a channels-last input of `rank` spatial axes."""
     if len(shape) != rank + 1:
         want = {1: "(steps, channels)", 2: "(height, width, channels)"}[rank]
-        fix = f"add {{type: reshape, shape: [{shape[0]}, 1]}} before it" if len(shape) == 1 and rank == 1 else \
-            "add a reshape layer before it" if len(shape) < rank + 1 else "use the layer of matching rank"
+        fix = (
+            f"add {{type: reshape, shape: [{shape[0]}, 1]}} before it"
+            if len(shape) == 1 and rank == 1
+            else "add a reshape layer before it"
+            if len(shape) < rank + 1
+            else "use the layer of matching rank"
+        )
         raise ShapeError(f"({layer.type}) expects {want}, got {tuple(shape)}: {fix}")
     return tuple(shape[:-1])
 
@@ -83,11 +94,15 @@ def window_out(layer: LayerSpec, sizes, kernel, strides, dilation, pads, what: s
         lo, hi = pads[axis]
         keff = d * (k - 1) + 1
         if lo >= keff or hi >= keff:
-            raise ShapeError(f"({layer.type}) padding {max(lo, hi)} is not smaller than the {what} "
-                             f"({keff}): the window would see only padding; use padding < {keff}")
+            raise ShapeError(
+                f"({layer.type}) padding {max(lo, hi)} is not smaller than the {what} "
+                f"({keff}): the window would see only padding; use padding < {keff}"
+            )
         if n + lo + hi < keff:
-            raise ShapeError(f"({layer.type}) the {what} ({keff}) is larger than the padded input "
-                             f"({n} + {lo + hi} = {n + lo + hi}): use a smaller {what}_size, padding or `same`")
+            raise ShapeError(
+                f"({layer.type}) the {what} ({keff}) is larger than the padded input "
+                f"({n} + {lo + hi} = {n + lo + hi}): use a smaller {what}_size, padding or `same`"
+            )
         out.append((n + lo + hi - keff) // s + 1)
         if (n + lo + hi - keff) % s:
             remarks.append((axis, n, k, keff, s, lo, hi))
@@ -111,11 +126,12 @@ def _tile_warnings(layer, remarks, rank, what) -> list[str]:
             lost = f"the last {unit} is" if dropped == 1 else f"the last {dropped} {unit}s are"
         else:
             lost = f"{dropped} position(s) on axis {axis} are"
-        msgs.append(f"{layer.name}: input {n}, {what} {kt}, stride {s}, padding {pad}: "
-                    f"({n} + {padsum} − {keff})/{s} + 1 = {exact:g}, {lost} dropped; {fix_text} tiles it")
+        msgs.append(
+            f"{layer.name}: input {n}, {what} {kt}, stride {s}, padding {pad}: "
+            f"({n} + {padsum} − {keff})/{s} + 1 = {exact:g}, {lost} dropped; {fix_text} tiles it"
+        )
     if rank == 2 and len(msgs) == 2 and remarks[0][1:] == remarks[1][1:]:
-        return [msgs[0].replace("the last row is", "the last row/column is")
-                .replace("rows are", "rows/columns are")]
+        return [msgs[0].replace("the last row is", "the last row/column is").replace("rows are", "rows/columns are")]
     return msgs
 
 
@@ -131,8 +147,11 @@ class _Conv(WindowMixin, KernelMixin, LayerSpec):
     filters: int = Field(..., gt=0, description="number of output channels (filters)")
     kernel_size: IntOrList = Field(..., description="window size: an integer or one per spatial axis")
     strides: IntOrList = Field(1, description="step between windows: an integer or one per spatial axis")
-    padding: Padding = Field("valid", description="`valid` (none), `same` (output = ceil(input / stride)), "
-                                                  "an integer P on every side, or one per axis ([low, high] allowed)")
+    padding: Padding = Field(
+        "valid",
+        description="`valid` (none), `same` (output = ceil(input / stride)), "
+        "an integer P on every side, or one per axis ([low, high] allowed)",
+    )
     dilation: IntOrList = Field(1, description="spacing between kernel taps (atrous convolution)")
 
     rank: ClassVar[int] = 0  # number of spatial axes
@@ -153,10 +172,17 @@ class _Conv(WindowMixin, KernelMixin, LayerSpec):
     def apply(self, xs, train):
         x = xs[0]
         _, _, k, s, d, pads = self._geometry(tuple(x.shape[1:]))
-        return nn.Conv(self.filters, k, strides=s, padding=pads if pads == "SAME" else list(pads),
-                       kernel_dilation=d, use_bias=self.use_bias,
-                       kernel_init=checked_init(self.kernel_init, (*k, x.shape[-1], self.filters), "kernel_init"),
-                       bias_init=checked_init(self.bias_init, (self.filters,), "bias_init"), name=self.name)(x)
+        return nn.Conv(
+            self.filters,
+            k,
+            strides=s,
+            padding=pads if pads == "SAME" else list(pads),
+            kernel_dilation=d,
+            use_bias=self.use_bias,
+            kernel_init=checked_init(self.kernel_init, (*k, x.shape[-1], self.filters), "kernel_init"),
+            bias_init=checked_init(self.bias_init, (self.filters,), "bias_init"),
+            name=self.name,
+        )(x)
 
 
 @register_layer
@@ -187,9 +213,9 @@ class Conv2DTranspose(KernelMixin, LayerSpec):
     filters: int = Field(..., gt=0, description="number of output channels")
     kernel_size: IntOrList = Field(..., description="window size: an integer or [kh, kw]")
     strides: IntOrList = Field(1, description="upsampling factor: an integer or [sh, sw]")
-    padding: Annotated[Union[Literal["same", "valid"], NonNegativeInt, list[NonNegativeInt]],
-                       BeforeValidator(_padding_word)] = Field(
-        "valid", description="`valid`, `same` (output = input x stride) or an integer P (crops P from each side)")
+    padding: Annotated[
+        Union[Literal["same", "valid"], NonNegativeInt, list[NonNegativeInt]], BeforeValidator(_padding_word)
+    ] = Field("valid", description="`valid`, `same` (output = input x stride) or an integer P (crops P from each side)")
 
     slow_in_scan: ClassVar[bool] = True
 
@@ -197,6 +223,7 @@ class Conv2DTranspose(KernelMixin, LayerSpec):
         sizes = spatial_in(self, shape, 2)
         k = per_axis(self, "kernel_size", self.kernel_size, 2)
         s = per_axis(self, "strides", self.strides, 2)
+        pads: str | list[tuple[int, int]]
         if self.padding == "same":
             out, pads = tuple(n * st for n, st in zip(sizes, s)), "SAME"
         else:
@@ -216,11 +243,16 @@ class Conv2DTranspose(KernelMixin, LayerSpec):
     def apply(self, xs, train):
         x = xs[0]
         _, k, s, pads = self._geometry(tuple(x.shape[1:]))
-        return nn.ConvTranspose(self.filters, k, strides=s, padding=pads, use_bias=self.use_bias,
-                                kernel_init=checked_init(self.kernel_init, (*k, x.shape[-1], self.filters),
-                                                         "kernel_init"),
-                                bias_init=checked_init(self.bias_init, (self.filters,), "bias_init"),
-                                name=self.name)(x)
+        return nn.ConvTranspose(
+            self.filters,
+            k,
+            strides=s,
+            padding=pads,
+            use_bias=self.use_bias,
+            kernel_init=checked_init(self.kernel_init, (*k, x.shape[-1], self.filters), "kernel_init"),
+            bias_init=checked_init(self.bias_init, (self.filters,), "bias_init"),
+            name=self.name,
+        )(x)
 
 
 @register_layer
@@ -235,8 +267,10 @@ class Upsample(LayerSpec):
     def out_shape(self, shapes):
         shape = shapes[0]
         if len(shape) < 2:
-            raise ShapeError(f"(upsample) expects (steps, channels) or (height, width, channels), got {shape}: "
-                             f"add a reshape layer before it")
+            raise ShapeError(
+                f"(upsample) expects (steps, channels) or (height, width, channels), got {shape}: "
+                f"add a reshape layer before it"
+            )
         f = per_axis(self, "size", self.size, len(shape) - 1)
         return (*(n * fi for n, fi in zip(shape[:-1], f)), shape[-1])
 

@@ -17,8 +17,10 @@ def kernel_init(layer: KernelMixin, shape: Shape):
     init = initializers.build(layer.kernel_init)
     got = getattr(init, "values_shape", None)
     if got is not None and math.prod(got) != math.prod(shape):
-        raise ShapeError(f"kernel_init values have shape {list(got)} but the kernel is {list(shape)} "
-                         f"(dense kernels are [inputs, units])")
+        raise ShapeError(
+            f"kernel_init values have shape {list(got)} but the kernel is {list(shape)} "
+            f"(dense kernels are [inputs, units])"
+        )
     return init
 
 
@@ -51,8 +53,13 @@ class Dense(KernelMixin, LayerSpec):
     def apply(self, xs, train):
         x = xs[0]
         n = x.shape[-1]
-        return nn.Dense(self.units, use_bias=self.use_bias, kernel_init=kernel_init(self, (n, self.units)),
-                        bias_init=bias_init(self, (self.units,)), name=self.name)(x)
+        return nn.Dense(
+            self.units,
+            use_bias=self.use_bias,
+            kernel_init=kernel_init(self, (n, self.units)),
+            bias_init=bias_init(self, (self.units,)),
+            name=self.name,
+        )(x)
 
 
 @register_layer
@@ -117,5 +124,3 @@ class Activation(LayerSpec):
 
     def apply(self, xs, train):
         return xs[0]
-
-

@@ -26,10 +26,14 @@ class DepthwiseConv2D(WindowMixin, KernelMixin, LayerSpec):
     type: Literal["depthwise_conv2d", "depthwiseconv2d"] = "depthwise_conv2d"
     kernel_size: IntOrList = Field(..., description="window size: an integer or [kh, kw]")
     strides: IntOrList = Field(1, description="step between windows: an integer or [sh, sw]")
-    padding: Padding = Field("valid", description="`valid` (none), `same` (output = ceil(input / stride)), "
-                                                  "an integer P on every side, or one per axis ([low, high] allowed)")
-    depth_multiplier: int = Field(1, gt=0, description="filters per input channel: output channels = "
-                                                       "input channels x depth_multiplier")
+    padding: Padding = Field(
+        "valid",
+        description="`valid` (none), `same` (output = ceil(input / stride)), "
+        "an integer P on every side, or one per axis ([low, high] allowed)",
+    )
+    depth_multiplier: int = Field(
+        1, gt=0, description="filters per input channel: output channels = input channels x depth_multiplier"
+    )
     dilation: IntOrList = Field(1, description="spacing between kernel taps (atrous convolution)")
 
     rank: ClassVar[int] = 2
@@ -57,7 +61,15 @@ class DepthwiseConv2D(WindowMixin, KernelMixin, LayerSpec):
         channels = x.shape[-1]
         _, _, k, s, d, pads = self._geometry(tuple(x.shape[1:]))
         kshape, bshape = self._shapes(channels, k)
-        return nn.Conv(bshape[0], k, strides=s, padding=pads if pads == "SAME" else list(pads),
-                       kernel_dilation=d, feature_group_count=channels, use_bias=self.use_bias,
-                       kernel_init=checked_init(self.kernel_init, kshape, "kernel_init"),
-                       bias_init=checked_init(self.bias_init, bshape, "bias_init"), name=self.name)(x)
+        return nn.Conv(
+            bshape[0],
+            k,
+            strides=s,
+            padding=pads if pads == "SAME" else list(pads),
+            kernel_dilation=d,
+            feature_group_count=channels,
+            use_bias=self.use_bias,
+            kernel_init=checked_init(self.kernel_init, kshape, "kernel_init"),
+            bias_init=checked_init(self.bias_init, bshape, "bias_init"),
+            name=self.name,
+        )(x)

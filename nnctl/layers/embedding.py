@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
 
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 from pydantic import Field
 
+from nnctl.initializers import InitRef
 from nnctl.layers.base import LayerSpec, ShapeError, register_layer
 from nnctl.layers.conv import checked_init
-from nnctl.initializers import InitRef
 
 
 @register_layer
@@ -51,14 +52,15 @@ class PositionalEmbedding(LayerSpec):
 
     type: Literal["positional_embedding", "position_embedding", "positional_encoding"] = "positional_embedding"
     kind: Literal["learned", "sinusoidal"] = Field("learned", description="learned | sinusoidal")
-    embeddings_init: InitRef = Field({"type": "normal", "stddev": 0.05}, description="initializer of the "
-                                                                                     "learned table")
+    embeddings_init: InitRef = Field({"type": "normal", "stddev": 0.05}, description="initializer of the learned table")
     has_params: ClassVar[bool] = True
 
     def out_shape(self, shapes):
         if len(shapes[0]) != 2:
-            raise ShapeError(f"(positional_embedding) expects a sequence (steps, features), got {shapes[0]}: "
-                             f"put it after an embedding layer or a reshape to (steps, features)")
+            raise ShapeError(
+                f"(positional_embedding) expects a sequence (steps, features), got {shapes[0]}: "
+                f"put it after an embedding layer or a reshape to (steps, features)"
+            )
         if self.kind == "learned":
             checked_init(self.embeddings_init, shapes[0], "embeddings_init")
         return shapes[0]
@@ -71,8 +73,8 @@ class PositionalEmbedding(LayerSpec):
 
 
 class _Learned(nn.Module):
-    init: object
+    init_fn: Callable[..., Any]  # a Flax initializer (key, shape, dtype) -> array
 
     @nn.compact
     def __call__(self, x):
-        return x + self.param("embedding", self.init, x.shape[1:])[None]
+        return x + self.param("embedding", self.init_fn, x.shape[1:])[None]

@@ -7,7 +7,8 @@ connections and parallel branches with one mechanism.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any, cast
 
 import flax.linen as nn
 
@@ -45,8 +46,9 @@ def resolve_names(raw_layers: Any) -> Any:
     return out
 
 
-def thread_shapes(layers: Iterable[LayerSpec], input_shape: Shape, path: tuple = ()) -> tuple[
-        dict[str, Shape], Shape | None, list[tuple[tuple, str]], list[tuple[tuple, str]]]:
+def thread_shapes(
+    layers: Iterable[LayerSpec], input_shape: Shape, path: tuple = ()
+) -> tuple[dict[str, Shape], Shape | None, list[tuple[tuple, str]], list[tuple[tuple, str]]]:
     """Output shape of every layer. Returns (shapes by name, output shape, problems, warnings);
     problems and warnings are (key path, message). A layer after a broken one is not checked again."""
     shapes: dict[str, Shape | None] = {INPUT: tuple(input_shape)}
@@ -56,28 +58,40 @@ def thread_shapes(layers: Iterable[LayerSpec], input_shape: Shape, path: tuple =
     seen_names: set[str] = set()
     for i, layer in enumerate(layers):
         here = path + (i,)
+        assert layer.name is not None and layer.inputs is not None  # filled in by resolve_names before validation
         if layer.name in seen_names or layer.name == INPUT:
             problems.append((here + ("name",), f"layer name '{layer.name}' is used twice; names must be unique"))
         seen_names.add(layer.name)
-        ins = []
+        ins: list[Shape | None] = []
+        unknown_input = False
         for k in layer.inputs:
             if k not in shapes:
-                problems.append((here + ("inputs",), f"unknown input '{k}'.{did_you_mean(k, shapes)} "
-                                                     f"Layers defined before this one: {', '.join(shapes)}"))
-                ins = None
+                problems.append(
+                    (
+                        here + ("inputs",),
+                        f"unknown input '{k}'.{did_you_mean(k, shapes)} "
+                        f"Layers defined before this one: {', '.join(shapes)}",
+                    )
+                )
+                unknown_input = True
                 break
             ins.append(shapes[k])
         out = None
-        if ins is not None and all(s is not None for s in ins):
+        if not unknown_input and all(s is not None for s in ins):
             if layer.n_inputs is not None and len(ins) != layer.n_inputs:
                 problems.append((here + ("inputs",), f"({layer.type}) takes {layer.n_inputs} input, got {len(ins)}"))
             elif layer.n_inputs is None and len(ins) < 2:
-                problems.append((here + ("inputs",), f"({layer.type}) merges two or more inputs, got {len(ins)}: "
-                                                     f"list them in `inputs: [a, b]`"))
+                problems.append(
+                    (
+                        here + ("inputs",),
+                        f"({layer.type}) merges two or more inputs, got {len(ins)}: list them in `inputs: [a, b]`",
+                    )
+                )
             else:
+                known = cast(list[Shape], ins)  # every entry was checked to be not None above
                 try:
-                    out = tuple(layer.out_shape(ins))
-                    warnings += [(here, w) for w in layer.warnings(ins)]
+                    out = tuple(layer.out_shape(known))
+                    warnings += [(here, w) for w in layer.warnings(known)]
                 except ShapeError as e:
                     problems.append((here, f"{layer.name} {e}"))
                 except (ValueError, TypeError, ArithmeticError) as e:  # e.g. options that cannot be built, absurd sizes
@@ -100,6 +114,7 @@ def run_graph(layers: tuple[LayerSpec, ...], x, train: bool, head: bool = True, 
     out = x
     last = len(layers) - 1
     for i, layer in enumerate(layers):
+        assert layer.name is not None and layer.inputs is not None  # filled in by resolve_names before validation
         z = layer.apply([env[k] for k in layer.inputs], train)
         out = z if (i == last and not head) else activations.apply(layer.activation, z)
         env[layer.name] = out

@@ -24,11 +24,14 @@ class Add(LayerSpec):
     n_inputs: ClassVar[int | None] = None
 
     def out_shape(self, shapes):
+        assert self.inputs is not None  # filled in by resolve_names before validation
         first = tuple(shapes[0])
         for name, s in zip(self.inputs[1:], shapes[1:]):
             if tuple(s) != first:
-                raise ShapeError(f"(add) inputs must have the same shape: {self.inputs[0]} is {first} but {name} "
-                                 f"is {tuple(s)}; use concat, or a projection (1x1 conv / dense) to match")
+                raise ShapeError(
+                    f"(add) inputs must have the same shape: {self.inputs[0]} is {first} but {name} "
+                    f"is {tuple(s)}; use concat, or a projection (1x1 conv / dense) to match"
+                )
         return first
 
     def apply(self, xs, train):
@@ -47,14 +50,17 @@ class Concat(LayerSpec):
     n_inputs: ClassVar[int | None] = None
 
     def out_shape(self, shapes):
+        assert self.inputs is not None  # filled in by resolve_names before validation
         rank = len(shapes[0])
         if not -rank <= self.axis < rank:
             raise ShapeError(f"(concat) axis {self.axis} is out of range for inputs of rank {rank}")
         ax = self.axis % rank
         for name, s in zip(self.inputs[1:], shapes[1:]):
             if len(s) != rank or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i != ax):
-                raise ShapeError(f"(concat) {self.inputs[0]} is {tuple(shapes[0])} and {name} is {tuple(s)}: "
-                                 f"only axis {self.axis} may differ (use `same` padding on parallel conv branches)")
+                raise ShapeError(
+                    f"(concat) {self.inputs[0]} is {tuple(shapes[0])} and {name} is {tuple(s)}: "
+                    f"only axis {self.axis} may differ (use `same` padding on parallel conv branches)"
+                )
         return tuple(sum(s[ax] for s in shapes) if i == ax else d for i, d in enumerate(shapes[0]))
 
     def apply(self, xs, train):

@@ -28,8 +28,14 @@ class BatchNorm(LayerSpec):
         return shapes[0]
 
     def apply(self, xs, train):
-        return nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=self.epsilon,
-                            use_bias=self.center, use_scale=self.scale, name=self.name)(xs[0])
+        return nn.BatchNorm(
+            use_running_average=not train,
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            use_bias=self.center,
+            use_scale=self.scale,
+            name=self.name,
+        )(xs[0])
 
 
 @register_layer

@@ -21,9 +21,9 @@ from nnctl.layers.conv import IntOrList, _padding_word, pads_of, per_axis, spati
 class _Pool(WindowMixin, LayerSpec):
     pool_size: IntOrList = Field(2, description="window size: an integer or one per spatial axis")
     strides: Optional[IntOrList] = Field(None, description="step between windows (default: pool_size)")
-    padding: Annotated[Union[Literal["same", "valid"], NonNegativeInt, list[NonNegativeInt]],
-                       BeforeValidator(_padding_word)] = Field(
-        "valid", description="`valid`, `same` or an integer P on every side (one per axis allowed)")
+    padding: Annotated[
+        Union[Literal["same", "valid"], NonNegativeInt, list[NonNegativeInt]], BeforeValidator(_padding_word)
+    ] = Field("valid", description="`valid`, `same` or an integer P on every side (one per axis allowed)")
 
     rank: ClassVar[int] = 0
     reduce: ClassVar[str] = "max"
@@ -46,8 +46,9 @@ class _Pool(WindowMixin, LayerSpec):
             return _reshape_pool(x, k, out[:-1], self.reduce)
         if self.reduce == "max":
             return nn.max_pool(x, k, strides=s, padding=pads if pads == "SAME" else list(pads))
-        return nn.avg_pool(x, k, strides=s, padding=pads if pads == "SAME" else list(pads),
-                           count_include_pad=pads != "SAME")
+        return nn.avg_pool(
+            x, k, strides=s, padding=pads if pads == "SAME" else list(pads), count_include_pad=pads != "SAME"
+        )
 
 
 def _reshape_pool(x, k, out, reduce):
@@ -115,8 +116,9 @@ class _GlobalPool(LayerSpec):
 class GlobalAvgPool(_GlobalPool):
     """Mean over every spatial position: one value per channel."""
 
-    type: Literal["global_avg_pool", "global_average_pooling", "global_avg_pool2d", "global_avg_pool1d"] = \
+    type: Literal["global_avg_pool", "global_average_pooling", "global_avg_pool2d", "global_avg_pool1d"] = (
         "global_avg_pool"
+    )
     reduce: ClassVar[str] = "mean"
 
 
@@ -124,5 +126,4 @@ class GlobalAvgPool(_GlobalPool):
 class GlobalMaxPool(_GlobalPool):
     """Maximum over every spatial position: one value per channel."""
 
-    type: Literal["global_max_pool", "global_max_pooling", "global_max_pool2d", "global_max_pool1d"] = \
-        "global_max_pool"
+    type: Literal["global_max_pool", "global_max_pooling", "global_max_pool2d", "global_max_pool1d"] = "global_max_pool"

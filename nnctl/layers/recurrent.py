@@ -16,8 +16,9 @@ The input projection of all steps is one matmul before the scan.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import flax.linen as nn
 import jax
@@ -25,9 +26,9 @@ import jax.numpy as jnp
 from pydantic import Field
 
 from nnctl import initializers
+from nnctl.initializers import InitRef
 from nnctl.layers.base import KernelMixin, LayerSpec, ShapeError, register_layer
 from nnctl.layers.conv import checked_init
-from nnctl.initializers import InitRef
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
@@ -39,6 +40,7 @@ def _stacked(init: Callable, directions: int | None) -> Callable:
 
     def f(key, shape, dtype=jnp.float32):
         return jnp.stack([init(k, shape[1:], dtype) for k in jax.random.split(key, shape[0])])
+
     return f
 
 
@@ -46,16 +48,19 @@ def step_fn(cell: str, u: int) -> Callable:
     """One time step on direction-batched arrays: (carry, projected input) -> (carry, output).
 
     carry is h (D, B, u) or (h, c) for the LSTM; `xp` = x W + b for this step, (D, B, G*u)."""
+
     def mm(h, rk):
         if h.shape[0] == 1:  # one direction: a plain 2-D matmul is cheaper on XLA:CPU than a batched one
             return (h[0] @ rk[0])[None]
         return jnp.einsum("dbu,dug->dbg", h, rk)
 
     if cell == "simple_rnn":
+
         def step(rk, h, xp):
             h = jnp.tanh(xp + mm(h, rk))
             return h, h
     elif cell == "lstm":
+
         def step(rk, carry, xp):
             h, c = carry
             i, f, g, o = jnp.split(xp + mm(h, rk), 4, axis=-1)
@@ -63,6 +68,7 @@ def step_fn(cell: str, u: int) -> Callable:
             h = jax.nn.sigmoid(o) * jnp.tanh(c)
             return (h, c), h
     else:
+
         def step(rk, h, xp):
             xz, xr, xh = jnp.split(xp, 3, axis=-1)
             rz, rr, rh = jnp.split(rk, 3, axis=-1)
@@ -71,6 +77,7 @@ def step_fn(cell: str, u: int) -> Callable:
             hh = jnp.tanh(xh + mm(r * h, rh))
             h = z * h + (1.0 - z) * hh
             return h, h
+
     return step
 
 
@@ -82,6 +89,7 @@ def step_fn(cell: str, u: int) -> Callable:
 # the gate activations are saved by the forward pass instead of being recomputed. Same numbers as autodiff
 # to float rounding (tests/test_layers.py checks values and gradients). Reverse mode only: callers that
 # need forward mode (jacfwd) use jacrev instead.
+
 
 def _mm(h, rk):
     if h.shape[0] == 1:  # one direction: a plain 2-D matmul is cheaper on XLA:CPU than a batched one
@@ -119,6 +127,7 @@ def fast_recurrence(cell: str, rk, xp, carry0):
 
 def _fast_fwd(cell, rk, xp, carry0):
     if cell == "lstm":
+
         def step(carry, x):
             h, c = carry
             h2, c2, acts = _lstm_gates(x + _mm(h, rk), c)
@@ -127,11 +136,11 @@ def _fast_fwd(cell, rk, xp, carry0):
         carry, (ys, hs, cs, acts) = jax.lax.scan(step, carry0, xp)
         return (carry, ys), (rk, hs, cs, acts)
 
-    def step(h, x):
+    def rnn_step(h, x):
         h2 = jnp.tanh(x + _mm(h, rk))
         return h2, (h2, h)
 
-    h, (ys, hs) = jax.lax.scan(step, carry0, xp)
+    h, (ys, hs) = jax.lax.scan(rnn_step, carry0, xp)
     return (h, ys), (rk, hs, ys)
 
 
@@ -145,8 +154,15 @@ def _fast_bwd(cell, res, g):
             dy, c_prev, (i, f, gg, o, tc) = inp
             dh = dh + dy
             dct = dc + dh * o * (1.0 - tc * tc)
-            dz = jnp.concatenate([dct * gg * i * (1.0 - i), dct * c_prev * f * (1.0 - f),
-                                  dct * i * (1.0 - gg * gg), dh * tc * o * (1.0 - o)], axis=-1)
+            dz = jnp.concatenate(
+                [
+                    dct * gg * i * (1.0 - i),
+                    dct * c_prev * f * (1.0 - f),
+                    dct * i * (1.0 - gg * gg),
+                    dh * tc * o * (1.0 - o),
+                ],
+                axis=-1,
+            )
             return (_mm_t(dz, rk), dct * f), dz
 
         dcarry0, dzs = jax.lax.scan(step, dcarry, (dys, cs, acts), reverse=True)
@@ -193,7 +209,8 @@ class RNNCore(nn.Module):
                 base = bias_init
 
                 def bias_init(key, shape, dtype=jnp.float32):
-                    return base(key, shape, dtype).at[..., u:2 * u].add(1.0)
+                    return base(key, shape, dtype).at[..., u : 2 * u].add(1.0)
+
             b = self.param("bias", _stacked(bias_init, dirs), (*lead, g * u))
             xp = xp + b.reshape(1, d, 1, g * u)
         h0 = jnp.zeros((d, x.shape[0], u), xp.dtype)
@@ -213,10 +230,16 @@ class RNNCore(nn.Module):
 
 class _Recurrent(KernelMixin, LayerSpec):
     units: int = Field(..., gt=0, description="size of the hidden state (per direction)")
-    bidirectional: bool = Field(False, description="also run the sequence backwards; outputs are concatenated "
-                                                   "(forward, backward), so 2 x units features")
-    return_sequences: bool = Field(False, description="true: output at every step (steps, units) for "
-                                                      "many-to-many; false: the last step only (many-to-one)")
+    bidirectional: bool = Field(
+        False,
+        description="also run the sequence backwards; outputs are concatenated "
+        "(forward, backward), so 2 x units features",
+    )
+    return_sequences: bool = Field(
+        False,
+        description="true: output at every step (steps, units) for "
+        "many-to-many; false: the last step only (many-to-one)",
+    )
     recurrent_init: InitRef = Field("orthogonal", description="initializer of the recurrent kernel")
 
     cell: ClassVar[str] = "simple_rnn"
@@ -224,8 +247,11 @@ class _Recurrent(KernelMixin, LayerSpec):
     def out_shape(self, shapes):
         shape = shapes[0]
         if len(shape) != 2:
-            fix = f"add {{type: reshape, shape: [{shape[0]}, 1]}} before it" if len(shape) == 1 else \
-                "reshape it to (steps, features)"
+            fix = (
+                f"add {{type: reshape, shape: [{shape[0]}, 1]}} before it"
+                if len(shape) == 1
+                else "reshape it to (steps, features)"
+            )
             raise ShapeError(f"({self.type}) expects a sequence (steps, features), got {tuple(shape)}: {fix}")
         g, lead = GATES[self.cell], ((2,) if self.bidirectional else ())
         checked_init(self.kernel_init, (*lead, shape[1], g * self.units), "kernel_init")
@@ -235,10 +261,18 @@ class _Recurrent(KernelMixin, LayerSpec):
         return (shape[0], units) if self.return_sequences else (units,)
 
     def apply(self, xs, train):
-        return RNNCore(self.cell, self.units, self.bidirectional, self.return_sequences, self.use_bias,
-                       initializers.build(self.kernel_init), initializers.build(self.recurrent_init),
-                       initializers.build(self.bias_init), getattr(self, "unit_forget_bias", False),
-                       name=self.name)(xs[0])
+        return RNNCore(
+            self.cell,
+            self.units,
+            self.bidirectional,
+            self.return_sequences,
+            self.use_bias,
+            initializers.build(self.kernel_init),
+            initializers.build(self.recurrent_init),
+            initializers.build(self.bias_init),
+            getattr(self, "unit_forget_bias", False),
+            name=self.name,
+        )(xs[0])
 
 
 @register_layer

@@ -23,11 +23,11 @@ import jax
 import jax.numpy as jnp
 
 from nnctl.augment import augment_batch
+from nnctl.chain import Chain, clipped_flag
 from nnctl.engine.loop import Proposal
 from nnctl.engine.state import TrainState
 from nnctl.engine.step import apply_update, forward, masked_mean
 from nnctl.objectives.supervised import kernel_penalty
-from nnctl.optim import Chain, clipped_flag
 
 KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 PARTS = ("generator", "discriminator")
@@ -71,13 +71,17 @@ class GAN:
         x = jnp.zeros((1, *input_shape), jnp.float32)
         variables = self.net.init({"params": key, "dropout": key}, x, train=False)
         p = variables["params"]
-        return TrainState(params=p, model_state={k: v for k, v in variables.items() if k != "params"},
-                          opt_state={part: self.chains[part].tx.init({part: p[part]}) for part in PARTS},
-                          step=jnp.int32(0))
+        return TrainState(
+            params=p,
+            model_state={k: v for k, v in variables.items() if k != "params"},
+            opt_state={part: self.chains[part].tx.init({part: p[part]}) for part in PARTS},
+            step=jnp.int32(0),
+        )
 
     def _fwd(self, params, ms, *args, train: bool = False, key=None, method: str):
-        return forward(self.net, params, ms, *args, train=train, key=key, compute_dtype=self.compute_dtype,
-                       method=method)
+        return forward(
+            self.net, params, ms, *args, train=train, key=key, compute_dtype=self.compute_dtype, method=method
+        )
 
     def _update(self, part: str, opt: Any, params: Any, loss: jax.Array, grads: Any):
         """`apply_update` of one network's chain: (new params, optimizer state, gradient norm, gradients)."""
@@ -127,12 +131,14 @@ class GAN:
     # --- steps --------------------------------------------------------------------------------------------------
     def _d_objective(self, P, ms, real, z, labels, mask, keys):
         """The discriminator's objective as a function of its parameters: real vs generated (G fixed)."""
+
         def objective(dp):
             p = {**P, "discriminator": dp}
             fake, m = self._fwd(p, ms, z, labels, train=True, key=keys[0], method="generate")
             real_logit, m = self._fwd(p, m, real, labels, train=True, key=keys[1], method="discriminate")
-            fake_logit, m = self._fwd(p, m, jax.lax.stop_gradient(fake), labels, train=True, key=keys[2],
-                                      method="discriminate")
+            fake_logit, m = self._fwd(
+                p, m, jax.lax.stop_gradient(fake), labels, train=True, key=keys[2], method="discriminate"
+            )
             loss = self.penalised(masked_mean(self.d_loss(real_logit, fake_logit), mask), p, "discriminator")
             return loss, (m, masked_mean(self._prob(real_logit), mask), masked_mean(self._prob(fake_logit), mask))
 
@@ -140,6 +146,7 @@ class GAN:
 
     def _g_objective(self, P, ms, z, labels, mask, key):
         """The generator's objective against the (updated) discriminator."""
+
         def objective(gp):
             p = {**P, "generator": gp}
             fake, m = self._fwd(p, ms, z, labels, train=True, key=key, method="generate")
@@ -164,8 +171,12 @@ class GAN:
         (gl, ms_g), gg = jax.value_and_grad(g_obj, has_aux=True)(P["generator"])
         new_g, opt_g, gn_g, gg = self._update("generator", opt, P["generator"], gl, gg)
 
-        new = TrainState(params={**P, "generator": new_g, "discriminator": new_d}, model_state=ms_g,
-                         opt_state={"generator": opt_g, "discriminator": opt_d}, step=state.step + 1)
+        new = TrainState(
+            params={**P, "generator": new_g, "discriminator": new_d},
+            model_state=ms_g,
+            opt_state={"generator": opt_g, "discriminator": opt_d},
+            step=state.step + 1,
+        )
         gnorm = jnp.sqrt(gn_d**2 + gn_g**2)
         clipped = jnp.maximum(clipped_flag(self.clip, gd), clipped_flag(self.clip, gg))  # either network clipped
         values = {"d_loss": dl, "g_loss": gl, "d_real": d_real, "d_fake": d_fake}
@@ -181,10 +192,12 @@ class GAN:
         fake = self._fwd(P, ms, z, labels, method="generate")[0]
         real_logit = self._fwd(P, ms, x, labels, method="discriminate")[0]
         fake_logit = self._fwd(P, ms, fake, labels, method="discriminate")[0]
-        values = {"d_loss": self.penalised(masked_mean(self.d_loss(real_logit, fake_logit), mask), P, "discriminator"),
-                  "g_loss": self.penalised(masked_mean(self.g_loss(fake_logit), mask), P, "generator"),
-                  "d_real": masked_mean(self._prob(real_logit), mask),
-                  "d_fake": masked_mean(self._prob(fake_logit), mask)}
+        values = {
+            "d_loss": self.penalised(masked_mean(self.d_loss(real_logit, fake_logit), mask), P, "discriminator"),
+            "g_loss": self.penalised(masked_mean(self.g_loss(fake_logit), mask), P, "generator"),
+            "d_real": masked_mean(self._prob(real_logit), mask),
+            "d_fake": masked_mean(self._prob(fake_logit), mask),
+        }
         return self._add(sums, values, mask, 1.0)
 
     # --- using a trained model -----------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 
 from nnctl.augment import augment_batch, corrupt
+from nnctl.chain import clipped_flag
 from nnctl.engine.loop import Proposal
 from nnctl.engine.state import TrainState
 from nnctl.objectives.supervised import Supervised
-from nnctl.optim import clipped_flag
 
 _EPS = 1e-6
 

@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import optax
 
 from nnctl import metrics as M
+from nnctl.chain import Chain, clipped_flag
 from nnctl.engine.loop import Proposal
 from nnctl.engine.state import TrainState
 from nnctl.engine.step import apply_update, forward
 from nnctl.losses import LOSSES, Head
-from nnctl.optim import Chain, clipped_flag
 
 
 def init_state(net: Any, key: jax.Array, input_shape: tuple, opt_init: Any) -> TrainState:
@@ -75,11 +75,19 @@ class Supervised:
     def init(self, key: jax.Array, input_shape: tuple) -> TrainState:
         return init_state(self.net, key, input_shape, self.tx.init)
 
-    def forward(self, params: Any, model_state: dict, x: jax.Array, train: bool, key: jax.Array | None = None,
-                capture: tuple = ()) -> tuple[Any, dict]:
-        kw = {"capture": capture} if capture else {}
-        return forward(self.net, params, model_state, x, train=train, key=key, compute_dtype=self.compute_dtype,
-                       head=False, **kw)
+    def forward(
+        self,
+        params: Any,
+        model_state: dict,
+        x: jax.Array,
+        train: bool,
+        key: jax.Array | None = None,
+        capture: tuple = (),
+    ) -> tuple[Any, dict]:
+        kw: dict[str, Any] = {"capture": capture} if capture else {}
+        return forward(
+            self.net, params, model_state, x, train=train, key=key, compute_dtype=self.compute_dtype, head=False, **kw
+        )
 
     def predict(self, params: Any, model_state: dict, x: jax.Array) -> jax.Array:
         out, _ = self.forward(params, model_state, x, False)
@@ -113,13 +121,18 @@ class Supervised:
     def zero_sums(self, out_shape: tuple, y_dtype: Any) -> dict:
         out = jax.ShapeDtypeStruct((1, *out_shape), jnp.float32)
         y = jax.ShapeDtypeStruct((1,) if jnp.issubdtype(y_dtype, jnp.integer) else (1, *out_shape), y_dtype)
-        shapes = jax.eval_shape(lambda o, t: M.batch_sums(M.needs_of(self.metric_names), o, t, jnp.ones(1),
-                                                          self.num_classes), out, y)
-        return {"n": jnp.float32(0), "loss": jnp.float32(0),
-                **jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)}
+        shapes = jax.eval_shape(
+            lambda o, t: M.batch_sums(M.needs_of(self.metric_names), o, t, jnp.ones(1), self.num_classes), out, y
+        )
+        return {
+            "n": jnp.float32(0),
+            "loss": jnp.float32(0),
+            **jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
+        }
 
-    def add_batch(self, sums: dict, logits: jax.Array, y: jax.Array, mask: jax.Array, loss_sum: jax.Array,
-                  weight: Any) -> dict:
+    def add_batch(
+        self, sums: dict, logits: jax.Array, y: jax.Array, mask: jax.Array, loss_sum: jax.Array, weight: Any
+    ) -> dict:
         m = mask * weight
         batch = M.batch_sums(M.needs_of(self.metric_names), self.head.fn(logits), y, m, self.num_classes)
         new = dict(sums)
@@ -139,14 +152,20 @@ class Supervised:
             # targets were scaled by 1/scale (and shifted) for training: error sums back in the data's units;
             # R^2 is unchanged, the loss stays the training objective
             k = jnp.asarray(self.target_scale, jnp.float32).reshape(sums["sse"].shape)
-            sums = {**sums, "sse": sums["sse"] * k * k, "sae": sums["sae"] * k, "sy": sums["sy"] * k,
-                    "syy": sums["syy"] * k * k}
+            sums = {
+                **sums,
+                "sse": sums["sse"] * k * k,
+                "sae": sums["sae"] * k,
+                "sy": sums["sy"] * k,
+                "syy": sums["syy"] * k * k,
+            }
         out.update(M.compute(self.metric_names, sums))
         return out
 
     # --- steps --------------------------------------------------------------------------------------------------
-    def update(self, state: TrainState, loss: jax.Array, grads: Any, model_state: dict) -> tuple[TrainState, Any,
-                                                                                                   jax.Array]:
+    def update(
+        self, state: TrainState, loss: jax.Array, grads: Any, model_state: dict
+    ) -> tuple[TrainState, Any, jax.Array]:
         """(proposed state, gradients as applied, gradient norm) of one optimizer step."""
         params, opt, gnorm, grads = apply_update(self.tx, self.trainable, state.opt_state, state.params, loss, grads)
         new = TrainState(params=params, model_state=model_state, opt_state=opt, step=state.step + 1)

@@ -24,13 +24,13 @@ from flax import struct
 
 from nnctl import metrics as M
 from nnctl.augment import augment_batch, corrupt
+from nnctl.chain import Chain, clipped_flag
 from nnctl.engine.loop import Proposal
 from nnctl.engine.state import TrainState
 from nnctl.engine.step import apply_update, forward, masked_mean
 from nnctl.losses import LOSSES
 from nnctl.objectives.regularized import activity_penalties, jacobian_norm2
 from nnctl.objectives.supervised import init_state, kernel_penalty
-from nnctl.optim import Chain, clipped_flag
 
 
 @struct.dataclass
@@ -103,8 +103,9 @@ class VAE:
         """Encode `x`, sample z (key None: z = mean), decode, compare with `target` (default: `x`)."""
         k_drop = None if key is None else jax.random.fold_in(key, 1)
         names, ms0 = self._capture(), ms
-        enc, ms = self._fwd(params, ms, x, train=train, key=k_drop, method="encode",
-                            **({"capture": names} if names else {}))
+        enc, ms = self._fwd(
+            params, ms, x, train=train, key=k_drop, method="encode", **({"capture": names} if names else {})
+        )
         mu, log_var, acts = enc if names else (*enc, {})
         if key is None:
             z = mu
@@ -132,8 +133,9 @@ class VAE:
         sums.update({k: jnp.float32(0) for k, _ in self.activity})
         if self.metric_names:
             v = jax.ShapeDtypeStruct((1, *self.input_shape), jnp.float32)
-            shapes = jax.eval_shape(lambda o, t: M.batch_sums(M.needs_of(self.metric_names), o, t, jnp.ones(1), 2),
-                                    v, v)
+            shapes = jax.eval_shape(
+                lambda o, t: M.batch_sums(M.needs_of(self.metric_names), o, t, jnp.ones(1), 2), v, v
+            )
             sums.update(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
         return sums
 

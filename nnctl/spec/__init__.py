@@ -9,7 +9,7 @@ import re
 import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path as FsPath
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import BaseModel, ValidationError
 
@@ -32,7 +32,7 @@ def format_path(path: tuple) -> str:
 class Loaded:
     """A validated spec and where it came from (for located messages and relative data paths)."""
 
-    spec: Any  # nnctl.spec.models.Spec
+    spec: Spec
     located: Located
     base_dir: FsPath
     overridden: dict[tuple, str] = field(default_factory=dict)
@@ -81,8 +81,15 @@ def apply_override(data: Any, text: str) -> tuple:
         elif isinstance(node, list) and isinstance(p, int) and p < len(node):
             node = node[p]
         else:
-            raise SpecError([Problem(format_path(tuple(parts[: i + 1])), f"--set cannot follow '{key}': "
-                                     f"no such item in the spec", "--set")])
+            raise SpecError(
+                [
+                    Problem(
+                        format_path(tuple(parts[: i + 1])),
+                        f"--set cannot follow '{key}': no such item in the spec",
+                        "--set",
+                    )
+                ]
+            )
     last = parts[-1]
     if isinstance(node, dict):
         node[str(last)] = parse_scalar(value)
@@ -95,6 +102,7 @@ def apply_override(data: Any, text: str) -> tuple:
 
 # ----------------------------------------------------------------------------------- pydantic -> problems
 
+
 def _unwrap(ann: Any) -> tuple[Any, tuple]:
     meta: tuple = ()
     while typing.get_origin(ann) is typing.Annotated:
@@ -103,7 +111,7 @@ def _unwrap(ann: Any) -> tuple[Any, tuple]:
     return ann, meta
 
 
-def _is_model(ann: Any) -> bool:
+def _is_model(ann: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(ann, type) and issubclass(ann, BaseModel)
 
 
@@ -135,7 +143,7 @@ def _step(ann: Any, el: Any) -> Any:
     return None
 
 
-def _model_at(root: type, loc: tuple) -> type | None:
+def _model_at(root: type, loc: tuple) -> type[BaseModel] | None:
     ann: Any = root
     for el in loc:
         nxt = _step(ann, el)
@@ -151,9 +159,11 @@ def _model_at(root: type, loc: tuple) -> type | None:
 
 def _clean_path(data: Any, loc: tuple) -> tuple:
     """The pydantic location without union tags: only the steps that exist in the data."""
-    out, node = [], data
+    out: list[str | int] = []
+    node = data
     for el in loc:
-        if isinstance(node, dict) and isinstance(el, str) and el in node:
+        # two branches (not one `or`), so that mypy narrows `node` and `el` together
+        if isinstance(node, dict) and isinstance(el, str) and el in node:  # noqa: SIM114
             out.append(el)
             node = node[el]
         elif isinstance(node, list) and isinstance(el, int) and 0 <= el < len(node):
@@ -176,14 +186,14 @@ def problems_from(err: ValidationError, root: type, located: Located, overridden
         as_key = False
         if kind == "extra_forbidden":
             model = _model_at(root, loc[:-1])
-            allowed = [k for k in (model.model_fields if model else {})]
+            allowed = list(model.model_fields if model else {})
             key = str(loc[-1])
             msg = f"unknown key '{key}'.{did_you_mean(key, allowed)}"
             if allowed:
                 msg += f" Allowed keys: {choices_text(allowed)}"
             as_key = True
         elif kind == "missing":
-            key = loc[-1]
+            key = str(loc[-1])
             model = _model_at(root, loc[:-1])
             msg = f"missing required key '{key}'"
             if model is not None and "type" in model.model_fields and key != "type":
@@ -243,8 +253,12 @@ def _choices_of(root: type, loc: tuple) -> list[str]:
 
 def _singular(word: Any) -> str:
     w = str(word)
-    return {"layers": "layer", "kernel_init": "initializer", "bias_init": "initializer",
-            "learning_rate": "schedule"}.get(w, w)
+    return {
+        "layers": "layer",
+        "kernel_init": "initializer",
+        "bias_init": "initializer",
+        "learning_rate": "schedule",
+    }.get(w, w)
 
 
 def _short(v: Any) -> str:
@@ -254,8 +268,15 @@ def _short(v: Any) -> str:
 
 # ----------------------------------------------------------------------------------------------- loading
 
-def load_text(text: str, file: str = "<spec>", overrides: tuple[str, ...] = (), base_dir: FsPath | None = None,
-              check: bool = True, require_sources: bool = True) -> Loaded:
+
+def load_text(
+    text: str,
+    file: str = "<spec>",
+    overrides: tuple[str, ...] = (),
+    base_dir: FsPath | None = None,
+    check: bool = True,
+    require_sources: bool = True,
+) -> Loaded:
     """Parse, validate and (with `check`) whole-spec check a spec's text. Raises SpecError with every problem."""
 
     located = load_yaml(text, file)
@@ -274,8 +295,9 @@ def load_text(text: str, file: str = "<spec>", overrides: tuple[str, ...] = (), 
     return replace(loaded, analysis=check_spec(loaded)) if check else loaded
 
 
-def load_spec(path: str | FsPath, overrides: tuple[str, ...] = (), check: bool = True,
-              require_sources: bool = True) -> Loaded:
+def load_spec(
+    path: str | FsPath, overrides: tuple[str, ...] = (), check: bool = True, require_sources: bool = True
+) -> Loaded:
     p = FsPath(path)
     if p.is_dir() and (p / "spec.yaml").exists():  # a run directory
         p = p / "spec.yaml"

@@ -30,6 +30,7 @@ class Analysis:
     output_shape: tuple
     warnings: list[Problem] = field(default_factory=list)
     data_info: Any = None
+    task: str | None = None  # data.task, else the task the model kind implies (vae: autoencoder), else None
 
 
 def monitor_key(name: str) -> tuple[str, str]:
@@ -37,7 +38,7 @@ def monitor_key(name: str) -> tuple[str, str]:
     for sep in ("/", "_"):
         for split in ("val", "train"):
             if name.startswith(split + sep):
-                rest = name[len(split) + 1:]
+                rest = name[len(split) + 1 :]
                 return split, (METRICS.canonical(rest) if rest in METRICS else rest)
     return "train", (METRICS.canonical(name) if name in METRICS else name)
 
@@ -54,7 +55,9 @@ def check_spec(loaded: Any) -> Analysis:
     input_shape = _input_shape(loaded, info, problems)
 
     kind = MODEL_KINDS.get(spec.model.type)
-    shapes, out, warnings = {}, None, []
+    shapes: dict[str, tuple] = {}
+    out: tuple | None = None
+    warnings: list[Problem] = []
     if input_shape is not None:
         shapes, out, shape_problems, warnings = kind.thread(loaded, input_shape, info)
         problems += shape_problems
@@ -66,16 +69,25 @@ def check_spec(loaded: Any) -> Analysis:
     if init_from is not None:
         (problems if loaded.require_sources else warnings).append(init_from)
     if out is not None and loss_info(spec.train.loss.type).folds == "softmax" and out[-1] == 1:
-        problems.append(loaded.problem(("train", "loss"), (
-            "categorical_crossentropy needs one output unit per class, but the last layer has 1 unit: "
-            "use binary_crossentropy with a sigmoid output, or give the last layer one unit per class")))
+        problems.append(
+            loaded.problem(
+                ("train", "loss"),
+                (
+                    "categorical_crossentropy needs one output unit per class, but the last layer has 1 unit: "
+                    "use binary_crossentropy with a sigmoid output, or give the last layer one unit per class"
+                ),
+            )
+        )
     problems += monitor_problems(loaded) + optimizer_problems(loaded)
     if not problems and input_shape is not None and (spec.train.param_groups or spec.train.freeze):
         net = kind.network(spec.model, info.num_classes if info else None)
         problems += glob_problems(loaded, param_paths(abstract_variables(net, input_shape).get("params", {})))
     if problems:
         raise SpecError(problems)
-    return Analysis(input_shape, shapes, out, warnings, info)
+    # A missing input shape, or a model whose output shape cannot be threaded, was reported as a problem above.
+    assert input_shape is not None and out is not None
+    task = spec.data.task or kind.implied_task(spec, info)
+    return Analysis(input_shape, shapes, out, warnings, info, task)
 
 
 def _input_shape(loaded: Any, info: Any, problems: list[Problem]) -> tuple | None:
@@ -83,9 +95,15 @@ def _input_shape(loaded: Any, info: Any, problems: list[Problem]) -> tuple | Non
     given = loaded.spec.model.input_shape
     if given is not None:
         if info is not None and info.x_shape is not None and math.prod(info.x_shape) != math.prod(given):
-            problems.append(loaded.problem(("model", "input_shape"), (
-                f"the data's examples have shape {list(info.x_shape)} ({math.prod(info.x_shape)} values), "
-                f"which cannot be reshaped to input_shape {list(given)}")))
+            problems.append(
+                loaded.problem(
+                    ("model", "input_shape"),
+                    (
+                        f"the data's examples have shape {list(info.x_shape)} ({math.prod(info.x_shape)} values), "
+                        f"which cannot be reshaped to input_shape {list(given)}"
+                    ),
+                )
+            )
         return tuple(given)
     if info is not None and info.x_shape is not None:
         return tuple(info.x_shape)
@@ -105,13 +123,25 @@ def monitor_problems(loaded: Any) -> list[Problem]:
     where = ("train", "early_stopping", "monitor")
     if metric not in known:
         allowed = [f"{p}{m}" for p in ("", "val_") for m in known]
-        return [loaded.problem(where, (
-            f"unknown monitor '{es.monitor}'.{did_you_mean(es.monitor, allowed)} "
-            f"Choices: {choices_text(allowed)} (add a metric to train.metrics to monitor it)"))]
+        return [
+            loaded.problem(
+                where,
+                (
+                    f"unknown monitor '{es.monitor}'.{did_you_mean(es.monitor, allowed)} "
+                    f"Choices: {choices_text(allowed)} (add a metric to train.metrics to monitor it)"
+                ),
+            )
+        ]
     if split == "val" and spec.data.validation_split == 0:
-        return [loaded.problem(where, (
-            f"monitor '{es.monitor}' needs validation data: set data.validation_split (e.g. 0.2) "
-            f"or monitor 'loss'"))]
+        return [
+            loaded.problem(
+                where,
+                (
+                    f"monitor '{es.monitor}' needs validation data: set data.validation_split (e.g. 0.2) "
+                    f"or monitor 'loss'"
+                ),
+            )
+        ]
     return []
 
 
@@ -123,10 +153,17 @@ def optimizer_problems(loaded: Any) -> list[Problem]:
         build_optimizer(t.optimizer, 1000, 10, t.weight_decay)
     except (ValueError, TypeError) as e:
         problems.append(loaded.problem(("train", "optimizer"), str(e)))
-    if t.weight_decay and "weight_decay" in type(t.optimizer).model_fields and \
-            "weight_decay" in t.optimizer.model_fields_set:
-        problems.append(loaded.problem(("train", "weight_decay"), (
-            "weight decay is given twice (train.weight_decay and optimizer.weight_decay): keep one")))
+    if (
+        t.weight_decay
+        and "weight_decay" in type(t.optimizer).model_fields
+        and "weight_decay" in t.optimizer.model_fields_set
+    ):
+        problems.append(
+            loaded.problem(
+                ("train", "weight_decay"),
+                ("weight decay is given twice (train.weight_decay and optimizer.weight_decay): keep one"),
+            )
+        )
     return problems
 
 
@@ -138,16 +175,26 @@ def init_from_problem(loaded: Any) -> Problem | None:
     p = FsPath(src).expanduser()
     if (p / "weights.msgpack").exists() or (FsPath(loaded.base_dir) / p / "weights.msgpack").exists():
         return None
-    return loaded.problem(("model", "init_from"), (
-        f"'{src}' is not a finished run directory (no weights.msgpack there): train the source "
-        f"spec first, or fix the path (relative to the working directory or the spec file)"))
+    return loaded.problem(
+        ("model", "init_from"),
+        (
+            f"'{src}' is not a finished run directory (no weights.msgpack there): train the source "
+            f"spec first, or fix the path (relative to the working directory or the spec file)"
+        ),
+    )
 
 
 def glob_problems(loaded: Any, paths: list[str]) -> list[Problem]:
     """`train.param_groups[i].params` and `train.freeze[i]` globs that match no parameter path."""
     t = loaded.spec.train
-    globs = [(("train", "param_groups", i, "params"), g.params) for i, g in enumerate(t.param_groups)]
+    globs: list[tuple[tuple[str | int, ...], str]] = [
+        (("train", "param_groups", i, "params"), g.params) for i, g in enumerate(t.param_groups)
+    ]
     globs += [(("train", "freeze", i), g) for i, g in enumerate(t.freeze)]
-    return [loaded.problem(key, f"'{g}' matches no parameter.{did_you_mean(g, paths)} "
-                                f"Parameters: {choices_text(paths, 12)}")
-            for key, g in globs if not any(fnmatch.fnmatchcase(p, g) for p in paths)]
+    return [
+        loaded.problem(
+            key, f"'{g}' matches no parameter.{did_you_mean(g, paths)} Parameters: {choices_text(paths, 12)}"
+        )
+        for key, g in globs
+        if not any(fnmatch.fnmatchcase(p, g) for p in paths)
+    ]

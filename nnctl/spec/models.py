@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, TypeAlias, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from nnctl.errors import choices_text, did_you_mean
+from nnctl.augment import AugmentRef
+from nnctl.data.sources import DATA_SOURCES, check_source, source_kind
 from nnctl.kinds import MODEL_KINDS
 from nnctl.layers import AnyLayer
 from nnctl.layers.graph import resolve_names
 from nnctl.losses import LOSSES
 from nnctl.metrics import METRICS
-from nnctl.optim import OptimizerRef
-from nnctl.registry import Strict
-from nnctl.registry import ref_type
-from nnctl.augment import AugmentRef
 from nnctl.objectives.specs import CorruptionRef, ParamGroup, RegularizerRef
+from nnctl.optim import OptimizerRef
+from nnctl.registry import Strict, ref_type
 
-LossRef = ref_type(LOSSES)
-
-from nnctl.data.sources import DATA_SOURCES, check_source, source_kind
+if TYPE_CHECKING:  # see ref_type
+    LossRef: TypeAlias = Any
+else:
+    LossRef = ref_type(LOSSES)
 
 
 class DataSpec(Strict):
@@ -32,32 +32,48 @@ class DataSpec(Strict):
     path: Optional[str] = Field(None, description="csv/npz: file path (relative to the spec file)")
     target: Optional[Union[str, list[str]]] = Field(None, description="csv: target column name(s)")
     features: Optional[list[str]] = Field(None, description="csv: feature columns (default: all but the target)")
-    delimiter: Optional[str] = Field(None, min_length=1, max_length=1, description="csv: field separator "
-                                     "(default: detected from the header row among , ; tab |)")
-    categorical: list[str] = Field(default_factory=list, description="csv: text feature columns to one-hot "
-                                   "encode (one input per distinct value, sorted)")
+    delimiter: Optional[str] = Field(
+        None,
+        min_length=1,
+        max_length=1,
+        description="csv: field separator (default: detected from the header row among , ; tab |)",
+    )
+    categorical: list[str] = Field(
+        default_factory=list,
+        description="csv: text feature columns to one-hot encode (one input per distinct value, sorted)",
+    )
     missing: Literal["error", "drop", "mean"] = Field(
-        "error", description="missing feature values (empty, NA, NaN, ?, null): error; drop the rows; or fill "
-                             "with the training split's column mean (saved with the run). Rows without a target "
-                             "are dropped under drop and mean")
+        "error",
+        description="missing feature values (empty, NA, NaN, ?, null): error; drop the rows; or fill "
+        "with the training split's column mean (saved with the run). Rows without a target "
+        "are dropped under drop and mean",
+    )
     test: Optional[dict[str, str]] = Field(None, description="npz: {x: name, y: name} of a fixed test split")
     task: Optional[Literal["classification", "binary", "regression", "autoencoder"]] = Field(
-        None, description="inferred from the labels when omitted")
+        None, description="inferred from the labels when omitted"
+    )
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)
     test_split: float = Field(0.0, ge=0.0, lt=1.0)
     shuffle: bool = Field(True, description="shuffle the training examples every epoch")
-    stratify: bool = Field(True, description="classification: keep the class proportions in the validation "
-                                             "and test splits")
+    stratify: bool = Field(
+        True, description="classification: keep the class proportions in the validation and test splits"
+    )
     normalize: Literal["none", "minmax", "standard", "global_minmax", "global_standard"] = Field(
-        "none", description="feature scaling, fitted on the training split only: minmax/standard per feature; "
-                            "global_minmax/global_standard one statistic over all features (images: pixels "
-                            "to [0, 1] like x / 255)")
-    normalize_target: Literal["none", "minmax", "standard"] = Field("none", description="regression: scale "
-                                                                    "targets (undone for predictions)")
+        "none",
+        description="feature scaling, fitted on the training split only: minmax/standard per feature; "
+        "global_minmax/global_standard one statistic over all features (images: pixels "
+        "to [0, 1] like x / 255)",
+    )
+    normalize_target: Literal["none", "minmax", "standard"] = Field(
+        "none", description="regression: scale targets (undone for predictions)"
+    )
     n_samples: Optional[int] = Field(None, gt=0, description="builtin generators: number of examples")
     noise: Optional[float] = Field(None, ge=0, description="builtin generators: noise level")
-    corruption: Optional[CorruptionRef] = Field(None, description="denoising autoencoder: noise applied to the "
-                                                "training input only (the target stays clean), fresh each step")
+    corruption: Optional[CorruptionRef] = Field(
+        None,
+        description="denoising autoencoder: noise applied to the "
+        "training input only (the target stays clean), fresh each step",
+    )
     augment: list[AugmentRef] = Field(default_factory=list, description="training-time transforms, on device")
 
     @field_validator("source")
@@ -66,7 +82,7 @@ class DataSpec(Strict):
         return check_source(v)  # a registered source (builtin:<name>, inline, csv, npz, ...), else the choices
 
     @model_validator(mode="after")
-    def _needs(self) -> "DataSpec":
+    def _needs(self) -> DataSpec:
         DATA_SOURCES.get(source_kind(self.source)).check(self)  # the fields that source needs and allows
         if self.validation_split + self.test_split >= 1.0:
             raise ValueError("validation_split + test_split must leave some training data (sum < 1)")
@@ -75,19 +91,24 @@ class DataSpec(Strict):
 
 class ModelSpec(Strict):
     type: Literal[tuple(MODEL_KINDS.names(aliases=False))] = Field(  # type: ignore[valid-type]
-        "sequential", description="; ".join(f"{n}: {k.doc}" for n, k in MODEL_KINDS.items()))
+        "sequential", description="; ".join(f"{n}: {k.doc}" for n, k in MODEL_KINDS.items())
+    )
     input_shape: Optional[list[int]] = Field(None, description="per-example input shape (default: from the data)")
     layers: Optional[list[AnyLayer]] = Field(None, min_length=1)
-    encoder: Optional[list[AnyLayer]] = Field(None, min_length=1, description="vae: input -> features (the "
-                                              "mean and log-variance layers of size latent_dim are added)")
+    encoder: Optional[list[AnyLayer]] = Field(
+        None,
+        min_length=1,
+        description="vae: input -> features (the mean and log-variance layers of size latent_dim are added)",
+    )
     decoder: Optional[list[AnyLayer]] = Field(None, min_length=1, description="vae: latent code -> input")
     generator: Optional[list[AnyLayer]] = Field(None, min_length=1, description="gan: noise -> example")
     discriminator: Optional[list[AnyLayer]] = Field(None, min_length=1, description="gan: example -> 1 logit")
     latent_dim: Optional[int] = Field(None, gt=0, description="vae/gan: size of the latent code / noise")
     conditional: bool = Field(False, description="gan: feed the one-hot class label to both networks")
     beta: float = Field(1.0, ge=0, description="vae: weight of the KL term")
-    init_from: Optional[str] = Field(None, description="run directory whose weights are copied by layer name "
-                                                       "where shapes match (transfer learning)")
+    init_from: Optional[str] = Field(
+        None, description="run directory whose weights are copied by layer name where shapes match (transfer learning)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -100,7 +121,7 @@ class ModelSpec(Strict):
         return v
 
     @model_validator(mode="after")
-    def _parts(self) -> "ModelSpec":
+    def _parts(self) -> ModelSpec:
         kind = MODEL_KINDS.get(self.type)
         kind.check_fields(self)
         mine = set(kind.parts) | set(kind.uses)
@@ -127,7 +148,7 @@ class ClipSpec(Strict):
     max_value: Optional[float] = Field(None, gt=0)
 
     @model_validator(mode="after")
-    def _one(self) -> "ClipSpec":
+    def _one(self) -> ClipSpec:
         if (self.max_norm is None) == (self.max_value is None):
             raise ValueError("give exactly one of max_norm (L2 norm) or max_value (elementwise)")
         if self.per_tensor and self.max_norm is None:
@@ -151,10 +172,19 @@ class EarlyStoppingSpec(Strict):
 
 
 class StreamSpec(Strict):
-    window: Optional[int] = Field(None, gt=0, le=4096, description="batches per compiled call when streaming "
-                                  "(default: 1 under fuse: steps, else as many as fit in ~64 MiB, at most 64)")
-    prefetch: int = Field(2, ge=1, le=16, description="windows gathered on the host and sent to the device "
-                          "ahead of the one being trained on")
+    window: Optional[int] = Field(
+        None,
+        gt=0,
+        le=4096,
+        description="batches per compiled call when streaming "
+        "(default: 1 under fuse: steps, else as many as fit in ~64 MiB, at most 64)",
+    )
+    prefetch: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="windows gathered on the host and sent to the device ahead of the one being trained on",
+    )
 
 
 class CheckpointSpec(Strict):
@@ -175,34 +205,54 @@ class TrainSpec(Strict):
     gradient_clipping: Optional[ClipSpec] = None
     early_stopping: Optional[EarlyStoppingSpec] = None
     class_weight: Optional[Union[Literal["balanced"], dict[Union[int, str], float]]] = Field(
-        None, description="classification: multiply each training example's loss by its class's weight, "
+        None,
+        description="classification: multiply each training example's loss by its class's weight, "
         "{class index or label text: weight} (missing classes: 1) or balanced (n / (classes * count), from the "
-        "training split); evaluation losses stay unweighted")
+        "training split); evaluation losses stay unweighted",
+    )
     freeze: list[str] = Field(default_factory=list, description="globs over parameter paths, e.g. '*/bias'")
     on_nonfinite: Literal["stop", "skip_step"] = Field("stop", description="what a NaN/inf loss or gradient does")
     fuse: Literal["auto", "epochs", "steps"] = Field(
-        "auto", description="compile whole epochs (several per call when tiny) or one step per call")
+        "auto", description="compile whole epochs (several per call when tiny) or one step per call"
+    )
     data_placement: Literal["auto", "device", "stream"] = Field(
-        "auto", description="device: every split is copied to the device once and epochs run there; stream: the "
+        "auto",
+        description="device: every split is copied to the device once and epochs run there; stream: the "
         "data stays in host memory and batches go to the device in windows, prefetched; auto: device when train "
-        "and validation data take at most half the device's memory (a quarter of RAM on CPU), else stream")
-    stream: StreamSpec = Field(default_factory=StreamSpec, description="{window: N, prefetch: K}: how batches are "
-                               "streamed when data_placement is stream")
-    checkpoint: Optional[CheckpointSpec] = Field(None, description="{every_epochs: N, keep: K}: periodic "
-                                                 "checkpoints for `nnctl train --resume` (plus the best weights)")
-    log: list[Literal["csv", "tensorboard"]] = Field(default_factory=list, description="extra metric sinks "
-                                                     "besides metrics.jsonl: csv, tensorboard")
+        "and validation data take at most half the device's memory (a quarter of RAM on CPU), else stream",
+    )
+    stream: StreamSpec = Field(
+        # mypy reads `Field(None, ...)` (a positional default) as a required __init__ argument, so it thinks
+        # StreamSpec() needs arguments; every StreamSpec field has a default.
+        default_factory=StreamSpec,  # type: ignore[arg-type]
+        description="{window: N, prefetch: K}: how batches are streamed when data_placement is stream",
+    )
+    checkpoint: Optional[CheckpointSpec] = Field(
+        None,
+        description="{every_epochs: N, keep: K}: periodic "
+        "checkpoints for `nnctl train --resume` (plus the best weights)",
+    )
+    log: list[Literal["csv", "tensorboard"]] = Field(
+        default_factory=list, description="extra metric sinks besides metrics.jsonl: csv, tensorboard"
+    )
     devices: Union[Literal["all"], int] = Field(
-        1, description="data-parallel training over this many local devices (batch sharded, weights replicated)")
+        1, description="data-parallel training over this many local devices (batch sharded, weights replicated)"
+    )
     precision: Literal["fp32", "bf16"] = Field(
-        "fp32", description="bf16: compute in bfloat16, keep float32 weights and optimizer state")
-    regularizers: list[RegularizerRef] = Field(default_factory=list, description="activity penalties on named "
-                                               "layers: activity_l1, activity_kl (sparse), contractive")
+        "fp32", description="bf16: compute in bfloat16, keep float32 weights and optimizer state"
+    )
+    regularizers: list[RegularizerRef] = Field(
+        default_factory=list,
+        description="activity penalties on named layers: activity_l1, activity_kl (sparse), contractive",
+    )
     generator: Optional[OptimizerRef] = Field(None, description="gan: the generator's optimizer (default: optimizer)")
-    discriminator: Optional[OptimizerRef] = Field(None, description="gan: the discriminator's optimizer "
-                                                                    "(default: optimizer)")
-    param_groups: list[ParamGroup] = Field(default_factory=list, description="[{params: GLOB, "
-                                           "learning_rate_scale: 0.1}]: smaller steps for matching parameters")
+    discriminator: Optional[OptimizerRef] = Field(
+        None, description="gan: the discriminator's optimizer (default: optimizer)"
+    )
+    param_groups: list[ParamGroup] = Field(
+        default_factory=list,
+        description="[{params: GLOB, learning_rate_scale: 0.1}]: smaller steps for matching parameters",
+    )
 
     @field_validator("metrics")
     @classmethod
@@ -227,7 +277,7 @@ class TrainSpec(Strict):
         return v
 
     @model_validator(mode="after")
-    def _length(self) -> "TrainSpec":
+    def _length(self) -> TrainSpec:
         if self.epochs is not None and self.steps is not None:
             raise ValueError("give epochs or steps, not both")
         if self.epochs is None and self.steps is None:

@@ -53,8 +53,11 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise self.fail(node, f"the document expands to more than {MAX_NODES:,} values (nested anchors/aliases?); "
-                                  "refusing to load it")
+            raise self.fail(
+                node,
+                f"the document expands to more than {MAX_NODES:,} values (nested anchors/aliases?); "
+                "refusing to load it",
+            )
         if depth > MAX_DEPTH:
             raise self.fail(node, f"the document nests deeper than {MAX_DEPTH} levels; refusing to load it")
         self.out.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -87,8 +90,11 @@ class _Builder:
     def _scalar(node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             return node  # reported by the caller
-        return yaml.SafeLoader.construct_scalar(_LOADER, node) if node.tag == "tag:yaml.org,2002:str" else \
-            _LOADER.construct_object(node, deep=True)
+        return (
+            yaml.SafeLoader.construct_scalar(_LOADER, node)
+            if node.tag == "tag:yaml.org,2002:str"
+            else _LOADER.construct_object(node, deep=True)
+        )
 
 
 _LOADER = yaml.SafeLoader("")
@@ -97,22 +103,33 @@ _LOADER = yaml.SafeLoader("")
 def load_yaml(text: str, file: str = "<spec>") -> Located:
     """Parse YAML text into plain data with positions; YAML syntax errors become SpecErrors."""
     if len(text) > MAX_BYTES:
-        raise SpecError([Problem("", f"the spec is {len(text):,} characters long, more than {MAX_BYTES:,}; refusing "
-                                     "to load it (put large data in a csv or npz file)", file, 1, 1)])
+        raise SpecError(
+            [
+                Problem(
+                    "",
+                    f"the spec is {len(text):,} characters long, more than {MAX_BYTES:,}; refusing "
+                    "to load it (put large data in a csv or npz file)",
+                    file,
+                    1,
+                    1,
+                )
+            ]
+        )
     deep = _flow_depth(text)
     if deep is not None:
         line = text.count("\n", 0, deep) + 1
         col = deep - (text.rfind("\n", 0, deep) + 1) + 1
-        raise SpecError([Problem("", f"the document nests deeper than {MAX_DEPTH} levels; refusing to load it",
-                                 file, line, col)])
+        raise SpecError(
+            [Problem("", f"the document nests deeper than {MAX_DEPTH} levels; refusing to load it", file, line, col)]
+        )
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
         raise SpecError([Problem("", "the document nests too deeply; refusing to load it", file)]) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise SpecError([Problem("", f"invalid YAML: {e.problem or e}", file, line, col)]) from None
+        pos: tuple[int | None, int | None] = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise SpecError([Problem("", f"invalid YAML: {e.problem or e}", file, *pos)]) from None
     except yaml.YAMLError as e:
         raise SpecError([Problem("", f"invalid YAML: {e}", file)]) from None
     b = _Builder(file)
@@ -123,8 +140,17 @@ def load_yaml(text: str, file: str = "<spec>") -> Located:
         b.out.data = b.build(node, (), 0)
     except yaml.constructor.ConstructorError as e:
         mark = e.problem_mark
-        raise SpecError([Problem("", f"unsupported YAML value: {e.problem}", file,
-                                 mark.line + 1 if mark else None, mark.column + 1 if mark else None)]) from None
+        raise SpecError(
+            [
+                Problem(
+                    "",
+                    f"unsupported YAML value: {e.problem}",
+                    file,
+                    mark.line + 1 if mark else None,
+                    mark.column + 1 if mark else None,
+                )
+            ]
+        ) from None
     return b.out
 
 

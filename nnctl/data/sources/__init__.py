@@ -10,11 +10,28 @@ import importlib
 import pkgutil
 from pathlib import Path
 
-from nnctl.data.sources.base import (DATA_SOURCES, DataInfo, DataSource, Raw, check_source, data_source, resolve,
-                                     source_kind)
+from nnctl.data.sources.base import (
+    DATA_SOURCES,
+    DataInfo,
+    DataSource,
+    Raw,
+    check_source,
+    data_source,
+    resolve,
+    source_kind,
+)
 
-__all__ = ["DATA_SOURCES", "DataInfo", "DataSource", "Raw", "check_source", "data_source", "read", "resolve",
-           "source_kind"]
+__all__ = [
+    "DATA_SOURCES",
+    "DataInfo",
+    "DataSource",
+    "Raw",
+    "check_source",
+    "data_source",
+    "read",
+    "resolve",
+    "source_kind",
+]
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":

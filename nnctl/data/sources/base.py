@@ -8,9 +8,10 @@ where it reads files, reads new inputs for `predict` (`read_inputs`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -134,8 +135,11 @@ def existing_file(data, base_dir: Path, what: str | None = None) -> Path:
     """`data.path` resolved, or a DataError: 'no such {what} file' (peek), else the longer read-time message."""
     p = resolve(data.path, base_dir)
     if not p.exists():
-        raise DataError(f"no such {what} file: {p}" if what else
-                        f"no such file: {p} (data.path is relative to the spec file or the working directory)")
+        raise DataError(
+            f"no such {what} file: {p}"
+            if what
+            else f"no such file: {p} (data.path is relative to the spec file or the working directory)"
+        )
     return p
 
 

@@ -27,8 +27,9 @@ class BuiltinSource(DataSource):
     def check_name(self, name: str) -> None:
         names = sorted(BUILTINS)
         if name not in names:
-            raise ValueError(f"unknown built-in dataset '{name}'.{did_you_mean(name, names)} "
-                             f"Choices: {choices_text(names)}")
+            raise ValueError(
+                f"unknown built-in dataset '{name}'.{did_you_mean(name, names)} Choices: {choices_text(names)}"
+            )
 
     def check(self, data) -> None:
         reject_csv_options(data)
@@ -40,5 +41,9 @@ class BuiltinSource(DataSource):
     def read(self, data, base_dir: Path, seed: int) -> Raw:
         b = dataset(data)
         x, y = b.load(seed, data.n_samples, data.noise)
-        return Raw(np.asarray(x, np.float32), np.asarray(y), origin=data.source,
-                   task="regression" if b.num_classes is None else None)
+        return Raw(
+            np.asarray(x, np.float32),
+            np.asarray(y),
+            origin=data.source,
+            task="regression" if b.num_classes is None else None,
+        )

@@ -37,7 +37,7 @@ def csv_delimiter(p: Path, given: str | None = None) -> str:
     except UnicodeDecodeError as e:
         raise _not_utf8(p, e) from None
     counts = {d: first.count(d) for d in DELIMITERS}
-    best = max(counts, key=counts.get)
+    best = max(counts, key=counts.__getitem__)
     return best if counts[best] else ","
 
 
@@ -54,8 +54,9 @@ def csv_header(p: Path, delimiter: str | None = None) -> list[str]:
 
 
 def _not_utf8(p: Path, e: UnicodeDecodeError) -> DataError:
-    return DataError(f"{p}: not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at offset {e.start}): "
-                     f"save the CSV as UTF-8")
+    return DataError(
+        f"{p}: not UTF-8 text (byte {e.object[e.start : e.start + 1]!r} at offset {e.start}): save the CSV as UTF-8"
+    )
 
 
 def csv_numeric(p: Path, delimiter: str, usecols: list[int] | None = None) -> np.ndarray | None:
@@ -65,8 +66,17 @@ def csv_numeric(p: Path, delimiter: str, usecols: list[int] | None = None) -> np
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            a = np.loadtxt(p, delimiter=delimiter, skiprows=1, dtype=np.float64, usecols=usecols, ndmin=2,
-                           encoding="utf-8", quotechar='"', comments=None)
+            a = np.loadtxt(
+                p,
+                delimiter=delimiter,
+                skiprows=1,
+                dtype=np.float64,
+                usecols=usecols,
+                ndmin=2,
+                encoding="utf-8",
+                quotechar='"',
+                comments=None,
+            )
     except (ValueError, UnicodeDecodeError, IndexError, TypeError):
         return None
     return a if len(a) and np.isfinite(a).all() else None
@@ -83,8 +93,10 @@ def csv_rows(p: Path, header: list[str], delimiter: str) -> list[tuple[int, list
                 if not r or all(not c.strip() for c in r):
                     continue
                 if len(r) != len(header):
-                    raise DataError(f"{p}: row {reader.line_num} has {len(r)} fields, the header has {len(header)}"
-                                    + ("" if delimiter != "," else " (a different separator? set data.delimiter)"))
+                    raise DataError(
+                        f"{p}: row {reader.line_num} has {len(r)} fields, the header has {len(header)}"
+                        + ("" if delimiter != "," else " (a different separator? set data.delimiter)")
+                    )
                 rows.append((reader.line_num, r))
         except UnicodeDecodeError as e:
             raise _not_utf8(p, e) from None
@@ -119,32 +131,39 @@ def csv_layout(data, p: Path, header: list[str], rows: list | None) -> CsvLayout
     targets = csv_targets(data)
     for t in targets:
         if t not in header:
-            raise DataError(f"{p}: no column '{t}'.{did_you_mean(t, header)} Columns: {', '.join(header)}",
-                            ("data", "target"))
+            raise DataError(
+                f"{p}: no column '{t}'.{did_you_mean(t, header)} Columns: {', '.join(header)}", ("data", "target")
+            )
     feats = data.features if data.features is not None else [c for c in header if c not in targets]
     for c in feats:
         if c not in header:
-            raise DataError(f"{p}: no feature column '{c}'.{did_you_mean(c, header)} Columns: {', '.join(header)}",
-                            ("data", "features", feats.index(c)))
+            raise DataError(
+                f"{p}: no feature column '{c}'.{did_you_mean(c, header)} Columns: {', '.join(header)}",
+                ("data", "features", feats.index(c)),
+            )
     if not feats:
         raise DataError(f"{p}: no feature columns left besides the target")
     cats = {}
     for c in data.categorical:
         if c not in feats:
             where = "a target" if c in targets else ("not a feature" if c in header else "not a column")
-            raise DataError(f"{p}: '{c}' is {where}.{did_you_mean(c, feats)} Feature columns: {', '.join(feats)}",
-                            ("data", "categorical", data.categorical.index(c)))
+            raise DataError(
+                f"{p}: '{c}' is {where}.{did_you_mean(c, feats)} Feature columns: {', '.join(feats)}",
+                ("data", "categorical", data.categorical.index(c)),
+            )
         k = header.index(c)
         values = sorted({r[k].strip() for _, r in rows or [] if not is_missing(r[k])})
         if not values:
-            raise DataError(f"{p}: categorical column '{c}' has no values",
-                            ("data", "categorical", data.categorical.index(c)))
+            raise DataError(
+                f"{p}: categorical column '{c}' has no values", ("data", "categorical", data.categorical.index(c))
+            )
         cats[c] = values
     return CsvLayout(tuple(feats), cats)
 
 
-def csv_features(p: Path, header: list[str], rows: list, layout: CsvLayout, missing: str,
-                 fix: str = "set data.missing: drop or mean") -> np.ndarray:
+def csv_features(
+    p: Path, header: list[str], rows: list, layout: CsvLayout, missing: str, fix: str = "set data.missing: drop or mean"
+) -> np.ndarray:
     """(rows, layout.width) float32; a missing value (or an unknown category) is NaN, or an error (ending in
     `fix`) when `missing` is "error"."""
     x = np.empty((len(rows), layout.width), np.float32)
@@ -159,8 +178,10 @@ def csv_features(p: Path, header: list[str], rows: list, layout: CsvLayout, miss
                     v = float(cell)
                 except ValueError:
                     if not is_missing(cell):
-                        raise DataError(f"{p}: row {line}, column '{c}': {cell!r} is not a number (text "
-                                        f"categories: list the column in data.categorical)") from None
+                        raise DataError(
+                            f"{p}: row {line}, column '{c}': {cell!r} is not a number (text "
+                            f"categories: list the column in data.categorical)"
+                        ) from None
                     v = math.nan
                 if v != v and missing == "error":
                     raise DataError(f"{p}: row {line}, column '{c}': missing value {cell!r} ({fix})")
@@ -168,7 +189,7 @@ def csv_features(p: Path, header: list[str], rows: list, layout: CsvLayout, miss
             col += 1
         else:
             index = {v: j for j, v in enumerate(cats)}
-            block = x[:, col:col + len(cats)]
+            block = x[:, col : col + len(cats)]
             block[:] = 0.0
             for i, (line, r) in enumerate(rows):
                 v = r[k].strip()
@@ -177,8 +198,13 @@ def csv_features(p: Path, header: list[str], rows: list, layout: CsvLayout, miss
                     block[i, j] = 1.0
                     continue
                 if missing == "error":
-                    what = f"missing value {v!r}" if is_missing(v) else (
-                        f"unknown category {v!r} (known: {', '.join(cats[:10])}{', ...' if len(cats) > 10 else ''})")
+                    what = (
+                        f"missing value {v!r}"
+                        if is_missing(v)
+                        else (
+                            f"unknown category {v!r} (known: {', '.join(cats[:10])}{', ...' if len(cats) > 10 else ''})"
+                        )
+                    )
                     raise DataError(f"{p}: row {line}, column '{c}': {what} ({fix})")
                 block[i] = math.nan
             col += len(cats)
@@ -195,8 +221,12 @@ def _read_csv(data, p: Path) -> Raw:
         a = csv_numeric(p, delimiter)
         if a is not None and a.shape[1] == len(header):
             y = a[:, ti]
-            return Raw(a[:, [header.index(c) for c in layout.features]].astype(np.float32),
-                       y[:, 0] if y.shape[1] == 1 else y, origin=str(p), layout=layout)
+            return Raw(
+                a[:, [header.index(c) for c in layout.features]].astype(np.float32),
+                y[:, 0] if y.shape[1] == 1 else y,
+                origin=str(p),
+                layout=layout,
+            )
     rows = csv_rows(p, header, delimiter)
     layout = layout or csv_layout(data, p, header, rows)
     if not rows:
@@ -205,8 +235,10 @@ def _read_csv(data, p: Path) -> Raw:
     for line, r in rows:
         gone = [header[k] for k in ti if is_missing(r[k])]
         if gone and data.missing == "error":
-            raise DataError(f"{p}: row {line}, column '{gone[0]}': the target is missing (set data.missing: drop "
-                            f"or mean to drop such rows)")
+            raise DataError(
+                f"{p}: row {line}, column '{gone[0]}': the target is missing (set data.missing: drop "
+                f"or mean to drop such rows)"
+            )
         if not gone:
             kept.append((line, r))
     if not kept:
@@ -219,8 +251,9 @@ def _read_csv(data, p: Path) -> Raw:
         y = np.array([[float(v) for v in row] for row in raw_y], np.float64)
     except ValueError:
         if len(ti) != 1:
-            raise DataError(f"{p}: target columns {csv_targets(data)} must be numeric (text labels need a single "
-                            f"target)") from None
+            raise DataError(
+                f"{p}: target columns {csv_targets(data)} must be numeric (text labels need a single target)"
+            ) from None
         class_names = sorted({row[0] for row in raw_y})
         index = {c: i for i, c in enumerate(class_names)}
         y = np.array([index[row[0]] for row in raw_y], np.int64)
@@ -254,8 +287,9 @@ class CsvSource(DataSource):
         layout = dataset.layout or CsvLayout(tuple(header), {})
         absent = [c for c in layout.features if c not in header]
         if absent:
-            raise DataError(f"{p}: missing feature columns {absent} (the run was trained on "
-                            f"{', '.join(layout.features)})")
+            raise DataError(
+                f"{p}: missing feature columns {absent} (the run was trained on {', '.join(layout.features)})"
+            )
         a = None if layout.categories else csv_numeric(p, delimiter, [header.index(c) for c in layout.features])
         if a is not None:
             return a.astype(np.float32)
@@ -263,5 +297,12 @@ class CsvSource(DataSource):
         if not rows:
             raise DataError(f"{p}: no data rows after the header")
         missing = "mean" if dataset.imputer.fill is not None else "error"
-        return csv_features(p, header, rows, layout, missing, "predictions need every value; a run trained "
-                            "with data.missing: mean fills missing ones and unknown categories")
+        return csv_features(
+            p,
+            header,
+            rows,
+            layout,
+            missing,
+            "predictions need every value; a run trained "
+            "with data.missing: mean fills missing ones and unknown categories",
+        )

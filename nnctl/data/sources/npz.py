@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnctl.data.sources.base import (DataInfo, DataSource, Raw, data_source, existing_file, reject_csv_options,
-                                     require)
+from nnctl.data.sources.base import DataInfo, DataSource, Raw, data_source, existing_file, reject_csv_options, require
 from nnctl.errors import DataError, did_you_mean
 
 UNREADABLE = (OSError, ValueError, zipfile.BadZipFile, EOFError)  # what np.load raises for a damaged file
@@ -16,8 +15,7 @@ UNREADABLE = (OSError, ValueError, zipfile.BadZipFile, EOFError)  # what np.load
 
 def _array(z, p: Path, name: str, what: str) -> np.ndarray:
     if name not in z.files:
-        raise DataError(f"{p}: no array '{name}' for {what}.{did_you_mean(name, z.files)} "
-                        f"Arrays: {', '.join(z.files)}")
+        raise DataError(f"{p}: no array '{name}' for {what}.{did_you_mean(name, z.files)} Arrays: {', '.join(z.files)}")
     try:
         return np.asarray(z[name])
     except ValueError as e:
