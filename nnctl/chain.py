@@ -157,3 +157,27 @@ def build_chain(
     if groups:
         tx = optax.chain(tx, scale_by_groups(params_shape, groups))
     return Chain(tx, mask, lr, _describe(train, any_frozen, len(groups)), _plateau_reader(tx, params_shape))
+
+
+class OptimizedByChain:
+    """Mixin for objectives with one optimizer chain in a `chain` field: its transformation, trainable mask,
+    logged learning rate and description."""
+
+    chain: Chain
+
+    @property
+    def tx(self) -> optax.GradientTransformation:
+        return self.chain.tx
+
+    @property
+    def trainable(self) -> Any:
+        """Tree of bools (False = frozen), same structure as params."""
+        return self.chain.trainable
+
+    @property
+    def lr(self) -> Any:
+        """Float or schedule fn, for logging."""
+        return self.chain.lr
+
+    def describe(self) -> str:
+        return self.chain.description

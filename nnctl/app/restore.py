@@ -14,14 +14,14 @@ import numpy as np
 from nnctl import rundir
 from nnctl.app.builder import Built, build
 from nnctl.app.predict_io import write_predictions
-from nnctl.app.session import data_base
+from nnctl.app.session import load_run_spec
 from nnctl.data.inputs import read_inputs
 from nnctl.data.prepare import Imputer, Scaler, prepare
 from nnctl.engine.compiled import stream_evaluate, stream_fns
 from nnctl.engine.state import TrainState
 from nnctl.errors import DataError, RunDirError
 from nnctl.kinds.base import abstract_variables
-from nnctl.spec import Loaded, load_text
+from nnctl.spec import Loaded
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,7 @@ def restore(run_dir: str | Path) -> Restored:
         RunDirError: the directory, its spec or its weights are missing or corrupt.
     """
     run = rundir.check_run_dir(run_dir)
-    spec_file = run / rundir.SPEC
-    try:
-        text = spec_file.read_text(encoding="utf-8")
-    except OSError as e:
-        raise RunDirError(f"cannot read {spec_file}: {e}") from None
-    loaded = load_text(text, str(spec_file), (), data_base(run))
+    loaded = load_run_spec(run)
     saved = rundir.read_msgpack(run / rundir.WEIGHTS)
     sc = rundir.read_json(run / rundir.SCALERS)
     try:

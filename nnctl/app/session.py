@@ -102,14 +102,8 @@ def resume_run(
                 f"Train again with a new --out to continue from its weights."
             )
     checkpoint.clean_temporaries(run)
-    base = data_base(run)
-    spec_file = run / rundir.SPEC
-    try:
-        text = spec_file.read_text(encoding="utf-8")
-    except OSError as e:
-        raise RunDirError(f"cannot read {spec_file}: {e}") from None
-    loaded = load_text(text, str(spec_file), (), base)
-    b = build(loaded, prepare(loaded.spec, loaded.analysis, base))
+    loaded = load_run_spec(run)
+    b = build(loaded, prepare(loaded.spec, loaded.analysis, loaded.base_dir))
     carry, meta = checkpoint.load_latest(run, carry_template(b), loaded.spec)
     start = Resume(
         carry, [], float(meta.get("compile_seconds", 0.0)), float(meta.get("train_seconds", 0.0)), int(meta["epoch"])
@@ -130,6 +124,16 @@ def resolved_paths(loaded: Loaded) -> Any:
         return spec
     path = str(resolve(spec.data.path, Path(loaded.base_dir)).resolve())
     return spec.model_copy(update={"data": spec.data.model_copy(update={"path": path})})
+
+
+def load_run_spec(run: Path) -> Loaded:
+    """A run directory's saved spec, checked, with relative data paths resolved as when it was trained."""
+    spec_file = run / rundir.SPEC
+    try:
+        text = spec_file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise RunDirError(f"cannot read {spec_file}: {e}") from None
+    return load_text(text, str(spec_file), (), data_base(run))
 
 
 def data_base(run: Path) -> Path:

@@ -8,7 +8,8 @@ the padded input is legal but drops the last rows/columns: `warnings` says so wi
 from __future__ import annotations
 
 import math
-from typing import Annotated, ClassVar, Literal, Union
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import flax.linen as nn
 import jax
@@ -143,6 +144,21 @@ def checked_init(opts, shape: Shape, what: str):
     return init
 
 
+def conv_geometry(layer: Any, shape: tuple, param_shapes: Callable[[tuple], tuple[tuple, tuple]]) -> tuple:
+    """(output shape, warnings, kernel size, strides, dilation, padding) of a convolution layer on `shape`;
+    `param_shapes(kernel_size)` gives its (kernel, bias) shapes, whose initializers are checked against them."""
+    sizes = spatial_in(layer, shape, layer.rank)
+    k = per_axis(layer, "kernel_size", layer.kernel_size, layer.rank)
+    s = per_axis(layer, "strides", layer.strides, layer.rank)
+    d = per_axis(layer, "dilation", layer.dilation, layer.rank)
+    pads = pads_of(layer, layer.padding, layer.rank)
+    out, warns = window_out(layer, sizes, k, s, d, pads)
+    kshape, bshape = param_shapes(k)
+    checked_init(layer.kernel_init, kshape, "kernel_init")
+    checked_init(layer.bias_init, bshape, "bias_init")
+    return (*out, bshape[0]), warns, k, s, d, pads
+
+
 class _Conv(WindowMixin, KernelMixin, LayerSpec):
     filters: int = Field(..., gt=0, description="number of output channels (filters)")
     kernel_size: IntOrList = Field(..., description="window size: an integer or one per spatial axis")
@@ -158,16 +174,7 @@ class _Conv(WindowMixin, KernelMixin, LayerSpec):
     slow_in_scan: ClassVar[bool] = True
 
     def _geometry(self, shape):
-        sizes = spatial_in(self, shape, self.rank)
-        k = per_axis(self, "kernel_size", self.kernel_size, self.rank)
-        s = per_axis(self, "strides", self.strides, self.rank)
-        d = per_axis(self, "dilation", self.dilation, self.rank)
-        pads = pads_of(self, self.padding, self.rank)
-        out, warns = window_out(self, sizes, k, s, d, pads)
-        kshape = (*k, shape[-1], self.filters)
-        checked_init(self.kernel_init, kshape, "kernel_init")
-        checked_init(self.bias_init, (self.filters,), "bias_init")
-        return (*out, self.filters), warns, k, s, d, pads
+        return conv_geometry(self, shape, lambda k: ((*k, shape[-1], self.filters), (self.filters,)))
 
     def apply(self, xs, train):
         x = xs[0]

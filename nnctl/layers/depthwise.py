@@ -13,7 +13,7 @@ import flax.linen as nn
 from pydantic import Field
 
 from nnctl.layers.base import KernelMixin, LayerSpec, WindowMixin, register_layer
-from nnctl.layers.conv import IntOrList, Padding, checked_init, pads_of, per_axis, spatial_in, window_out
+from nnctl.layers.conv import IntOrList, Padding, checked_init, conv_geometry
 
 
 @register_layer
@@ -45,16 +45,7 @@ class DepthwiseConv2D(WindowMixin, KernelMixin, LayerSpec):
         return (*k, 1, out), (out,)
 
     def _geometry(self, shape):
-        sizes = spatial_in(self, shape, self.rank)
-        k = per_axis(self, "kernel_size", self.kernel_size, self.rank)
-        s = per_axis(self, "strides", self.strides, self.rank)
-        d = per_axis(self, "dilation", self.dilation, self.rank)
-        pads = pads_of(self, self.padding, self.rank)
-        out, warns = window_out(self, sizes, k, s, d, pads)
-        kshape, bshape = self._shapes(shape[-1], k)
-        checked_init(self.kernel_init, kshape, "kernel_init")
-        checked_init(self.bias_init, bshape, "bias_init")
-        return (*out, bshape[0]), warns, k, s, d, pads
+        return conv_geometry(self, shape, lambda k: self._shapes(shape[-1], k))
 
     def apply(self, xs, train):
         x = xs[0]

@@ -8,10 +8,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from nnctl import metrics as M
-from nnctl.chain import Chain, clipped_flag
+from nnctl.chain import Chain, OptimizedByChain, clipped_flag
 from nnctl.engine.loop import Proposal
 from nnctl.engine.state import TrainState
 from nnctl.engine.step import apply_update, forward
@@ -40,7 +39,7 @@ def kernel_penalty(params: Any, regularizers: tuple) -> jax.Array:
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class Supervised:
+class Supervised(OptimizedByChain):
     """Loss of a network's output against targets, with device-side metric sums."""
 
     net: Any
@@ -54,23 +53,6 @@ class Supervised:
     compute_dtype: Any = None  # e.g. jnp.bfloat16: forward/backward in it; weights and optimizer stay float32
     target_scale: Any = None  # regression with normalize_target: metrics are reported in the data's units
     class_weight: tuple | None = None  # train.class_weight: one factor per class on the training loss
-
-    @property
-    def tx(self) -> optax.GradientTransformation:
-        return self.chain.tx
-
-    @property
-    def trainable(self) -> Any:
-        """Tree of bools (False = frozen), same structure as params."""
-        return self.chain.trainable
-
-    @property
-    def lr(self) -> Any:
-        """Float or schedule fn, for logging."""
-        return self.chain.lr
-
-    def describe(self) -> str:
-        return self.chain.description
 
     def init(self, key: jax.Array, input_shape: tuple) -> TrainState:
         return init_state(self.net, key, input_shape, self.tx.init)

@@ -24,7 +24,7 @@ from flax import struct
 
 from nnctl import metrics as M
 from nnctl.augment import augment_batch, corrupt
-from nnctl.chain import Chain, clipped_flag
+from nnctl.chain import Chain, OptimizedByChain, clipped_flag
 from nnctl.engine.loop import Proposal
 from nnctl.engine.state import TrainState
 from nnctl.engine.step import apply_update, forward, masked_mean
@@ -48,7 +48,7 @@ class Pass:
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class VAE:
+class VAE(OptimizedByChain):
     net: Any  # nets.VAENet
     head: Any  # the decoder's last activation
     loss_opts: Any
@@ -63,21 +63,6 @@ class VAE:
     corruption: Any = None  # data.corruption: the encoded training input only (denoising)
     metric_names: tuple = ()  # regression metrics of the reconstruction against the target
     compute_dtype: Any = None  # e.g. jnp.bfloat16: forward/backward in it; weights and optimizer stay float32
-
-    @property
-    def tx(self) -> Any:
-        return self.chain.tx
-
-    @property
-    def trainable(self) -> Any:
-        return self.chain.trainable
-
-    @property
-    def lr(self) -> Any:
-        return self.chain.lr
-
-    def describe(self) -> str:
-        return self.chain.description
 
     def init(self, key, input_shape) -> TrainState:
         return init_state(self.net, key, input_shape, self.tx.init)
