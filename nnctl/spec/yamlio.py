@@ -7,6 +7,7 @@ refused quickly instead of eating the machine's memory.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,8 @@ class _Builder:
     def _scalar(node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             return node  # reported by the caller
+        if node.tag == "tag:yaml.org,2002:str" and node.style is None and _FLOAT_12.fullmatch(node.value):
+            return float(node.value)  # YAML 1.2: 3e-4 and 1e3 are numbers, as people write them
         return (
             yaml.SafeLoader.construct_scalar(_LOADER, node)
             if node.tag == "tag:yaml.org,2002:str"
@@ -98,6 +101,8 @@ class _Builder:
 
 
 _LOADER = yaml.SafeLoader("")
+# YAML 1.2 core-schema floats that YAML 1.1 (PyYAML) reads as strings: an exponent without a dot (3e-4, 1E3)
+_FLOAT_12 = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+")
 
 
 def load_yaml(text: str, file: str = "<spec>") -> Located:
