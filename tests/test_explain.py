@@ -114,3 +114,44 @@ train: {{loss: categorical_crossentropy, batch_size: 4}}
         assert "example 3" in res.output
         bad = CliRunner().invoke(app, ["explain", str(p), "--sample", "6"])
         assert bad.exit_code == 2 and "--sample must be between" in bad.output
+
+
+NO_WEIGHTS = """\
+data: {source: inline, x: [[1.0, 2.0, 0.5], [0.1, 0.2, 3.0], [2.0, 0.1, 0.1], [0.3, 3.0, 0.2]], y: [1, 2, 0, 1]}
+model:
+  layers:
+    - {type: activation, activation: softmax}
+train: {loss: categorical_crossentropy, epochs: 2}
+"""
+
+ONE_NEURON = """\
+data: {source: inline, x: [[0.05, 0.10], [0.3, 0.2]], y: [[0.01], [0.9]]}
+model:
+  layers:
+    - {type: dense, units: 1, activation: sigmoid}
+train: {loss: mse, optimizer: {type: sgd, learning_rate: 0.5}, epochs: 2}
+"""
+
+
+def test_a_model_without_weights_trains_evaluates_and_explains(tmp_path):
+    """The notes' softmax worked example: no parameters at all (was KeyError: 'params')."""
+    from nnctl.app import evaluate_run, train_run
+    from nnctl.app.explain import explain_spec
+
+    spec = tmp_path / "softmax.yaml"
+    spec.write_text(NO_WEIGHTS)
+    res = train_run(str(spec), out=str(tmp_path / "r"))
+    assert res.summary["status"] == "finished" and res.summary["parameters"] == 0
+    assert evaluate_run(res.run_dir, "train")["metrics"]["loss"] > 0
+    doc = explain_spec(str(spec))
+    assert [r["name"] for r in doc["steps"][0]["layers"]] == ["activation_0"]
+
+
+def test_explain_a_single_neuron(tmp_path):
+    """A one-layer model (the notes' single neuron / perceptron) (was: not enough values to unpack)."""
+    from nnctl.app.explain import explain_spec
+
+    spec = tmp_path / "neuron.yaml"
+    spec.write_text(ONE_NEURON)
+    layers = explain_spec(str(spec), steps=2)["steps"][1]["layers"]
+    assert [r["name"] for r in layers] == ["dense_0"] and "delta" in layers[0] and "updated" in layers[0]

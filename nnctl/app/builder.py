@@ -63,7 +63,7 @@ def build(loaded: Loaded, data: Dataset) -> Built:
     nb = math.ceil(n_train / bs)
     epochs = t.epochs if t.steps is None else math.ceil(t.steps / nb)
     assert epochs is not None  # validation sets epochs (default 10) when steps is not given
-    params_shape = abstract_variables(net, data.input_shape)["params"]
+    params_shape = abstract_variables(net, data.input_shape).get("params", {})  # {} for a model without weights
     ctx = BuildContext(
         spec=spec,
         data=data,

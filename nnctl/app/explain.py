@@ -57,7 +57,8 @@ def _intercepted_loss(obj, layer_names: set, params, model_state, x, y, eps):
 
     names = tuple(layer.name for layer in obj.net.layers[:-1])
     with nn.intercept_methods(interceptor):
-        logits, acts = obj.net.apply({"params": params, **model_state}, x, train=False, head=False, capture=names)
+        out = obj.net.apply({"params": params, **model_state}, x, train=False, head=False, capture=names)
+    logits, acts = out if names else (out, {})  # a one-layer model has nothing before its last layer
     last = obj.net.layers[-1].name
     if last not in zs:  # a last layer without parameters: its output before the activation
         zs[last] = logits

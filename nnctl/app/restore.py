@@ -53,7 +53,10 @@ def restore(run_dir: str | Path) -> Restored:
     data = prepare(loaded.spec, loaded.analysis, loaded.base_dir, *scalers)
     b = build(loaded, data)
     abstract = abstract_variables(b.loop.obj.net, data.input_shape)
-    template = {"params": abstract["params"], "model_state": {k: v for k, v in abstract.items() if k != "params"}}
+    template = {
+        "params": abstract.get("params", {}),
+        "model_state": {k: v for k, v in abstract.items() if k != "params"},
+    }
     weights = rundir.restore_into(template, saved, str(run / rundir.WEIGHTS))
     return Restored(loaded, b, weights, scalers)
 

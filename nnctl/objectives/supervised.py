@@ -21,7 +21,7 @@ def init_state(net: Any, key: jax.Array, input_shape: tuple, opt_init: Any) -> T
     """Fresh variables of `net` for inputs of `input_shape`, and `opt_init(params)`."""
     x = jnp.zeros((1, *input_shape), jnp.float32)
     variables = net.init({"params": key, "dropout": key}, x, train=False)
-    params = variables["params"]
+    params = variables.get("params", {})  # {}: a model without weights (e.g. a softmax alone)
     model_state = {k: v for k, v in variables.items() if k != "params"}
     return TrainState(params=params, model_state=model_state, opt_state=opt_init(params), step=jnp.int32(0))
 
