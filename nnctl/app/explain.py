@@ -31,6 +31,7 @@ from nnctl.errors import NnctlError
 from nnctl.layers.graph import Network
 from nnctl.objectives.supervised import Supervised
 from nnctl.spec import load_spec
+from nnctl.trees import flat
 
 
 def widen(a):
@@ -170,12 +171,14 @@ def _layer_record(layer, role, acts, zs, g_eps, p, g_params, new_p, trainable) -
         r["z"] = np.asarray(zs[nm])
     if nm in g_eps:
         r["delta"] = np.asarray(g_eps[nm])
-    if nm in p:
-        order = sorted(p[nm], key=lambda k: (k != "kernel", k))
-        r["params"] = {k: np.asarray(p[nm][k]) for k in order}
-        r["grads"] = {k: np.asarray(g_params[nm][k]) for k in order}
-        r["updated"] = {k: np.asarray(new_p[nm][k]) for k in order}
-        r["frozen"] = [k for k in order if trainable is not None and not trainable.get(nm, {}).get(k, True)]
+    if nm in p:  # nested layers (residual blocks) contribute their parameters under their own paths
+        params, grads, new = flat(p[nm]), flat(g_params[nm]), flat(new_p[nm])
+        mask = flat(trainable[nm]) if trainable is not None and nm in trainable else {}
+        order = sorted(params, key=lambda k: (k != "kernel", k))
+        r["params"] = {k: np.asarray(params[k]) for k in order}
+        r["grads"] = {k: np.asarray(grads[k]) for k in order}
+        r["updated"] = {k: np.asarray(new[k]) for k in order}
+        r["frozen"] = [k for k in order if not mask.get(k, True)]
     return r
 
 

@@ -73,8 +73,10 @@ class Names:
         return f"W[{layer_name}][{i},{j}]"
 
     def bias(self, layer_name: str, j: int) -> str:
-        k = [layer.name for layer, role, _ in self.layers if role != "other"].index(layer_name) + 1
-        return f"b{k}_{j + 1}"
+        named = [layer.name for layer, role, _ in self.layers if role != "other"]
+        if layer_name not in named:  # a layer with parameters but no kernel (layer_norm, batch_norm, ...)
+            return f"{layer_name}.bias[{j}]"
+        return f"b{named.index(layer_name) + 1}_{j + 1}"
 
 
 # ---------------------------------------------------------------------------------------------- computing
