@@ -165,9 +165,14 @@ def rmsprop(
     eps: float = 1e-7,
     momentum: float = 0.0,
     centered: bool = False,
+    eps_in_sqrt: bool = False,
 ):
-    """Divides the gradient by a running RMS of recent gradients."""
-    return optax.rmsprop(learning_rate, decay=decay, eps=eps, momentum=momentum or None, centered=centered)
+    """Divides the gradient by a running RMS of recent gradients: w -= lr * g / (sqrt(v) + eps), v the running
+    mean of g^2 (the notes' and Keras' formula); eps_in_sqrt: true puts eps inside the root, sqrt(v + eps)
+    (Optax's default)."""
+    return optax.rmsprop(
+        learning_rate, decay=decay, eps=eps, momentum=momentum or None, centered=centered, eps_in_sqrt=eps_in_sqrt
+    )
 
 
 @OPTIMIZERS.register("adam")

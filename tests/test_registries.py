@@ -280,3 +280,27 @@ def test_schedule(name):
     lr, _ = build_learning_rate(sched, 100, 10)
     f = (lambda s: float(lr(s))) if callable(lr) else (lambda s: lr)
     assert check(f)
+
+
+@pytest.mark.parametrize("eps_in_sqrt", [False, True])
+def test_rmsprop_is_the_notes_formula(eps_in_sqrt):
+    """rmsprop: v = rho v + (1 - rho) g^2, w -= lr g / (sqrt(v) + eps) (eps outside the root, as the notes and
+    Keras write it); eps_in_sqrt: true is Optax's sqrt(v + eps)."""
+    import jax.numpy as jnp
+    import optax
+
+    from nnctl.optim import OPTIMIZERS
+
+    lr, rho, eps = 0.1, 0.9, 0.01
+    tx = OPTIMIZERS.get("rmsprop")(learning_rate=lr, decay=rho, eps=eps, eps_in_sqrt=eps_in_sqrt)
+    w, state = jnp.array([1.0, -2.0]), None
+    state = tx.init(w)
+    w_ref, v = np.array([1.0, -2.0]), np.zeros(2)
+    for _ in range(3):
+        g = 2 * w  # the gradient of sum(w^2)
+        u, state = tx.update(g, state, w)
+        w = optax.apply_updates(w, u)
+        g_ref = 2 * w_ref
+        v = rho * v + (1 - rho) * g_ref**2
+        w_ref = w_ref - lr * g_ref / (np.sqrt(v + eps) if eps_in_sqrt else np.sqrt(v) + eps)
+    np.testing.assert_allclose(np.asarray(w), w_ref, rtol=1e-5)
