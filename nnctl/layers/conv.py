@@ -159,15 +159,17 @@ def conv_geometry(layer: Any, shape: tuple, param_shapes: Callable[[tuple], tupl
     return (*out, bshape[0]), warns, k, s, d, pads
 
 
+PADDING_DOC = (
+    "`valid` (none), `same` (output = ceil(input / stride)), an integer P on every side, or one per axis "
+    "([low, high] allowed)"
+)
+
+
 class _Conv(WindowMixin, KernelMixin, LayerSpec):
     filters: int = Field(..., gt=0, description="number of output channels (filters)")
     kernel_size: IntOrList = Field(..., description="window size: an integer or one per spatial axis")
     strides: IntOrList = Field(1, description="step between windows: an integer or one per spatial axis")
-    padding: Padding = Field(
-        "valid",
-        description="`valid` (none), `same` (output = ceil(input / stride)), "
-        "an integer P on every side, or one per axis ([low, high] allowed)",
-    )
+    padding: Padding = Field("valid", description=PADDING_DOC)
     dilation: IntOrList = Field(1, description="spacing between kernel taps (atrous convolution)")
 
     rank: ClassVar[int] = 0  # number of spatial axes

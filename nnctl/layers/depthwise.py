@@ -13,7 +13,7 @@ import flax.linen as nn
 from pydantic import Field
 
 from nnctl.layers.base import KernelMixin, LayerSpec, WindowMixin, register_layer
-from nnctl.layers.conv import IntOrList, Padding, checked_init, conv_geometry
+from nnctl.layers.conv import PADDING_DOC, IntOrList, Padding, checked_init, conv_geometry
 
 
 @register_layer
@@ -26,11 +26,7 @@ class DepthwiseConv2D(WindowMixin, KernelMixin, LayerSpec):
     type: Literal["depthwise_conv2d", "depthwiseconv2d"] = "depthwise_conv2d"
     kernel_size: IntOrList = Field(..., description="window size: an integer or [kh, kw]")
     strides: IntOrList = Field(1, description="step between windows: an integer or [sh, sw]")
-    padding: Padding = Field(
-        "valid",
-        description="`valid` (none), `same` (output = ceil(input / stride)), "
-        "an integer P on every side, or one per axis ([low, high] allowed)",
-    )
+    padding: Padding = Field("valid", description=PADDING_DOC)
     depth_multiplier: int = Field(
         1, gt=0, description="filters per input channel: output channels = input channels x depth_multiplier"
     )
