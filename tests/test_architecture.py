@@ -14,7 +14,6 @@ PKG = Path(__file__).resolve().parent.parent / "nnctl"
 
 # Function-local imports outside nnctl/cli, each with its reason. Keep this list short.
 LAZY_ALLOWED = {
-    ("nnctl.data.builtin", "sklearn.datasets"): "scikit-learn costs ~0.8 s to import; only some built-ins need it",
     ("nnctl.logs", "tensorboardX"): "an optional log sink (train.log: [tensorboard]); its import pulls in protobuf",
 }
 MAX_MODULE_LINES = 350

@@ -1,4 +1,7 @@
-"""Built-in datasets: generated, or shipped on disk with scikit-learn. Nothing is downloaded.
+"""Built-in datasets: generated, or read from the small .npz files in nnctl/data/files. Nothing is downloaded.
+
+The files are scikit-learn's bundled data sets, converted once by scripts/make_builtin_files.py (bit-identical
+to its loaders, tested), so no run imports scikit-learn; `moons` and `circles` reproduce its generators exactly.
 
 Each entry gives its feature shape and class count up front, so `validate` and `inspect` need no data.
 """
@@ -6,6 +9,7 @@ Each entry gives its feature shape and class count up front, so `validate` and `
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import numpy as np
 
@@ -39,43 +43,67 @@ def _xnor(seed, n, noise):
     return _truth_table(lambda a, b: 1 - (a ^ b))
 
 
-def _sk(loader):
-    def load(seed, n, noise):
-        import sklearn.datasets as ds  # lazy: importing scikit-learn takes seconds; only these datasets need it
+FILES = Path(__file__).resolve().parent / "files"
 
-        b = getattr(ds, loader)()
-        return b.data.astype(np.float32), b.target
+
+def _file(name):
+    def load(seed, n, noise):
+        with np.load(FILES / f"{name}.npz", allow_pickle=False) as f:
+            return f["x"], f["y"]
 
     return load
 
 
-register_builtin("iris", (4,), 3, "Fisher's iris: 150 flowers, 4 measurements, 3 species")(_sk("load_iris"))
-register_builtin("wine", (13,), 3, "wine recognition: 178 wines, 13 chemical features, 3 cultivars")(_sk("load_wine"))
+register_builtin("iris", (4,), 3, "Fisher's iris: 150 flowers, 4 measurements, 3 species")(_file("iris"))
+register_builtin("wine", (13,), 3, "wine recognition: 178 wines, 13 chemical features, 3 cultivars")(_file("wine"))
 register_builtin("breast_cancer", (30,), 2, "Wisconsin breast cancer: 569 cases, 30 features, benign/malignant")(
-    _sk("load_breast_cancer")
+    _file("breast_cancer")
 )
 register_builtin(
     "digits", (64,), 10, "handwritten digits: 1,797 8x8 images (as 64 values 0..16; reshape to [8, 8, 1])"
-)(_sk("load_digits"))
+)(_file("digits"))
 register_builtin("diabetes", (10,), None, "diabetes progression: 442 patients, 10 features, regression")(
-    _sk("load_diabetes")
+    _file("diabetes")
 )
+
+
+def _two_rings(x_out, y_out, x_in, y_in, seed, noise):
+    """scikit-learn's make_moons / make_circles tail, step for step: stack, shuffle, add noise (same draws)."""
+    x = np.vstack([np.append(x_out, x_in), np.append(y_out, y_in)]).T
+    y = np.hstack([np.zeros(len(x_out), dtype=np.intp), np.ones(len(x_in), dtype=np.intp)])
+    rng = np.random.RandomState(seed)
+    order = np.arange(len(x))
+    rng.shuffle(order)
+    x, y = x[order], y[order]
+    x += rng.normal(scale=noise, size=x.shape)
+    return x.astype(np.float32), y
 
 
 @register_builtin("moons", (2,), 2, "two interleaving half circles (n_samples, noise)")
 def _moons(seed, n, noise):
-    from sklearn.datasets import make_moons  # lazy: importing scikit-learn takes seconds
-
-    x, y = make_moons(n or 500, noise=0.1 if noise is None else noise, random_state=seed)
-    return x.astype(np.float32), y
+    n = n or 500
+    n_out, n_in = n // 2, n - n // 2
+    t_out, t_in = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n_in)
+    return _two_rings(
+        np.cos(t_out), np.sin(t_out), 1 - np.cos(t_in), 1 - np.sin(t_in) - 0.5, seed, 0.1 if noise is None else noise
+    )
 
 
 @register_builtin("circles", (2,), 2, "a circle inside a circle (n_samples, noise)")
 def _circles(seed, n, noise):
-    from sklearn.datasets import make_circles  # lazy: importing scikit-learn takes seconds
-
-    x, y = make_circles(n or 500, noise=0.05 if noise is None else noise, factor=0.5, random_state=seed)
-    return x.astype(np.float32), y
+    n = n or 500
+    n_out, n_in = n // 2, n - n // 2
+    t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    t_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
+    factor = 0.5
+    return _two_rings(
+        np.cos(t_out),
+        np.sin(t_out),
+        np.cos(t_in) * factor,
+        np.sin(t_in) * factor,
+        seed,
+        0.05 if noise is None else noise,
+    )
 
 
 @register_builtin("spirals", (2,), 3, "three interleaved spiral arms (n_samples, noise)")
