@@ -25,10 +25,11 @@ import time
 
 def one_run(cmd: list[str], tree: str | None) -> tuple[float, float]:
     """(CPU seconds of the child, wall seconds)."""
+    # `python -m` puts the working directory first on sys.path: run inside the tree so its nnctl is the one used
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree)) if tree else None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=tree)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -43,7 +44,7 @@ def measure(spec: str, repeats: int, core: int, command: str, trees: list[str | 
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats + 1):
             for t, tree in enumerate(trees):
-                cmd = [*pin, sys.executable, "-m", "nnctl", command, spec, "--quiet"]
+                cmd = [*pin, sys.executable, "-m", "nnctl", command, os.path.abspath(spec), "--quiet"]
                 if command == "train":
                     cmd += ["--out", os.path.join(tmp, f"run{t}_{i}")]
                 cpu, wall = one_run(cmd, tree)

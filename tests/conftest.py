@@ -1,8 +1,10 @@
 import os
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAX_NUMPY_RANK_PROMOTION", "raise")  # also in the CLI processes tests start
+os.environ.setdefault("NNCTL_DATA_CACHE_DIR", tempfile.mkdtemp(prefix="nnctl-data-cache-"))  # not the user's
 
 import pathlib
 

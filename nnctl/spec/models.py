@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Optional, TypeAlias, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from nnctl.augment import AugmentRef
-from nnctl.data.sources import DATA_SOURCES, check_source, source_kind
+from nnctl.data.sources import DATA_SOURCES, IMAGE_KEYS, check_source, source_kind
 from nnctl.kinds import MODEL_KINDS
 from nnctl.layers import AnyLayer
 from nnctl.layers.graph import resolve_names
@@ -26,11 +26,19 @@ else:
 class DataSpec(Strict):
     """Where the examples come from and how they are split and scaled."""
 
-    source: str = Field(..., description="builtin:<name> | inline | csv | npz")
-    x: Optional[Union[list, str]] = Field(None, description="inline: feature rows; npz: name of the input array")
+    source: str = Field(..., description="builtin:<name> | inline | csv | npz | images")
+    x: Optional[Union[list, str]] = Field(
+        None, description="inline: feature rows; npz: name of the input array; images (CSV list): image-path column"
+    )
     y: Optional[Union[list, str]] = Field(None, description="inline: targets; npz: name of the target array")
-    path: Optional[str] = Field(None, description="csv/npz: file path (relative to the spec file)")
-    target: Optional[Union[str, list[str]]] = Field(None, description="csv: target column name(s)")
+    path: Optional[str] = Field(
+        None,
+        description="csv/npz: file path; images: a folder with one sub-folder per class, or a CSV listing "
+        "image paths and labels (relative to the spec file)",
+    )
+    target: Optional[Union[str, list[str]]] = Field(
+        None, description="csv: target column name(s); images (CSV list): label column"
+    )
     features: Optional[list[str]] = Field(None, description="csv: feature columns (default: all but the target)")
     delimiter: Optional[str] = Field(
         None,
@@ -75,6 +83,20 @@ class DataSpec(Strict):
         "training input only (the target stays clean), fresh each step",
     )
     augment: list[AugmentRef] = Field(default_factory=list, description="training-time transforms, on device")
+    image_size: Optional[tuple[PositiveInt, PositiveInt]] = Field(
+        None, description="images: [height, width] every image is resized to (needed when sizes differ)"
+    )
+    color_mode: Optional[Literal["rgb", "grayscale"]] = Field(
+        None, description="images: decode to 3 channels (rgb, the default) or 1 (grayscale); others are converted"
+    )
+    resize: Optional[Literal["stretch", "crop", "pad"]] = Field(
+        None,
+        description="images, with image_size: stretch to the size (default), crop the centre to its aspect "
+        "ratio first, or pad (letterbox, zeros) to it",
+    )
+    on_bad_file: Optional[Literal["error", "skip"]] = Field(
+        None, description="images: an unreadable file is an error naming it (default), or skipped and counted"
+    )
 
     @field_validator("source")
     @classmethod
@@ -83,7 +105,11 @@ class DataSpec(Strict):
 
     @model_validator(mode="after")
     def _needs(self) -> DataSpec:
-        DATA_SOURCES.get(source_kind(self.source)).check(self)  # the fields that source needs and allows
+        source = DATA_SOURCES.get(source_kind(self.source))
+        source.check(self)  # the fields that source needs and allows
+        image_keys = [k for k in IMAGE_KEYS if getattr(self, k) is not None]
+        if image_keys and not source.reads_images:
+            raise ValueError(f"data.{', data.'.join(image_keys)} apply to image sources only (source: images)")
         if self.validation_split + self.test_split >= 1.0:
             raise ValueError("validation_split + test_split must leave some training data (sum < 1)")
         return self

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nnctl.data.sources.base import (
     DATA_SOURCES,
+    IMAGE_KEYS,
     DataInfo,
     DataSource,
     Raw,
@@ -23,6 +24,7 @@ from nnctl.data.sources.base import (
 
 __all__ = [
     "DATA_SOURCES",
+    "IMAGE_KEYS",
     "DataInfo",
     "DataSource",
     "Raw",

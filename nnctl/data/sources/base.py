@@ -51,6 +51,7 @@ class DataSource:
     order: int = 100  # position among the sources in the 'unknown data source' message
     takes_name: bool = False  # spelled `<name>:<dataset>` (builtin:iris) instead of just `<name>`
     suffixes: tuple[str, ...] = ()  # input-file suffixes `read_inputs` handles (predict)
+    reads_images: bool = False  # uses the IMAGE_KEYS fields of the data spec (others reject them)
 
     def usage(self) -> str:
         """How the source is spelled in `data.source`."""
@@ -81,6 +82,7 @@ class DataSource:
 
 
 DATA_SOURCES: Registry[DataSource] = Registry("data source")
+IMAGE_KEYS = ("image_size", "color_mode", "resize", "on_bad_file")  # data fields only image sources use
 
 
 def data_source(name: str) -> Callable[[type], type]:
