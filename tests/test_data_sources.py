@@ -44,6 +44,13 @@ def _images(d: Path) -> None:
         Image.fromarray(IMG + k).save(d / "imgs" / cls / "0.png")
 
 
+def _parquet(d: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": [1, 3, 5], "b": [2.0, 4.0, 6.0], "label": [0, 1, 0]}), d / "t.parquet")
+
+
 # name -> (valid data spec, file writer, peeked DataInfo, x read, (spec lacking a field, its error))
 CASES = {
     "builtin": (
@@ -81,11 +88,18 @@ CASES = {
         np.stack([IMG, IMG + 1]).astype(np.float32),
         ({"source": "images", "path": "imgs", "resize": "crop"}, "data.resize needs data.image_size"),
     ),
+    "parquet": (
+        {"source": "parquet", "path": "t.parquet", "target": "label"},
+        _parquet,
+        DataInfo((2,)),
+        X3,
+        ({"source": "parquet", "path": "t.parquet"}, "source parquet needs target"),
+    ),
 }
 
 
 def test_the_registry_lists_exactly_the_sources():
-    assert DATA_SOURCES.names() == ["builtin", "csv", "images", "inline", "npz"]
+    assert DATA_SOURCES.names() == ["builtin", "csv", "images", "inline", "npz", "parquet"]
     assert sorted(CASES) == DATA_SOURCES.names()  # a new source needs a row in CASES
 
 
@@ -121,7 +135,7 @@ def test_source_checks_peeks_and_reads(tmp_path, name):
 @pytest.mark.parametrize(
     "value, fragment",
     [
-        ("bogus", "unknown data source 'bogus'. Use builtin:<name>, inline, csv, npz or images"),
+        ("bogus", "unknown data source 'bogus'. Use builtin:<name>, inline, csv, npz, images or parquet"),
         ("cvs", "unknown data source 'cvs'. Did you mean 'csv'?"),
         ("builtin", "unknown data source 'builtin'."),
         ("csv:x", "unknown data source 'csv:x'. Did you mean 'csv'?"),
@@ -145,6 +159,7 @@ def test_known_sources_pass(value):
         ("new.csv", lambda p: p.write_text("b,a\n4,3\n2,1\n"), "csv"),
         ("new.txt", lambda p: p.write_text("b,a\n4,3\n2,1\n"), "csv"),  # any unclaimed suffix is read as text
         ("new.npz", lambda p: np.savez(p, x=np.array([[3, 4], [1, 2]])), "npz"),
+        ("new.parquet", lambda p: _parquet_inputs(p), "parquet"),
     ],
 )
 def test_read_inputs_dispatches_by_suffix(tmp_path, name, write, expect):
@@ -156,6 +171,13 @@ def test_read_inputs_dispatches_by_suffix(tmp_path, name, write, expect):
     x = read_inputs(str(p), spec, data)
     np.testing.assert_array_equal(x, np.array([[3, 4], [1, 2]], np.float32))
     assert x.dtype == np.float32
+
+
+def _parquet_inputs(p: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"b": [4, 2], "a": [3.0, 1.0]}), p)
 
 
 def _imports(path: Path) -> list[tuple[ast.AST, str, bool]]:
@@ -172,7 +194,7 @@ def _imports(path: Path) -> list[tuple[ast.AST, str, bool]]:
 
 
 # optional third-party readers, imported inside the one source that needs them: every process imports all sources
-LAZY_THIRD_PARTY = {"PIL"}
+LAZY_THIRD_PARTY = {"PIL", "pyarrow"}
 DATA_DIR = Path(nnctl.data.__file__).parent
 DATA_FILES = sorted(DATA_DIR.rglob("*.py"))
 

@@ -26,20 +26,22 @@ else:
 class DataSpec(Strict):
     """Where the examples come from and how they are split and scaled."""
 
-    source: str = Field(..., description="builtin:<name> | inline | csv | npz | images")
+    source: str = Field(..., description="builtin:<name> | inline | csv | npz | images | parquet")
     x: Optional[Union[list, str]] = Field(
         None, description="inline: feature rows; npz: name of the input array; images (CSV list): image-path column"
     )
     y: Optional[Union[list, str]] = Field(None, description="inline: targets; npz: name of the target array")
     path: Optional[str] = Field(
         None,
-        description="csv/npz: file path; images: a folder with one sub-folder per class, or a CSV listing "
+        description="csv/npz/parquet: file path; images: a folder with one sub-folder per class, or a CSV listing "
         "image paths and labels (relative to the spec file)",
     )
     target: Optional[Union[str, list[str]]] = Field(
-        None, description="csv: target column name(s); images (CSV list): label column"
+        None, description="csv/parquet: target column name(s); images (CSV list): label column"
     )
-    features: Optional[list[str]] = Field(None, description="csv: feature columns (default: all but the target)")
+    features: Optional[list[str]] = Field(
+        None, description="csv/parquet: feature columns (default: all but the target)"
+    )
     delimiter: Optional[str] = Field(
         None,
         min_length=1,
@@ -48,7 +50,7 @@ class DataSpec(Strict):
     )
     categorical: list[str] = Field(
         default_factory=list,
-        description="csv: text feature columns to one-hot encode (one input per distinct value, sorted)",
+        description="csv/parquet: text feature columns to one-hot encode (one input per distinct value, sorted)",
     )
     missing: Literal["error", "drop", "mean"] = Field(
         "error",
