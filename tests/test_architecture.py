@@ -17,6 +17,7 @@ LAZY_ALLOWED = {
     ("nnctl.data.sources.images", "PIL"): "Pillow is needed by image sources only; every process imports all sources",
     ("nnctl.data.sources.parquet", "pyarrow.parquet"): "an optional dependency (the data extra), slow to import",
     ("nnctl.data.sources.parquet", "pyarrow.types"): "as pyarrow.parquet",
+    ("nnctl.data.sources.hf", "datasets"): "an optional dependency that takes about a second to import",
     ("nnctl.logs", "tensorboardX"): "an optional log sink (train.log: [tensorboard]); its import pulls in protobuf",
 }
 MAX_MODULE_LINES = 350

@@ -51,6 +51,12 @@ def _parquet(d: Path) -> None:
     pq.write_table(pa.table({"a": [1, 3, 5], "b": [2.0, 4.0, 6.0], "label": [0, 1, 0]}), d / "t.parquet")
 
 
+def _hf(d: Path) -> None:
+    import datasets
+
+    datasets.Dataset.from_dict({"x": X3.tolist(), "y": [0, 1, 0]}).save_to_disk(str(d / "hf"))
+
+
 # name -> (valid data spec, file writer, peeked DataInfo, x read, (spec lacking a field, its error))
 CASES = {
     "builtin": (
@@ -95,11 +101,18 @@ CASES = {
         X3,
         ({"source": "parquet", "path": "t.parquet"}, "source parquet needs target"),
     ),
+    "hf": (
+        {"source": "hf", "path": "hf", "x": "x", "y": "y"},
+        _hf,
+        DataInfo((2,)),
+        X3,
+        ({"source": "hf", "path": "hf", "x": "x"}, "source hf needs y"),
+    ),
 }
 
 
 def test_the_registry_lists_exactly_the_sources():
-    assert DATA_SOURCES.names() == ["builtin", "csv", "images", "inline", "npz", "parquet"]
+    assert DATA_SOURCES.names() == ["builtin", "csv", "hf", "images", "inline", "npz", "parquet"]
     assert sorted(CASES) == DATA_SOURCES.names()  # a new source needs a row in CASES
 
 
@@ -135,7 +148,7 @@ def test_source_checks_peeks_and_reads(tmp_path, name):
 @pytest.mark.parametrize(
     "value, fragment",
     [
-        ("bogus", "unknown data source 'bogus'. Use builtin:<name>, inline, csv, npz, images or parquet"),
+        ("bogus", "unknown data source 'bogus'. Use builtin:<name>, inline, csv, npz, images, parquet or hf"),
         ("cvs", "unknown data source 'cvs'. Did you mean 'csv'?"),
         ("builtin", "unknown data source 'builtin'."),
         ("csv:x", "unknown data source 'csv:x'. Did you mean 'csv'?"),
@@ -194,7 +207,7 @@ def _imports(path: Path) -> list[tuple[ast.AST, str, bool]]:
 
 
 # optional third-party readers, imported inside the one source that needs them: every process imports all sources
-LAZY_THIRD_PARTY = {"PIL", "pyarrow"}
+LAZY_THIRD_PARTY = {"PIL", "pyarrow", "datasets"}
 DATA_DIR = Path(nnctl.data.__file__).parent
 DATA_FILES = sorted(DATA_DIR.rglob("*.py"))
 

@@ -120,7 +120,10 @@ def test_bad_csv_lists(tmp_path, text, fragment):
 @pytest.mark.parametrize(
     "fields, fragment",
     [
-        (dict(source="csv", path="t.csv", target="y", image_size=(8, 8)), "data.image_size apply to image sources"),
+        (
+            dict(source="csv", path="t.csv", target="y", image_size=(8, 8)),
+            "data.image_size applies to source images and hf only, not csv",
+        ),
         (dict(source="images", path="d", resize="pad"), "data.resize needs data.image_size"),
         (dict(source="images", path="l.csv"), "images from a CSV list need x"),
         (dict(source="images"), "source images needs path"),

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, TypeAlias, Union
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from nnctl.augment import AugmentRef
-from nnctl.data.sources import DATA_SOURCES, IMAGE_KEYS, check_source, source_kind
+from nnctl.data.sources import DATA_SOURCES, check_owned_keys, check_source, source_kind
 from nnctl.kinds import MODEL_KINDS
 from nnctl.layers import AnyLayer
 from nnctl.layers.graph import resolve_names
@@ -26,15 +26,20 @@ else:
 class DataSpec(Strict):
     """Where the examples come from and how they are split and scaled."""
 
-    source: str = Field(..., description="builtin:<name> | inline | csv | npz | images | parquet")
+    source: str = Field(..., description="builtin:<name> | inline | csv | npz | images | parquet | hf")
     x: Optional[Union[list, str]] = Field(
-        None, description="inline: feature rows; npz: name of the input array; images (CSV list): image-path column"
+        None,
+        description="inline: feature rows; npz: name of the input array; images (CSV list): image-path column; "
+        "hf: input column(s)",
     )
-    y: Optional[Union[list, str]] = Field(None, description="inline: targets; npz: name of the target array")
+    y: Optional[Union[list, str]] = Field(
+        None, description="inline: targets; npz: name of the target array; hf: label column"
+    )
     path: Optional[str] = Field(
         None,
         description="csv/npz/parquet: file path; images: a folder with one sub-folder per class, or a CSV listing "
-        "image paths and labels (relative to the spec file)",
+        "image paths and labels; hf: a save_to_disk folder, an image folder or a csv/parquet/json file "
+        "(relative to the spec file)",
     )
     target: Optional[Union[str, list[str]]] = Field(
         None, description="csv/parquet: target column name(s); images (CSV list): label column"
@@ -58,7 +63,10 @@ class DataSpec(Strict):
         "with the training split's column mean (saved with the run). Rows without a target "
         "are dropped under drop and mean",
     )
-    test: Optional[dict[str, str]] = Field(None, description="npz: {x: name, y: name} of a fixed test split")
+    test: Optional[dict[str, str]] = Field(
+        None, description="a fixed test split: npz: {x: name, y: name} (arrays); hf: {split: name}"
+    )
+    split: Optional[str] = Field(None, description="hf: the split to train on (default train)")
     task: Optional[Literal["classification", "binary", "regression", "autoencoder"]] = Field(
         None, description="inferred from the labels when omitted"
     )
@@ -109,9 +117,7 @@ class DataSpec(Strict):
     def _needs(self) -> DataSpec:
         source = DATA_SOURCES.get(source_kind(self.source))
         source.check(self)  # the fields that source needs and allows
-        image_keys = [k for k in IMAGE_KEYS if getattr(self, k) is not None]
-        if image_keys and not source.reads_images:
-            raise ValueError(f"data.{', data.'.join(image_keys)} apply to image sources only (source: images)")
+        check_owned_keys(self, source)  # keys only some sources use (image_size, split, ...)
         if self.validation_split + self.test_split >= 1.0:
             raise ValueError("validation_split + test_split must leave some training data (sum < 1)")
         return self

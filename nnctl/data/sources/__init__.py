@@ -12,10 +12,10 @@ from pathlib import Path
 
 from nnctl.data.sources.base import (
     DATA_SOURCES,
-    IMAGE_KEYS,
     DataInfo,
     DataSource,
     Raw,
+    check_owned_keys,
     check_source,
     data_source,
     resolve,
@@ -24,10 +24,10 @@ from nnctl.data.sources.base import (
 
 __all__ = [
     "DATA_SOURCES",
-    "IMAGE_KEYS",
     "DataInfo",
     "DataSource",
     "Raw",
+    "check_owned_keys",
     "check_source",
     "data_source",
     "read",

@@ -51,7 +51,7 @@ class DataSource:
     order: int = 100  # position among the sources in the 'unknown data source' message
     takes_name: bool = False  # spelled `<name>:<dataset>` (builtin:iris) instead of just `<name>`
     suffixes: tuple[str, ...] = ()  # input-file suffixes `read_inputs` handles (predict)
-    reads_images: bool = False  # uses the IMAGE_KEYS fields of the data spec (others reject them)
+    own_keys: tuple[str, ...] = ()  # data-spec keys of OWNED_KEYS this source uses (the others reject them)
 
     def usage(self) -> str:
         """How the source is spelled in `data.source`."""
@@ -82,7 +82,16 @@ class DataSource:
 
 
 DATA_SOURCES: Registry[DataSource] = Registry("data source")
-IMAGE_KEYS = ("image_size", "color_mode", "resize", "on_bad_file")  # data fields only image sources use
+IMAGE_KEYS = ("image_size", "color_mode", "resize", "on_bad_file")  # data keys only image sources use
+OWNED_KEYS = (*IMAGE_KEYS, "split")  # data keys a source must declare in `own_keys` to accept
+
+
+def check_owned_keys(data, source: DataSource) -> None:
+    """ValueError naming the OWNED_KEYS that `data` sets and its source does not use, and the sources that do."""
+    for k in OWNED_KEYS:
+        if getattr(data, k) is not None and k not in source.own_keys:
+            users = [s.name for s in ordered_sources() if k in s.own_keys]
+            raise ValueError(f"data.{k} applies to source {' and '.join(users)} only, not {source.name}")
 
 
 def data_source(name: str) -> Callable[[type], type]:

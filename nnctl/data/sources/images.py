@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from nnctl.data.cache import cache_key, load_cached, store_cached
-from nnctl.data.sources.base import DataInfo, DataSource, Raw, data_source, existing_file
+from nnctl.data.sources.base import IMAGE_KEYS, DataInfo, DataSource, Raw, data_source, existing_file
 from nnctl.errors import DataError, did_you_mean
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -93,10 +93,17 @@ def channels(data) -> int:
 
 def decode(f: Path, data) -> np.ndarray:
     """One image file as uint8 (height, width, channels): converted, then sized as `data` says."""
-    from PIL import Image, ImageOps  # lazy: only image sources need Pillow
+    from PIL import Image  # lazy: only image sources need Pillow
 
     with Image.open(f) as opened:
-        im = opened.convert("L" if data.color_mode == "grayscale" else "RGB")  # decodes; palettes/alpha/16-bit
+        return fit_image(opened, data)
+
+
+def fit_image(im, data) -> np.ndarray:
+    """A Pillow image as uint8 (height, width, channels) in `data.color_mode`, sized to `data.image_size`."""
+    from PIL import Image, ImageOps  # lazy: only image sources need Pillow
+
+    im = im.convert("L" if data.color_mode == "grayscale" else "RGB")  # decodes; palettes/alpha/16-bit
     if data.image_size is not None and im.size != (data.image_size[1], data.image_size[0]):
         size = (data.image_size[1], data.image_size[0])  # Pillow sizes are (width, height)
         if data.resize == "crop":
@@ -107,6 +114,15 @@ def decode(f: Path, data) -> np.ndarray:
             im = im.resize(size, Image.Resampling.BILINEAR)
     a = np.asarray(im, np.uint8)
     return a.reshape(*a.shape[:2], -1)
+
+
+def same_size(a: np.ndarray, first: np.ndarray, what: str, first_what: str) -> None:
+    """DataError when image `a` differs in size from the first one (without data.image_size)."""
+    if a.shape != first.shape:
+        raise DataError(
+            f"{what}: {a.shape[1]}x{a.shape[0]} pixels but {first_what} is {first.shape[1]}x{first.shape[0]}: "
+            "set data.image_size: [height, width] to resize every image"
+        )
 
 
 def decode_all(files: list[Path], data) -> tuple[np.ndarray, list[int], list[str]]:
@@ -127,11 +143,8 @@ def decode_all(files: list[Path], data) -> tuple[np.ndarray, list[int], list[str
             raise DataError(
                 f"{f}: not a readable image ({type(e).__name__}: {e}); fix or remove it, or set data.on_bad_file: skip"
             ) from None
-        if images and a.shape != images[0].shape:
-            raise DataError(
-                f"{f}: {a.shape[1]}x{a.shape[0]} pixels but {files[kept[0]]} is {images[0].shape[1]}x"
-                f"{images[0].shape[0]}: set data.image_size: [height, width] to resize every image"
-            )
+        if images:
+            same_size(a, images[0], str(f), str(files[kept[0]]))
         images.append(a)
         kept.append(i)
     if not images:
@@ -159,7 +172,7 @@ def read_images(data, base_dir: Path) -> Raw:
 class ImagesSource(DataSource):
     order = 4
     suffixes = SUFFIXES
-    reads_images = True
+    own_keys = IMAGE_KEYS
 
     def check(self, data) -> None:
         if data.path is None:
