@@ -182,6 +182,19 @@ def test_a_generated_folder_trains_evaluates_and_predicts(tmp_path):
     assert ev["metrics"]["accuracy"] == 1.0 and math.isfinite(ev["metrics"]["loss"])
     _png(tmp_path / "new.png", 205, size=(9, 9), mode="L")  # a new dog, another size: decoded as in training
     assert predict_run(res.run_dir, str(tmp_path / "new.png"))["classes"] == [1]
+    _png(tmp_path / "inbox" / "b, c.png", 12, mode="L")  # a folder, sub-folders included, names sorted
+    _png(tmp_path / "inbox" / "sub" / "a.jpg", 199)
+    out = predict_run(res.run_dir, str(tmp_path / "inbox"), str(tmp_path / "p.csv"))
+    assert out["names"] == ["b, c.png", "sub/a.jpg"] and out["classes"] == [0, 1]
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0] == "file,class,p_cat,p_dog" and lines[1].startswith('"b, c.png",cat,')
+    assert lines[2].startswith("sub/a.jpg,dog,")
+    predict_run(res.run_dir, str(tmp_path / "inbox"), str(tmp_path / "p.npz"))
+    with np.load(tmp_path / "p.npz") as z:  # no pickle needed
+        assert z["names"].tolist() == ["b, c.png", "sub/a.jpg"] and z["classes"].tolist() == [0, 1]
+    (tmp_path / "inbox" / "bad.png").write_text("no image")
+    with pytest.raises(DataError, match="bad.png: not a readable image"):
+        predict_run(res.run_dir, str(tmp_path / "inbox"))
 
 
 @pytest.mark.slow

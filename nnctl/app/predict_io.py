@@ -10,10 +10,10 @@ import numpy as np
 def write_predictions(path: Path, result: dict, class_names: list[str] | None) -> None:
     """Write `predict_run`'s result to `path` (.npz: arrays; else CSV)."""
     if path.suffix == ".npz":
-        arrays = {k: np.asarray(v) for k, v in result.items() if k in ("classes", "probabilities", "values")}
+        arrays = {k: np.asarray(v) for k, v in result.items() if k in ("classes", "probabilities", "values", "names")}
         with open(path, "wb") as f:
             # numpy's stub types savez's `allow_pickle: bool` beside **kwds, and mypy checks every value of
-            # `arrays` against it; the keys here are only classes/probabilities/values
+            # `arrays` against it; the keys here are only classes/probabilities/values/names
             np.savez(f, **arrays)  # type: ignore[arg-type]
         return
     rows = []
@@ -38,4 +38,10 @@ def write_predictions(path: Path, result: dict, class_names: list[str] | None) -
         rows = [header] + [
             [names[c] if c < len(names) else str(c)] + [f"{v:.6g}" for v in p] for c, p in zip(cls, probs)
         ]
+    if "names" in result:  # image files: which prediction is whose (names quoted as CSV needs)
+        rows = [["file", *rows[0]]] + [[_csv_cell(n), *r] for n, r in zip(result["names"], rows[1:])]
     path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+
+
+def _csv_cell(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text

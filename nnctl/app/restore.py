@@ -15,7 +15,7 @@ from nnctl import rundir
 from nnctl.app.builder import Built, build
 from nnctl.app.predict_io import write_predictions
 from nnctl.app.session import load_run_spec
-from nnctl.data.inputs import read_inputs
+from nnctl.data.inputs import input_names, read_inputs
 from nnctl.data.prepare import Imputer, Scaler, prepare
 from nnctl.engine.compiled import stream_evaluate, stream_fns
 from nnctl.engine.state import TrainState
@@ -97,7 +97,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
 
 
 def predict_run(run_dir: str | Path, input_path: str, output: str | None = None) -> dict:
-    """Predictions of a run for the examples of a CSV (columns by name) or .npz file.
+    """Predictions of a run for the examples of a CSV (columns by name), .npz or .parquet file, an image file or a
+    folder of them (the result's `names`: the files, relative to the folder).
 
     Args:
         run_dir: a finished run directory.
@@ -111,6 +112,9 @@ def predict_run(run_dir: str | Path, input_path: str, output: str | None = None)
     x = r.scalers[0].apply(read_inputs(input_path, r.loaded.spec.data, data))
     out = batched_predict(r.built.loop.obj.predict, r.weights, x, r.built.loop.eval_batch)
     result: dict[str, Any] = {"run_dir": str(run_dir), "input": input_path, "examples": len(x), "task": data.task}
+    names = input_names(input_path, r.loaded.spec.data)
+    if names is not None:
+        result["names"] = names  # the image files, in the order of the predictions
     if data.task == "classification":
         result["classes"] = out.argmax(-1).tolist()
         result["probabilities"] = out.tolist()

@@ -145,7 +145,7 @@ def eval_(
 @app.command()
 def predict(
     run_dir: Annotated[str, typer.Argument(help="A run directory written by `nnctl train`.")],
-    input: Annotated[str, typer.Option("--input", "-i", help="CSV (with a header) or .npz of inputs.")],
+    input: Annotated[str, typer.Option("--input", "-i", help="CSV, .npz, .parquet, image or folder.")],
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write predictions (.csv or .npz).")] = None,
     encode: Annotated[
         str | None,
@@ -186,7 +186,7 @@ def predict(
         key = "classes" if "classes" in res else "values"
         for i, v in enumerate(res[key][:50]):
             extra = f"  p={[round(p, 4) for p in res['probabilities'][i]]}" if "probabilities" in res else ""
-            c.print(f"{i}: {v}{extra}")
+            c.print(f"{res['names'][i] if 'names' in res else i}: {v}{extra}")
         if res["examples"] > 50:
             c.print(f"... {res['examples'] - 50} more (use --output)")
 

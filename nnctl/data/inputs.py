@@ -1,4 +1,5 @@
-"""New inputs for `predict`: a csv or npz file read the way the run's training data was prepared."""
+"""New inputs for `predict`: a csv, npz or parquet file, an image file or a folder of them, read the way the
+run's training data was prepared."""
 
 from __future__ import annotations
 
@@ -15,11 +16,18 @@ DEFAULT_INPUT_SOURCE = "csv"  # reads a file whose suffix no source claims (.txt
 
 
 def input_source(p: Path) -> DataSource:
-    """The source whose `suffixes` include `p`'s (.npz: npz), else DEFAULT_INPUT_SOURCE."""
+    """The source whose `suffixes` include `p`'s (.npz: npz; .png: images), the one reading folders for a
+    folder, else DEFAULT_INPUT_SOURCE."""
     for _, source in DATA_SOURCES.items():
-        if p.suffix in source.suffixes:
+        if (source.input_dirs and p.is_dir()) or (p.suffix.lower() in source.suffixes and not p.is_dir()):
             return source
     return DATA_SOURCES.get(DEFAULT_INPUT_SOURCE)
+
+
+def input_names(path: str, data_spec) -> list[str] | None:
+    """The names of the examples in an input (the image files of a folder), or None (rows of a table)."""
+    p = Path(path)
+    return input_source(p).input_names(p, data_spec) if p.exists() else None
 
 
 def read_inputs(path: str, data_spec, data) -> np.ndarray:

@@ -51,6 +51,7 @@ class DataSource:
     order: int = 100  # position among the sources in the 'unknown data source' message
     takes_name: bool = False  # spelled `<name>:<dataset>` (builtin:iris) instead of just `<name>`
     suffixes: tuple[str, ...] = ()  # input-file suffixes `read_inputs` handles (predict)
+    input_dirs: bool = False  # `read_inputs` reads a folder (of image files)
     own_keys: tuple[str, ...] = ()  # data-spec keys of OWNED_KEYS this source uses (the others reject them)
 
     def usage(self) -> str:
@@ -79,6 +80,10 @@ class DataSource:
     def read_inputs(self, p: Path, data, dataset) -> np.ndarray:
         """The examples of an existing input file for `predict`, as float32 rows (before imputing)."""
         raise DataError(f"{p}: {self.name} files cannot be read as inputs")
+
+    def input_names(self, p: Path, data) -> list[str] | None:
+        """The names of the examples `read_inputs` reads from `p` (image files: their paths), else None."""
+        return None
 
 
 DATA_SOURCES: Registry[DataSource] = Registry("data source")

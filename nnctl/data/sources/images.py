@@ -76,6 +76,20 @@ def csv_listing(p: Path, path_col: str, label_col: str, delimiter: str | None) -
     return files, labels
 
 
+def input_files(p: Path) -> list[Path]:
+    """`p` (an image file), or the image files under the folder `p`, sub-folders included, sorted."""
+    if not p.is_dir():
+        return [p]
+    files = sorted(
+        f
+        for f in p.rglob("*")
+        if f.is_file() and _is_image(f) and not any(s.startswith(".") for s in f.relative_to(p).parts)
+    )
+    if not files:
+        raise DataError(f"{p}: no image files ({', '.join(SUFFIXES)})")
+    return files
+
+
 def listing(data, base_dir: Path) -> tuple[Path, list[Path], list[str], list[str]]:
     """(root, files, labels, class names) that `data` names."""
     root = existing_file(data, base_dir, "image folder or CSV")
@@ -172,6 +186,7 @@ def read_images(data, base_dir: Path) -> Raw:
 class ImagesSource(DataSource):
     order = 4
     suffixes = SUFFIXES
+    input_dirs = True
     own_keys = IMAGE_KEYS
 
     def check(self, data) -> None:
@@ -203,9 +218,10 @@ class ImagesSource(DataSource):
         return read_images(data, base_dir)
 
     def read_inputs(self, p: Path, data, dataset) -> np.ndarray:
-        """One image file, decoded as in training (predict)."""
-        try:
-            a = decode(p, data)
-        except OSError as e:
-            raise DataError(f"{p}: not a readable image ({e})") from None
-        return a[None].astype(np.float32)
+        """An image file, or every image file under a folder (sorted), decoded as in training (predict)."""
+        x, _, _ = decode_all(input_files(p), data.model_copy(update={"on_bad_file": "error"}))  # one row per name
+        return x.astype(np.float32)
+
+    def input_names(self, p: Path, data) -> list[str] | None:
+        files = input_files(p)
+        return [str(f.relative_to(p)) for f in files] if p.is_dir() else [str(p)]
