@@ -103,6 +103,7 @@ def test_unusable_columns_and_paths(tmp_path):
         (dict(source="csv", path="t.csv", target="y", split="train"), "data.split applies to source hf only, not csv"),
         (dict(source="hf", path="d", x="a", y="b", test={"x": "a"}), "hf data: test must be {split: <name>}"),
         (dict(source="hf", path="d", x="a"), "source hf needs y"),
+        (dict(source="hf", path="d", x="a", y="b", target="b"), "source hf does not use data.target"),
         (dict(source="hf", path="d", x="a", y=["b"]), "hf data needs x as a column name"),
     ],
 )

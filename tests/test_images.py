@@ -127,6 +127,8 @@ def test_bad_csv_lists(tmp_path, text, fragment):
         (dict(source="images", path="d", resize="pad"), "data.resize needs data.image_size"),
         (dict(source="images", path="l.csv"), "images from a CSV list need x"),
         (dict(source="images"), "source images needs path"),
+        (dict(source="images", path="d", target="label"), "data.x and data.target name the columns of a CSV list"),
+        (dict(source="images", path="d", y="label"), "source images does not use data.y"),
         (dict(source="images", path="d", image_size=(0, 8)), "greater than 0"),
     ],
 )

@@ -78,6 +78,11 @@ def test_bad_tables_are_located_errors(tmp_path, columns, kw, fragment):
     assert fragment in str(e.value)
 
 
+def test_keys_of_other_sources_are_spec_errors():
+    with pytest.raises(ValueError, match="source parquet does not use data.x"):
+        DataSpec(source="parquet", path="t.parquet", target="y", x="a")
+
+
 def test_not_a_parquet_file(tmp_path):
     (tmp_path / "t.parquet").write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="not a readable parquet file"):

@@ -165,6 +165,13 @@ def reject_csv_options(data) -> None:
         raise ValueError("data.categorical and data.delimiter apply to csv sources only")
 
 
+def reject_unused(data, source: str, *fields: str) -> None:
+    """ValueError naming the `fields` that `data` sets although its source does not use them."""
+    used = [k for k in fields if getattr(data, k) not in (None, [], {})]
+    if used:
+        raise ValueError(f"source {source} does not use data.{', data.'.join(used)}")
+
+
 def require(data, *fields: str) -> None:
     """ValueError naming the `fields` the source needs that `data` leaves unset."""
     missing = [k for k in fields if getattr(data, k) is None]

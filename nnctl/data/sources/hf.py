@@ -26,6 +26,7 @@ from nnctl.data.sources.base import (
     data_source,
     existing_file,
     reject_csv_options,
+    reject_unused,
     require,
 )
 from nnctl.data.sources.images import channels, fit_image, same_size
@@ -151,6 +152,7 @@ class HfSource(DataSource):
         if data.test is not None and set(data.test) != {"split"}:
             raise ValueError(f"hf data: test must be {{split: <name>}}, got {data.test}")
         reject_csv_options(data)
+        reject_unused(data, "hf", "target", "features")
 
     def peek(self, data, base_dir: Path) -> DataInfo:
         p, splits = load_splits(data, base_dir)

@@ -19,7 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from nnctl.data.cache import cache_key, load_cached, store_cached
-from nnctl.data.sources.base import IMAGE_KEYS, DataInfo, DataSource, Raw, data_source, existing_file
+from nnctl.data.sources.base import (
+    IMAGE_KEYS,
+    DataInfo,
+    DataSource,
+    Raw,
+    data_source,
+    existing_file,
+    reject_unused,
+)
 from nnctl.errors import DataError, did_you_mean
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -196,9 +204,11 @@ class ImagesSource(DataSource):
             raise ValueError("data.categorical applies to csv sources only")
         if data.resize is not None and data.image_size is None:
             raise ValueError("data.resize needs data.image_size: [height, width]")
-        if data.path.lower().endswith((".csv", ".tsv", ".txt")) and not (
-            isinstance(data.x, str) and isinstance(data.target, str)
-        ):
+        reject_unused(data, "images", "y", "features", "test")
+        if not data.path.lower().endswith((".csv", ".tsv", ".txt")):
+            if data.x is not None or data.target is not None:
+                raise ValueError("data.x and data.target name the columns of a CSV list of images (path: *.csv)")
+        elif not (isinstance(data.x, str) and isinstance(data.target, str)):
             raise ValueError("images from a CSV list need x (the image-path column) and target (the label column)")
 
     def peek(self, data, base_dir: Path) -> DataInfo:

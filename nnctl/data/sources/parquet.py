@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from nnctl.data.sources.base import DataInfo, DataSource, Raw, data_source, existing_file, require
+from nnctl.data.sources.base import DataInfo, DataSource, Raw, data_source, existing_file, reject_unused, require
 from nnctl.data.sources.csv import CsvLayout, csv_features, csv_layout, csv_targets, is_missing
 from nnctl.errors import DataError
 
@@ -138,6 +138,7 @@ class ParquetSource(DataSource):
         require(data, "path", "target")
         if data.delimiter is not None:
             raise ValueError("data.delimiter applies to csv sources only")
+        reject_unused(data, "parquet", "x", "y", "test")
 
     def peek(self, data, base_dir: Path) -> DataInfo:
         p = existing_file(data, base_dir, "parquet")
