@@ -86,6 +86,13 @@ def test_bad_splits_and_columns(tmp_path, kw, fragment):
     assert fragment in str(e.value)
 
 
+def test_unlabelled_rows_are_an_error(tmp_path):
+    split = hd.Dataset.from_dict({"v": [[1.0, 2.0]] * 3, "label": [0, -1, 1]}, features=FEATURES)
+    split.save_to_disk(str(tmp_path / "d"))
+    with pytest.raises(DataError, match=r"row 1: no label \(-1\) in 'label'"):
+        read(_spec(tmp_path / "d"), tmp_path, 0)
+
+
 def test_unusable_columns_and_paths(tmp_path):
     hd.Dataset.from_dict({"r": [[1, 2], [3]], "t": ["a", "b"], "y": [0, 1]}).save_to_disk(str(tmp_path / "d"))
     with pytest.raises(DataError, match="column 'r' holds lists of different lengths"):

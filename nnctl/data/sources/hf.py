@@ -126,7 +126,12 @@ def labels(p: Path, splits: list, col: str) -> tuple[list[np.ndarray], list[str]
     hd = _hd()
     feature = splits[0].features[col]
     if isinstance(feature, hd.ClassLabel):
-        return [np.asarray(ds[col], np.int64) for ds in splits], list(feature.names)
+        ys = [np.asarray(ds[col], np.int64) for ds in splits]
+        for ds, y in zip(splits, ys):
+            if (y < 0).any():  # the datasets convention for "no label" (unlabelled test splits)
+                where = f"split '{ds.split}', " if ds.split else ""
+                raise DataError(f"{p}: {where}row {int(np.argmax(y < 0))}: no label (-1) in '{col}'")
+        return ys, list(feature.names)
     raw = [ds.select_columns([col]).with_format("numpy")[:][col] for ds in splits]
     if all(r.dtype.kind in "biuf" for r in raw):
         return raw, None
