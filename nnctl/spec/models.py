@@ -289,6 +289,9 @@ class Spec(Strict):
     name: Optional[str] = Field(None, description="run name (default: the spec file's stem)")
     seed: int = Field(0, ge=0, description="drives initialisation, shuffling, dropout and augmentation")
     description: Optional[str] = None
-    data: DataSpec
+    data: DataSpec = Field(
+        default_factory=lambda: DataSpec.model_validate({"source": "none"}),
+        description="omitted: no data (source none), enough for `inspect` and `validate` with model.input_shape",
+    )
     model: ModelSpec
     train: TrainSpec
