@@ -194,7 +194,28 @@ Y = RNG.integers(0, 4, 40).astype(np.int32)
 PN = P / P.sum(1, keepdims=True)  # probabilities, for AUC
 RV = RNG.normal(size=(40, 1)).astype(np.float32)
 RT = (RV + RNG.normal(scale=0.5, size=(40, 1))).astype(np.float32)
+IT = RNG.uniform(size=(40, 8, 8)).astype(np.float32)  # images: targets, and outputs with noise
+IO = np.clip(IT + RNG.normal(scale=0.1, size=IT.shape), 0, 1).astype(np.float32)
+
+
+def _ssim_ref(a, b, win=7, sigma=1.5):
+    """Wang et al.'s SSIM written out: Gaussian-weighted local means, variances and covariance at every valid
+    window position (win = the largest odd size <= 11 that fits the 8x8 images), averaged."""
+    g = np.exp(-0.5 * ((np.arange(win) - (win - 1) / 2) / sigma) ** 2)
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    c1, c2, vals = 0.01**2, 0.03**2, []
+    for i in range(a.shape[0] - win + 1):
+        for j in range(a.shape[1] - win + 1):
+            pa, pb = a[i : i + win, j : j + win], b[i : i + win, j : j + win]
+            ma, mb = (w * pa).sum(), (w * pb).sum()
+            va, vb, cov = (w * pa * pa).sum() - ma**2, (w * pb * pb).sum() - mb**2, (w * pa * pb).sum() - ma * mb
+            vals.append((2 * ma * mb + c1) * (2 * cov + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2)))
+    return np.mean(vals)
+
+
 METRIC_REF = {
+    "psnr": lambda: np.mean([10 * np.log10(1 / np.mean((o - t) ** 2)) for o, t in zip(IO, IT)]),
+    "ssim": lambda: np.mean([_ssim_ref(o.astype(np.float64), t.astype(np.float64)) for o, t in zip(IO, IT)]),
     "accuracy": lambda: skm.accuracy_score(Y, P.argmax(1)),
     "precision": lambda: skm.precision_score(Y, P.argmax(1), average="macro", zero_division=0),
     "recall": lambda: skm.recall_score(Y, P.argmax(1), average="macro", zero_division=0),
@@ -214,7 +235,7 @@ def test_metric_table_covers_registry():
 @pytest.mark.parametrize("name", sorted(METRIC_REF))
 def test_metric_matches_sklearn(name):
     m = METRICS.get(name)
-    out, y = {"confusion": (P, Y), "ranking": (PN, Y), "regression": (RV, RT)}[m.needs]
+    out, y = {"confusion": (P, Y), "ranking": (PN, Y), "regression": (RV, RT), "image": (IO, IT)}[m.needs]
     # accumulate over two uneven batches, with a padded row masked out: must equal the whole-set value
     sums = None
     for sl in (slice(0, 17), slice(17, 40)):
@@ -223,7 +244,7 @@ def test_metric_matches_sklearn(name):
         b = batch_sums({m.needs}, jnp.asarray(o), jnp.asarray(t), jnp.asarray(mask), 4)
         sums = b if sums is None else {k: sums[k] + b[k] for k in b}
     # AUC from 200 probability buckets: exact unless two scores share a bucket (a few do among these 40)
-    tol = dict(rel=0, abs=5e-3) if name == "auc" else dict(rel=1e-5, abs=1e-6)
+    tol = dict(rel=0, abs=5e-3) if name == "auc" else dict(rel=1e-4 if name in ("psnr", "ssim") else 1e-5, abs=1e-6)
     assert float(compute([name], sums)[name]) == pytest.approx(METRIC_REF[name](), **tol)
 
 
@@ -374,3 +395,15 @@ def test_momentum_forms(name):
         v = beta * v + (1 - beta if name == "momentum_ema" else 1.0) * 2 * w_ref
         w_ref = w_ref - lr * v
     np.testing.assert_allclose(np.asarray(w), w_ref, rtol=1e-5)
+
+
+def test_psnr_and_ssim_golden_values():
+    """MSE 0.01 is 20 dB; an image is perfectly similar to itself (SSIM 1) and a flat 64-vector is read as 8x8."""
+    t = np.full((2, 64), 0.5, np.float32)
+    sums = batch_sums({"image"}, jnp.asarray(t + 0.1), jnp.asarray(t), jnp.ones(2), 1)
+    assert float(compute(["psnr"], sums)["psnr"]) == pytest.approx(20.0, abs=1e-4)
+    same = batch_sums({"image"}, jnp.asarray(IT[:3]), jnp.asarray(IT[:3]), jnp.ones(3), 1)
+    assert float(compute(["ssim"], same)["ssim"]) == pytest.approx(1.0, abs=1e-6)
+    flat = batch_sums({"image"}, jnp.asarray(IO[:2].reshape(2, 64)), jnp.asarray(IT[:2].reshape(2, 64)), jnp.ones(2), 1)
+    want = np.mean([_ssim_ref(o.astype(np.float64), t.astype(np.float64)) for o, t in zip(IO[:2], IT[:2])])
+    assert float(compute(["ssim"], flat)["ssim"]) == pytest.approx(want, rel=1e-4)
