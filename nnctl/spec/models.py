@@ -26,7 +26,7 @@ else:
 class DataSpec(Strict):
     """Where the examples come from and how they are split and scaled."""
 
-    source: str = Field(..., description="builtin:<name> | inline | csv | npz")
+    source: str = Field(..., description="builtin:<name> | inline | csv | npz | none (no data: inspect, validate)")
     x: Optional[Union[list, str]] = Field(None, description="inline: feature rows; npz: name of the input array")
     y: Optional[Union[list, str]] = Field(None, description="inline: targets; npz: name of the target array")
     path: Optional[str] = Field(None, description="csv/npz: file path (relative to the spec file)")
