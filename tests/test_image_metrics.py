@@ -2,10 +2,13 @@
 
 import math
 
+import pytest
+
 from nnctl.app import train_run
 from tests.conftest import SPECS
 
 
+@pytest.mark.slow  # a training run (~12 s); the values are checked in tests/test_registries.py
 def test_autoencoder_logs_psnr_and_ssim(tmp_path):
     res = train_run(
         str(SPECS / "autoencoder_digits.yaml"),
