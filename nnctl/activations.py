@@ -21,8 +21,9 @@ def linear(x, /):
 
 @register("step", "binary_step")
 def step(x, /, threshold: float = 0.0):
-    """Binary step (perceptron): 1 if x > threshold else 0. Its gradient is zero almost everywhere."""
-    return (x > threshold).astype(x.dtype)
+    """Binary step (perceptron): 1 if x >= threshold else 0, so step(0) = 1 as the notes define it. Its
+    gradient is zero almost everywhere: train a step unit with `loss: perceptron` (the perceptron rule)."""
+    return (x >= threshold).astype(x.dtype)
 
 
 @register("sigmoid", "logistic")
@@ -74,9 +75,69 @@ def swish(x, /, beta: float = 1.0):
 
 
 @register("softplus")
-def softplus(x, /):
-    """log(1 + e^x)."""
-    return jax.nn.softplus(x)
+def softplus(x, /, beta: float = 1.0):
+    """(1/beta) log(1 + e^(beta x)); beta = 1 is log(1 + e^x)."""
+    return jax.nn.softplus(beta * x) / beta
+
+
+@register("softsign")
+def softsign(x, /):
+    """x / (1 + |x|)."""
+    return jax.nn.soft_sign(x)
+
+
+@register("mish")
+def mish(x, /, beta: float = 1.0):
+    """x tanh(softplus(x)), softplus with `beta` as in `softplus`."""
+    return x * jnp.tanh(jax.nn.softplus(beta * x) / beta)
+
+
+@register("hard_sigmoid")
+def hard_sigmoid(x, /):
+    """0 if x <= -3, 1 if x >= 3, else x/6 + 1/2 (the notes', PyTorch's and Keras 3's form)."""
+    return jnp.clip(x / 6 + 0.5, 0.0, 1.0)
+
+
+@register("hard_tanh")
+def hard_tanh(x, /, min_val: float = -1.0, max_val: float = 1.0):
+    """x clipped to [min_val, max_val]."""
+    return jnp.clip(x, min_val, max_val)
+
+
+@register("hard_swish", "hard_silu")
+def hard_swish(x, /):
+    """x * hard_sigmoid(x): 0 if x <= -3, x if x >= 3, else x (x + 3) / 6."""
+    return x * jnp.clip(x / 6 + 0.5, 0.0, 1.0)
+
+
+@register("log_sigmoid")
+def log_sigmoid(x, /):
+    """log(1 / (1 + e^-x)) = -softplus(-x), computed stably."""
+    return jax.nn.log_sigmoid(x)
+
+
+@register("tanhshrink")
+def tanhshrink(x, /):
+    """x - tanh(x)."""
+    return x - jnp.tanh(x)
+
+
+@register("softshrink")
+def softshrink(x, /, lambd: float = 0.5):
+    """x - lambd if x > lambd, x + lambd if x < -lambd, else 0."""
+    return jnp.where(x > lambd, x - lambd, jnp.where(x < -lambd, x + lambd, jnp.zeros_like(x)))
+
+
+@register("hardshrink")
+def hardshrink(x, /, lambd: float = 0.5):
+    """x if |x| > lambd else 0."""
+    return jnp.where(jnp.abs(x) > lambd, x, jnp.zeros_like(x))
+
+
+@register("sinc")
+def sinc(x, /):
+    """sin(x) / x, and 1 at x = 0 (the unnormalised sinc of the notes' activation table)."""
+    return jnp.sinc(x / jnp.pi)
 
 
 @register("softmax")

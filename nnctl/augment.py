@@ -2,7 +2,8 @@
 its `probability`, with random parameters drawn from the run's RNG inside the jitted training step (no
 per-step host work). Training batches only: validation, test, eval and predict see the data untouched.
 
-Geometric transforms (flip, rotate, translate, scale) need image-shaped inputs [H, W] or [H, W, C]
+Geometric transforms (flip, rotate, translate, scale, crops, pad, resize, contrast, cutout) need image-shaped
+inputs [H, W] or [H, W, C]
 (channels last; e.g. digits with `model.input_shape: [8, 8, 1]` and a flatten layer first). Resampling is
 bilinear; pixels from outside the image are 0.
 """
@@ -34,7 +35,11 @@ SymmetricRange = Annotated[Union[float, list[float]], AfterValidator(_range)]
 class _Aug(Strict):
     probability: float = Field(1.0, ge=0, le=1, description="chance that an example gets this transform")
 
-    geometric: ClassVar[bool] = False
+    geometric: ClassVar[bool] = False  # needs [H, W] or [H, W, C] inputs
+    rgb: ClassVar[bool] = False  # needs [H, W, 3] inputs
+
+    def apply(self, x, key):  # one example (jitted, vmapped over the batch by `augment_batch`)
+        raise NotImplementedError
 
 
 class Flip(_Aug):
@@ -46,6 +51,10 @@ class Flip(_Aug):
     probability: float = Field(0.5, ge=0, le=1)
     geometric: ClassVar[bool] = True
 
+    def apply(self, x, key):
+        out = jnp.flip(x, axis=1) if self.horizontal else x
+        return jnp.flip(out, axis=0) if self.vertical else out
+
 
 class Rotate(_Aug):
     """Rotate by an angle drawn uniformly from `degrees` ([low, high], or d for [-d, d]), counter-clockwise."""
@@ -54,6 +63,14 @@ class Rotate(_Aug):
     degrees: SymmetricRange = 15.0
     geometric: ClassVar[bool] = True
 
+    def apply(self, x, key):
+        lo, hi = cast(list[float], self.degrees)  # validation (_range) turned a number d into [-d, d]
+        th = jnp.deg2rad(jax.random.uniform(key, (), minval=lo, maxval=hi))
+        c, s = jnp.cos(th), jnp.sin(th)
+        # counter-clockwise on screen (rows grow downwards): sample the input at R(-theta) p
+        m = jnp.stack([jnp.stack([c, s]), jnp.stack([-s, c])]).astype(x.dtype)
+        return _affine(x, m, jnp.zeros(2, x.dtype))
+
 
 class Translate(_Aug):
     """Shift by (dy, dx) pixels, each drawn uniformly from `pixels` ([low, high], or p for [-p, p])."""
@@ -61,6 +78,11 @@ class Translate(_Aug):
     type: Literal["translate"]
     pixels: SymmetricRange = 1.0
     geometric: ClassVar[bool] = True
+
+    def apply(self, x, key):
+        lo, hi = cast(list[float], self.pixels)  # validation (_range) turned a number p into [-p, p]
+        d = jax.random.uniform(key, (2,), minval=lo, maxval=hi).astype(x.dtype)
+        return _affine(x, jnp.eye(2, dtype=x.dtype), -d)
 
 
 class Scale(_Aug):
@@ -78,6 +100,11 @@ class Scale(_Aug):
             raise ValueError(f"scale factors must be positive, got {v}")
         return v
 
+    def apply(self, x, key):
+        lo, hi = self.factor
+        f = jax.random.uniform(key, (), minval=lo, maxval=hi).astype(x.dtype)
+        return _affine(x, jnp.eye(2, dtype=x.dtype) / f, jnp.zeros(2, x.dtype))
+
 
 class SaltAndPepperAug(_Aug):
     """Each value becomes `low` or `high` (equally likely) with probability `rate`."""
@@ -87,6 +114,12 @@ class SaltAndPepperAug(_Aug):
     low: float = 0.0
     high: float = 1.0
 
+    def apply(self, x, key):
+        k1, k2 = jax.random.split(key)
+        hit = jax.random.uniform(k1, x.shape) < self.rate
+        salt = jax.random.bernoulli(k2, 0.5, x.shape)
+        return jnp.where(hit, jnp.where(salt, self.high, self.low), x).astype(x.dtype)
+
 
 class GaussianNoiseAug(_Aug):
     """Add N(0, stddev^2) noise to every value."""
@@ -94,9 +127,154 @@ class GaussianNoiseAug(_Aug):
     type: Literal["gaussian_noise"]
     stddev: float = Field(0.1, gt=0)
 
+    def apply(self, x, key):
+        return x + self.stddev * jax.random.normal(key, x.shape, x.dtype)
+
+
+PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge"}
+PadMode = Literal["zeros", "reflect", "replicate"]
+
+
+def _pad_img(x, p: int, mode: str):
+    return jnp.pad(x, [(p, p), (p, p)] + [(0, 0)] * (x.ndim - 2), mode=PAD_MODE[mode])
+
+
+def _resize_hw(x, h: int, w: int):
+    return jax.image.resize(x, (h, w, *x.shape[2:]), method="linear")
+
+
+def _window(x, key, h: int, w: int, random: bool):
+    """An h x w window of x: at a uniformly random position, or centred."""
+    if random:
+        ky, kx = jax.random.split(key)
+        oy = jax.random.randint(ky, (), 0, x.shape[0] - h + 1)
+        ox = jax.random.randint(kx, (), 0, x.shape[1] - w + 1)
+    else:
+        oy, ox = (x.shape[0] - h) // 2, (x.shape[1] - w) // 2
+    start = (oy, ox) + (0,) * (x.ndim - 2)
+    return jax.lax.dynamic_slice(x, start, (h, w, *x.shape[2:]))
+
+
+def _draw(key, r, dtype):  # uniform in r = [low, high]
+    return jax.random.uniform(key, (), minval=r[0], maxval=r[1]).astype(dtype)
+
+
+class RandomCrop(_Aug):
+    """Pad `padding` pixels on every side (zeros, reflect or replicate), then crop the original size at a
+    random position: shifts of up to `padding` pixels (the usual CIFAR augmentation)."""
+
+    type: Literal["random_crop"]
+    padding: int = Field(2, gt=0)
+    mode: PadMode = "zeros"
+    geometric: ClassVar[bool] = True
+
+    def apply(self, x, key):
+        return _window(_pad_img(x, self.padding, self.mode), key, x.shape[0], x.shape[1], True)
+
+
+class Crop(_Aug):
+    """Crop a `size` [h, w] window (random position with `random: true`, else the centre) and resize it back
+    to the image's size (bilinear): a zoom into part of the image."""
+
+    type: Literal["crop"]
+    size: list[int] = Field(..., min_length=2, max_length=2)
+    random: bool = True
+    geometric: ClassVar[bool] = True
+
+    def apply(self, x, key):
+        return _resize_hw(_window(x, key, self.size[0], self.size[1], self.random), x.shape[0], x.shape[1])
+
+
+class Pad(_Aug):
+    """Pad `padding` pixels on every side (zeros, reflect or replicate) and resize back to the image's size:
+    the content shrinks inside a border."""
+
+    type: Literal["pad"]
+    padding: int = Field(2, gt=0)
+    mode: PadMode = "zeros"
+    geometric: ClassVar[bool] = True
+
+    def apply(self, x, key):
+        return _resize_hw(_pad_img(x, self.padding, self.mode), x.shape[0], x.shape[1])
+
+
+class Resize(_Aug):
+    """Resize to `size` [h, w] and back (bilinear): the detail another resolution keeps; same output size."""
+
+    type: Literal["resize"]
+    size: list[int] = Field(..., min_length=2, max_length=2)
+    geometric: ClassVar[bool] = True
+
+    def apply(self, x, key):
+        return _resize_hw(_resize_hw(x, self.size[0], self.size[1]), x.shape[0], x.shape[1])
+
+
+class Brightness(_Aug):
+    """Add a value drawn uniformly from `delta` ([low, high], or d for [-d, d]) to every pixel."""
+
+    type: Literal["brightness"]
+    delta: SymmetricRange = 0.1
+
+    def apply(self, x, key):
+        return x + _draw(key, self.delta, x.dtype)
+
+
+class Contrast(_Aug):
+    """(x - m) * f + m with m each channel's mean over the image and f drawn uniformly from `factor`."""
+
+    type: Literal["contrast"]
+    factor: list[float] = Field(default_factory=lambda: [0.8, 1.2], min_length=2, max_length=2)
+    geometric: ClassVar[bool] = True
+
+    def apply(self, x, key):
+        m = jnp.mean(x, axis=(0, 1), keepdims=True)
+        return (x - m) * _draw(key, self.factor, x.dtype) + m
+
+
+class ColorJitter(_Aug):
+    """Brightness (+b), contrast (x f about the mean) and saturation (gray + s (x - gray), gray the pixel's
+    luma 0.299 R + 0.587 G + 0.114 B) with b, f, s drawn uniformly from their ranges, in that order; RGB
+    images [H, W, 3]."""
+
+    type: Literal["color_jitter"]
+    brightness: SymmetricRange = 0.1
+    contrast: list[float] = Field(default_factory=lambda: [0.8, 1.2], min_length=2, max_length=2)
+    saturation: list[float] = Field(default_factory=lambda: [0.8, 1.2], min_length=2, max_length=2)
+    geometric: ClassVar[bool] = True
+    rgb: ClassVar[bool] = True
+
+    def apply(self, x, key):
+        kb, kc, ks = jax.random.split(key, 3)
+        x = x + _draw(kb, self.brightness, x.dtype)
+        m = jnp.mean(x, axis=(0, 1), keepdims=True)
+        x = (x - m) * _draw(kc, self.contrast, x.dtype) + m
+        gray = jnp.tensordot(x, jnp.asarray([0.299, 0.587, 0.114], x.dtype), axes=1)[..., None]
+        return gray + _draw(ks, self.saturation, x.dtype) * (x - gray)
+
+
+class Cutout(_Aug):
+    """Set a `size` [h, w] square (or an integer for h = w) centred at a uniformly random pixel to `value`;
+    the part outside the image is cut off (DeVries and Taylor's cutout)."""
+
+    type: Literal["cutout"]
+    size: Union[int, list[int]] = 4
+    value: float = 0.0
+    geometric: ClassVar[bool] = True
+
+    def apply(self, x, key):
+        h, w = (self.size, self.size) if isinstance(self.size, int) else self.size
+        ky, kx = jax.random.split(key)
+        cy, cx = jax.random.randint(ky, (), 0, x.shape[0]), jax.random.randint(kx, (), 0, x.shape[1])
+        rows, cols = jnp.arange(x.shape[0])[:, None], jnp.arange(x.shape[1])[None, :]
+        hole = (rows >= cy - h // 2) & (rows < cy - h // 2 + h) & (cols >= cx - w // 2) & (cols < cx - w // 2 + w)
+        hole = hole.reshape(hole.shape + (1,) * (x.ndim - 2))
+        return jnp.where(hole, jnp.asarray(self.value, x.dtype), x)
+
 
 AugmentRef = Annotated[
-    Union[Flip, Rotate, Translate, Scale, SaltAndPepperAug, GaussianNoiseAug], Field(discriminator="type")
+    Union[Flip, Rotate, Translate, Scale, SaltAndPepperAug, GaussianNoiseAug, RandomCrop, Crop, Pad, Resize]
+    | Union[Brightness, Contrast, ColorJitter, Cutout],
+    Field(discriminator="type"),
 ]
 
 
@@ -106,6 +284,13 @@ def shape_problem(aug, input_shape) -> str | None:
             f"({aug.type}) needs image-shaped inputs [H, W] or [H, W, C], got {list(input_shape)}: set "
             f"model.input_shape (e.g. [8, 8, 1] for digits) and start the model with a flatten layer"
         )
+    if aug.rgb and (len(input_shape) != 3 or input_shape[-1] != 3):
+        return f"({aug.type}) needs RGB images [H, W, 3], got {list(input_shape)}"
+    size = getattr(aug, "size", None)
+    if isinstance(size, list) and aug.type == "crop" and (size[0] > input_shape[0] or size[1] > input_shape[1]):
+        return f"(crop) size {size} is larger than the image {list(input_shape[:2])}"
+    if aug.type in ("random_crop", "pad") and aug.mode == "reflect" and aug.padding >= min(input_shape[:2]):
+        return f"({aug.type}) reflect padding {aug.padding} needs images larger than it, got {list(input_shape[:2])}"
     return None
 
 
@@ -128,39 +313,8 @@ def _affine(img, m, t):
     )
 
 
-def transform_one(aug, x, key):
-    """One transform applied to one example (always; the probability is handled by `augment_batch`)."""
-
-    if isinstance(aug, Flip):
-        out = x
-        if aug.horizontal:
-            out = jnp.flip(out, axis=1)
-        if aug.vertical:
-            out = jnp.flip(out, axis=0)
-        return out
-    if isinstance(aug, Rotate):
-        lo, hi = cast(list[float], aug.degrees)  # validation (_range) turned a number d into [-d, d]
-        th = jnp.deg2rad(jax.random.uniform(key, (), minval=lo, maxval=hi))
-        c, s = jnp.cos(th), jnp.sin(th)
-        # counter-clockwise on screen (rows grow downwards): sample the input at R(-theta) p
-        m = jnp.stack([jnp.stack([c, s]), jnp.stack([-s, c])]).astype(x.dtype)
-        return _affine(x, m, jnp.zeros(2, x.dtype))
-    if isinstance(aug, Translate):
-        lo, hi = cast(list[float], aug.pixels)  # validation (_range) turned a number p into [-p, p]
-        d = jax.random.uniform(key, (2,), minval=lo, maxval=hi).astype(x.dtype)
-        return _affine(x, jnp.eye(2, dtype=x.dtype), -d)
-    if isinstance(aug, Scale):
-        lo, hi = aug.factor
-        f = jax.random.uniform(key, (), minval=lo, maxval=hi).astype(x.dtype)
-        return _affine(x, jnp.eye(2, dtype=x.dtype) / f, jnp.zeros(2, x.dtype))
-    if isinstance(aug, SaltAndPepperAug):
-        k1, k2 = jax.random.split(key)
-        hit = jax.random.uniform(k1, x.shape) < aug.rate
-        salt = jax.random.bernoulli(k2, 0.5, x.shape)
-        return jnp.where(hit, jnp.where(salt, aug.high, aug.low), x).astype(x.dtype)
-    if isinstance(aug, GaussianNoiseAug):
-        return x + aug.stddev * jax.random.normal(key, x.shape, x.dtype)
-    raise TypeError(f"unknown augmentation {aug!r}")
+def transform_one(aug, x, key):  # always; the probability is handled by `augment_batch`
+    return aug.apply(x, key)
 
 
 def augment_batch(augs, x, key):

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import typing
 
+from pydantic import BaseModel
+
 from nnctl.activations import ACTIVATIONS
+from nnctl.augment import AugmentRef
 from nnctl.data.builtin import BUILTINS
 from nnctl.initializers import INITIALIZERS
 from nnctl.layers import LAYERS
@@ -25,7 +28,10 @@ def _fields(model) -> list[str]:
         ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
         if len(ann) > 50:
             ann = ann[:47] + "..."
-        default = "required" if f.is_required() else repr(f.get_default(call_default_factory=True))
+        value = None if f.is_required() else f.get_default(call_default_factory=True)
+        default = "required" if f.is_required() else repr(value)
+        if isinstance(value, BaseModel):  # a nested section: its own keys are listed under its heading
+            default = "its section's defaults"
         desc = f" — {f.description}" if f.description else ""
         rows.append(f"`{name}` ({ann}, default {default}){desc}")
     return rows
@@ -57,6 +63,11 @@ def generate() -> str:
         f"{'%d classes' % b.num_classes if b.num_classes else 'regression'}"
         for b in BUILTINS.values()
     ]
+    out += ["", "## Augmentations (`data.augment: [{type: ...}]`)", ""]
+    for cls in typing.get_args(typing.get_args(AugmentRef)[0]):
+        opts = _fields(cls)
+        out.append(f"- `{_names(cls)[0]}`: {' '.join((cls.__doc__ or '').split(chr(10) * 2)[0].split())}")
+        out[-1] += f" Options: {'; '.join(opts)}." if opts else ""
     out += ["", "## Layers (`type:`)", ""]
     for name, cls in LAYERS.items():
         aliases = [a for a in _names(cls) if a != name]

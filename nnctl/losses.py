@@ -48,34 +48,56 @@ def _per_example(v):
 
 @register("mse", "mean_squared_error")
 def mse(logits, y, head, /):
-    """Mean squared error."""
+    """(1/K) sum_k (o_k - t_k)^2 per example, K outputs (Keras' mean squared error, no 1/2)."""
     out = head.fn(logits)
     return _per_example((out - dense_target(out, y)) ** 2)
 
 
 @register("least_squares", "lsgan")
 def least_squares(logits, y, head, /):
-    """Squared error; in a gan, the least-squares (LSGAN) objective on the discriminator's raw output."""
+    """(1/K) sum_k (o_k - t_k)^2 per example (as mse); in a gan, the least-squares (LSGAN) objective on the
+    discriminator's raw output."""
     return mse(logits, y, head)
+
+
+@register("half_sum_squared_error", "half_sse", "sum_squared_error_half")
+def half_sum_squared_error(logits, y, head, /):
+    """sum_k 1/2 (t_k - o_k)^2 per example: the notes' E_total for any number of outputs K (its gradient is
+    o - t); equals mse only when K = 2."""
+    out = head.fn(logits)
+    d = out - dense_target(out, y)
+    return 0.5 * jnp.sum(d.reshape(d.shape[0], -1) ** 2, axis=1)
+
+
+@register("perceptron")
+def perceptron(logits, y, head, /):
+    """sum_k -(t_k - o_k) z_k per example, o = step(z) (the head when it is step, else z >= 0), t in {0, 1}:
+    the perceptron criterion (|z| on a mistake, 0 otherwise). Its gradient is -(t - o) x, so sgd with rate
+    eta and batch_size 1 is Rosenblatt's rule w <- w + eta (t - o) x, b <- b + eta (t - o)."""
+    o = head.fn(logits) if head.name == "step" else (logits >= 0).astype(logits.dtype)
+    t = dense_target(logits, y)
+    err = jax.lax.stop_gradient(t - o)
+    return -jnp.sum((err * logits).reshape(logits.shape[0], -1), axis=1)
 
 
 @register("mae", "mean_absolute_error", "l1")
 def mae(logits, y, head, /):
-    """Mean absolute error (L1)."""
+    """(1/K) sum_k |o_k - t_k| per example (mean absolute error, L1)."""
     out = head.fn(logits)
     return _per_example(jnp.abs(out - dense_target(out, y)))
 
 
 @register("huber")
 def huber(logits, y, head, /, delta: float = 1.0):
-    """Quadratic within `delta` of the target, linear beyond."""
+    """(1/K) sum_k h(o_k - t_k), h(d) = d^2 / 2 if |d| <= delta else delta (|d| - delta / 2)."""
     out = head.fn(logits)
     return _per_example(optax.losses.huber_loss(out, dense_target(out, y), delta=delta))
 
 
 @register("binary_crossentropy", "bce")
 def binary_crossentropy(logits, y, head, /, label_smoothing: float = 0.0):
-    """-[y log p + (1 - y) log(1 - p)] per output, averaged over outputs."""
+    """-(1/K) sum_k [t_k log p_k + (1 - t_k) log(1 - p_k)], p = sigmoid(z) computed from the logits z when the
+    head is sigmoid (or the last layer has no activation), else the activated output clipped to [1e-7, 1 - 1e-7]."""
     t = dense_target(logits, y)
     if label_smoothing:
         t = t * (1 - label_smoothing) + 0.5 * label_smoothing
@@ -87,7 +109,8 @@ def binary_crossentropy(logits, y, head, /, label_smoothing: float = 0.0):
 
 @register("categorical_crossentropy", "cross_entropy", "sparse_categorical_crossentropy")
 def categorical_crossentropy(logits, y, head, /, label_smoothing: float = 0.0):
-    """-sum_c y_c log p_c; integer labels or one-hot targets."""
+    """-sum_c t_c log p_c, p = softmax(z) from the logits (softmax head or no activation), else the activated
+    output; t one-hot (integer labels) or a distribution; label_smoothing: t (1 - s) + s / C."""
     t = dense_target(logits, y)
     if label_smoothing:
         t = t * (1 - label_smoothing) + label_smoothing / t.shape[-1]
@@ -100,7 +123,7 @@ def categorical_crossentropy(logits, y, head, /, label_smoothing: float = 0.0):
 
 @register("kl_divergence", "kld")
 def kl_divergence(logits, y, head, /):
-    """sum_c y_c log(y_c / p_c), targets are distributions."""
+    """sum_c t_c log(t_c / p_c) over the classes with t_c > 0; targets are distributions."""
     t = dense_target(logits, y)
     logp = jax.nn.log_softmax(logits) if head.name == "softmax" else jnp.log(jnp.clip(head.fn(logits), _EPS, 1))
     return _per_example(jnp.sum(jnp.where(t > 0, t * (jnp.log(jnp.clip(t, _EPS, 1)) - logp), 0.0), axis=-1))
@@ -108,7 +131,7 @@ def kl_divergence(logits, y, head, /):
 
 @register("hinge")
 def hinge(logits, y, head, /):
-    """mean(max(0, 1 - t * out)) with targets in {-1, +1} (0/1 labels are mapped to -1/+1)."""
+    """(1/K) sum_k max(0, 1 - t_k o_k) with targets in {-1, +1} (0/1 labels are mapped to -1/+1)."""
     out = head.fn(logits)
     t = dense_target(out, y)
     t = jnp.where(t > 0, 1.0, -1.0)

@@ -23,7 +23,7 @@ from nnctl.registry import Registry
 @dataclass(frozen=True)
 class Metric:
     name: str
-    needs: str  # "confusion" | "regression" | "ranking"
+    needs: str  # "confusion" | "regression" | "ranking" | "image"
     value: Callable  # sums -> scalar (jnp)
     mode: str  # "max" or "min": which direction is better (early stopping default)
     doc: str
@@ -35,9 +35,10 @@ AUC_BUCKETS = 200
 TASK_NEEDS = {
     "classification": ("confusion", "ranking", "regression"),
     "binary": ("confusion", "ranking", "regression"),
-    "regression": ("regression",),
-    "autoencoder": ("regression",),
+    "regression": ("regression", "image"),
+    "autoencoder": ("regression", "image"),
 }
+SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WINDOW = 0.01, 0.03, 1.5, 11
 
 
 def _metric(name: str, needs: str, mode: str, doc: str, *aliases: str):
@@ -132,6 +133,61 @@ def r2(s):
     return jnp.mean(1.0 - _safe_div(s["sse"], ss_tot))
 
 
+@_metric(
+    "psnr",
+    "image",
+    "max",
+    "peak signal-to-noise ratio 10 log10(1 / MSE) in dB per example (data in [0, 1]), averaged over examples",
+)
+def psnr(s):
+    return _safe_div(s["psnr_sum"], s["n_img"])
+
+
+@_metric(
+    "ssim",
+    "image",
+    "max",
+    "structural similarity (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, range 1; "
+    "valid positions, per channel) per example, averaged over examples; a flat output of a square size is read "
+    "as a square image",
+)
+def ssim(s):
+    return _safe_div(s["ssim_sum"], s["n_img"])
+
+
+def _gauss(n: int):
+    g = jnp.exp(-0.5 * ((jnp.arange(n) - (n - 1) / 2) / SSIM_SIGMA) ** 2)
+    return g / g.sum()
+
+
+def image_view(v):
+    """Per-example images (B, H, W, C) of an output batch: (B, H, W) and (B, H, W, C) as they are; a flat
+    (B, n) with n a square as (B, sqrt n, sqrt n, 1), else (B, 1, n, 1)."""
+    if v.ndim == 2:
+        r = int(round(v.shape[1] ** 0.5))
+        return v.reshape(v.shape[0], r, r, 1) if r * r == v.shape[1] else v[:, None, :, None]
+    return v[..., None] if v.ndim == 3 else v.reshape(*v.shape[:3], -1)
+
+
+def ssim_per_example(a, b):
+    """SSIM of each example of two (B, H, W, C) batches with values in [0, 1]."""
+    wh, ww = (min(SSIM_WINDOW, n) - (1 - min(SSIM_WINDOW, n) % 2) for n in a.shape[1:3])  # odd, fits
+    k = jnp.outer(_gauss(wh), _gauss(ww))[:, :, None, None]
+
+    def blur(v):  # each channel on its own, valid positions
+        c = v.shape[-1]
+        return jax.lax.conv_general_dilated(
+            v, jnp.tile(k, (1, 1, 1, c)), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=c,
+        )  # fmt: skip
+
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    ma, mb = blur(a), blur(b)
+    va, vb, cov = blur(a * a) - ma**2, blur(b * b) - mb**2, blur(a * b) - ma * mb
+    m = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
+    return m.reshape(m.shape[0], -1).mean(1)
+
+
 def batch_sums(needs: set[str], out, y, mask, num_classes: int) -> dict:
     """Sums over one batch (mask: 1 for real examples, 0 for padding) that metrics are computed from."""
     sums = {}
@@ -170,6 +226,12 @@ def batch_sums(needs: set[str], out, y, mask, num_classes: int) -> dict:
             syy=(tt**2 * m[:, None]).sum(0),
             n=m.sum(),
         )
+    if "image" in needs:
+        t = dense_target(out, y)
+        mse_i = ((out - t) ** 2).reshape(out.shape[0], -1).mean(1)
+        sums["psnr_sum"] = (10 * jnp.log10(1.0 / jnp.maximum(mse_i, 1e-10)) * m).sum()
+        sums["ssim_sum"] = (ssim_per_example(image_view(out), image_view(t)) * m).sum()
+        sums["n_img"] = m.sum()
     return sums
 
 

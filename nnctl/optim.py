@@ -142,8 +142,16 @@ def sgd(learning_rate: LearningRate = 0.01, momentum: float = 0.0, nesterov: boo
 
 @OPTIMIZERS.register("momentum")
 def momentum(learning_rate: LearningRate = 0.01, momentum: float = 0.9, nesterov: bool = False):
-    """SGD with momentum: v <- beta v + g; w <- w - lr v (Nesterov's look-ahead with nesterov: true)."""
+    """SGD with momentum in Optax's, PyTorch's and Keras' form: v <- beta v + g; w <- w - lr v (Nesterov's
+    look-ahead with nesterov: true). The notes' form v <- beta v + (1 - beta) g is `momentum_ema`."""
     return optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
+
+
+@OPTIMIZERS.register("momentum_ema", "ema_momentum")
+def momentum_ema(learning_rate: LearningRate = 0.01, momentum: float = 0.9, nesterov: bool = False):
+    """SGD with momentum in the notes' form: v <- beta v + (1 - beta) g; w <- w - lr v (an exponential moving
+    average of the gradients; `momentum` with learning rate lr (1 - beta) takes the same steps)."""
+    return optax.chain(optax.scale(1.0 - momentum), optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov))
 
 
 @OPTIMIZERS.register("adagrad")

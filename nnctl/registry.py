@@ -121,5 +121,5 @@ def options_model(kind: str, names: tuple[str, ...], fn: Callable[..., Any], bas
         fields[p.name] = (ann, default)
     cls_name = "".join(w.capitalize() for w in f"{name}_{kind}".replace("-", "_").split("_"))
     model: type[BaseModel] = create_model(cls_name, __base__=base, **fields)
-    model.__doc__ = (inspect.getdoc(fn) or f"{kind} {name}").split("\n")[0]
+    model.__doc__ = " ".join((inspect.getdoc(fn) or f"{kind} {name}").split("\n\n")[0].split())  # 1st paragraph
     return model

@@ -42,7 +42,7 @@ CASES = [
         "4:11",
     ),
     ("data-source-int", ("builtin:xor", "5"), "valid string", "4:11"),
-    ("data-missing", ("data:\n  source: builtin:xor\n", ""), "missing required key 'data'", "1:1"),
+    ("data-missing", ("data:\n  source: builtin:xor\n", ""), "this spec has no data", "1:1"),
     ("data-not-mapping", ("data:\n  source: builtin:xor\n", "data: [1, 2]\n"), "valid dictionary", "3:7"),
     (
         "data-unknown-key",

@@ -19,6 +19,7 @@ from nnctl.data.peek import peek
 from nnctl.data.prepare import Imputer
 from nnctl.data.sources import DATA_SOURCES, DataInfo, check_source, read, source_kind
 from nnctl.data.sources.csv import CsvLayout
+from nnctl.errors import DataError
 from nnctl.spec.models import DataSpec
 
 X3 = np.array([[1, 2], [3, 4], [5, 6]], np.float32)
@@ -108,11 +109,19 @@ CASES = {
         X3,
         ({"source": "hf", "path": "hf", "x": "x"}, "source hf needs y"),
     ),
+    # what a spec without a data section gets: shapes come from model.input_shape, reading is an error
+    "none": (
+        {"source": "none"},
+        None,
+        DataInfo(None),
+        None,
+        ({"source": "none", "path": "a.csv"}, "reads no examples"),
+    ),
 }
 
 
 def test_the_registry_lists_exactly_the_sources():
-    assert DATA_SOURCES.names() == ["builtin", "csv", "hf", "images", "inline", "npz", "parquet"]
+    assert DATA_SOURCES.names() == ["builtin", "csv", "hf", "images", "inline", "none", "npz", "parquet"]
     assert sorted(CASES) == DATA_SOURCES.names()  # a new source needs a row in CASES
 
 
@@ -136,6 +145,10 @@ def test_source_checks_peeks_and_reads(tmp_path, name):
     with pytest.raises(ValidationError, match=message):  # the spec validator delegates to the source
         DataSpec(**bad)
     assert source.peek(spec, tmp_path) == info == peek(spec, tmp_path)
+    if x is None:
+        with pytest.raises(DataError, match="this spec has no data"):
+            read(spec, tmp_path, 0)
+        return
     raw = source.read(spec, tmp_path, 0)
     assert raw.x.dtype == np.float32
     np.testing.assert_array_equal(raw.x, x)
@@ -148,7 +161,7 @@ def test_source_checks_peeks_and_reads(tmp_path, name):
 @pytest.mark.parametrize(
     "value, fragment",
     [
-        ("bogus", "unknown data source 'bogus'. Use builtin:<name>, inline, csv, npz, images, parquet or hf"),
+        ("bogus", "unknown data source 'bogus'. Use builtin:<name>, inline, csv, npz, images, parquet, hf or none"),
         ("cvs", "unknown data source 'cvs'. Did you mean 'csv'?"),
         ("builtin", "unknown data source 'builtin'."),
         ("csv:x", "unknown data source 'csv:x'. Did you mean 'csv'?"),

@@ -208,7 +208,7 @@ def test_huge_document_is_refused():
 
 
 def test_quoted_brackets_are_not_nesting():
-    with pytest.raises(SpecError, match="missing required key 'data'"):
+    with pytest.raises(SpecError, match="missing required key 'model'"):  # read as text: a valid name
         load_text("name: '" + "[" * 200 + "'\n# " + "{" * 200 + "\n", "ok.yaml")
 
 

@@ -197,6 +197,49 @@ CASES = [
     ("prelu_shared", [{"type": "prelu", "shared": True}], (4, 3), (4, 3), 1),
     ("add", branch(3, 3, {"type": "add"}), (4,), (3,), 0),
     ("concat", branch(3, 2, {"type": "concat"}), (4,), (5,), 0),
+    ("sum_pool1d", [{"type": "sum_pool1d", "pool_size": 2}], (7, 3), (3, 3), 0),
+    ("sum_pool2d", [{"type": "sum_pool2d", "pool_size": 2, "padding": "same"}], (5, 5, 2), (3, 3, 2), 0),
+    ("padding", [{"type": "padding", "padding": [1, [0, 2]], "mode": "reflect"}], (4, 5, 2), (6, 7, 2), 0),
+    ("padding_1d", [{"type": "padding", "padding": 2, "mode": "replicate"}], (4, 3), (8, 3), 0),
+    (
+        "conv2d_reflect",
+        [{"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": "same", "padding_mode": "reflect"}],
+        (6, 5, 2),
+        (6, 5, 3),
+        conv_params((3, 3), 2, 3),
+    ),
+    # AlexNet's second convolution: 5x5, 256 filters in 2 groups over 96 channels = 307,456 (torchvision: groups=1
+    # gives 614,656); a smaller one here
+    (
+        "conv2d_groups",
+        [{"type": "conv2d", "filters": 6, "kernel_size": 3, "groups": 2, "padding": 1}],
+        (5, 5, 4),
+        (5, 5, 6),
+        conv_params((3, 3), 2, 6),
+    ),
+    (
+        "conv3d",
+        [{"type": "conv3d", "filters": 4, "kernel_size": [2, 3, 3]}],
+        (4, 6, 6, 2),
+        (3, 4, 4, 4),
+        2 * 9 * 2 * 4 + 4,
+    ),
+    ("lrn", [{"type": "lrn"}], (4, 4, 7), (4, 4, 7), 0),
+    (
+        "time_distributed",
+        [
+            {
+                "type": "time_distributed",
+                "layers": [{"type": "conv2d", "filters": 2, "kernel_size": 3}, {"type": "flatten"}],
+            }
+        ],
+        (3, 5, 5, 1),
+        (3, 18),
+        conv_params((3, 3), 1, 2),
+    ),
+    ("repeat_vector", [{"type": "repeat_vector", "n": 4}], (3,), (4, 3), 0),
+    ("rbf", [{"type": "rbf", "units": 5}], (3,), (5,), 5 * 3 + 5),
+    ("rrelu", [{"type": "rrelu"}], (4, 3), (4, 3), 0),
 ]
 
 
@@ -312,6 +355,9 @@ def test_windowed_layers_need_the_step_loop_nested_or_not():
         "max_pool2d",
         "avg_pool1d",
         "avg_pool2d",
+        "conv3d",
+        "sum_pool1d",
+        "sum_pool2d",
     }
     assert not needs_step_loop(build([{"type": "dense", "units": 2}, {"type": "global_avg_pool"}]))
     assert needs_step_loop(build([{"type": "maxpool2d"}]))  # an alias counts too

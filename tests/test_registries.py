@@ -21,7 +21,7 @@ sig = lambda v: 1 / (1 + np.exp(-v))
 
 ACT_REF = {
     "linear": lambda v: v,
-    "step": lambda v: (v > 0).astype(np.float32),
+    "step": lambda v: (v >= 0).astype(np.float32),  # step(0) = 1, as the notes define it
     "sigmoid": sig,
     "tanh": np.tanh,
     "relu": lambda v: np.maximum(v, 0),
@@ -32,7 +32,26 @@ ACT_REF = {
     "swish": lambda v: v * sig(v),
     "softplus": lambda v: np.log1p(np.exp(v)),
     "softmax": lambda v: np.exp(v) / np.exp(v).sum(),
+    "softsign": lambda v: v / (1 + np.abs(v)),
+    "mish": lambda v: v * np.tanh(np.log1p(np.exp(v))),
+    "hard_sigmoid": lambda v: np.where(v <= -3, 0, np.where(v >= 3, 1, v / 6 + 0.5)),
+    "hard_tanh": lambda v: np.where(v >= 1, 1, np.where(v <= -1, -1, v)),
+    "hard_swish": lambda v: np.where(v <= -3, 0, np.where(v >= 3, v, v * (v + 3) / 6)),
+    "log_sigmoid": lambda v: np.log(sig(v)),
+    "tanhshrink": lambda v: v - np.tanh(v),
+    "softshrink": lambda v: np.where(v > 0.5, v - 0.5, np.where(v < -0.5, v + 0.5, 0)),
+    "hardshrink": lambda v: np.where(np.abs(v) > 0.5, v, 0),
+    "sinc": lambda v: np.where(v == 0, 1.0, np.sin(v) / np.where(v == 0, 1.0, v)),
 }
+# options: (spec, x, want) against the formula with the option's value
+ACT_OPTION_REF = [
+    ({"type": "softplus", "beta": 2.0}, X, np.log1p(np.exp(2 * X)) / 2),
+    ({"type": "mish", "beta": 2.0}, X, X * np.tanh(np.log1p(np.exp(2 * X)) / 2)),
+    ({"type": "hard_tanh", "min_val": -2.0, "max_val": 0.5}, X, np.clip(X, -2.0, 0.5)),
+    ({"type": "softshrink", "lambd": 1.0}, X, np.where(X > 1, X - 1, np.where(X < -1, X + 1, 0))),
+    ({"type": "hardshrink", "lambd": 1.0}, X, np.where(np.abs(X) > 1, X, 0)),
+    ({"type": "step", "threshold": 1.0}, np.array([0.5, 1.0, 1.5], np.float32), np.array([0.0, 1.0, 1.0])),
+]
 
 
 def test_activation_table_covers_registry():
@@ -44,6 +63,19 @@ def test_activation_values(name):
     opts = TypeAdapter(ActivationRef).validate_python(name)
     got = np.asarray(ACTIVATIONS.build(opts, jnp.asarray(X)))
     np.testing.assert_allclose(got, ACT_REF[name](X), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ACT_OPTION_REF, ids=lambda c: str(c[0]))
+def test_activation_option_values(case):
+    spec, x, want = case
+    opts = TypeAdapter(ActivationRef).validate_python(spec)
+    np.testing.assert_allclose(np.asarray(ACTIVATIONS.build(opts, jnp.asarray(x))), want, rtol=1e-5, atol=1e-6)
+
+
+def test_step_of_zero_is_one_as_the_notes_define_it():
+    opts = TypeAdapter(ActivationRef).validate_python("step")
+    assert float(ACTIVATIONS.build(opts, jnp.float32(0.0))) == 1.0
+    assert float(ACTIVATIONS.build(opts, jnp.float32(-1e-6))) == 0.0
 
 
 def test_activation_options_and_aliases():
@@ -103,6 +135,13 @@ def _softmax(z):
 LOSS_REF = {
     "mse": ("linear", REG_OUT, REG_T, ((REG_OUT - REG_T) ** 2).mean(1)),
     "least_squares": ("linear", REG_OUT, REG_T, ((REG_OUT - REG_T) ** 2).mean(1)),  # the LSGAN loss outside a gan
+    "half_sum_squared_error": ("linear", REG_OUT, REG_T, 0.5 * ((REG_T - REG_OUT) ** 2).sum(1)),
+    "perceptron": (
+        "linear",
+        REG_OUT,
+        (REG_T > 0).astype(np.float32),
+        -(((REG_T > 0).astype(np.float32) - (REG_OUT >= 0)) * REG_OUT).sum(1),
+    ),
     "mae": ("linear", REG_OUT, REG_T, np.abs(REG_OUT - REG_T).mean(1)),
     "huber": (
         "linear",
@@ -155,7 +194,28 @@ Y = RNG.integers(0, 4, 40).astype(np.int32)
 PN = P / P.sum(1, keepdims=True)  # probabilities, for AUC
 RV = RNG.normal(size=(40, 1)).astype(np.float32)
 RT = (RV + RNG.normal(scale=0.5, size=(40, 1))).astype(np.float32)
+IT = RNG.uniform(size=(40, 8, 8)).astype(np.float32)  # images: targets, and outputs with noise
+IO = np.clip(IT + RNG.normal(scale=0.1, size=IT.shape), 0, 1).astype(np.float32)
+
+
+def _ssim_ref(a, b, win=7, sigma=1.5):
+    """Wang et al.'s SSIM written out: Gaussian-weighted local means, variances and covariance at every valid
+    window position (win = the largest odd size <= 11 that fits the 8x8 images), averaged."""
+    g = np.exp(-0.5 * ((np.arange(win) - (win - 1) / 2) / sigma) ** 2)
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    c1, c2, vals = 0.01**2, 0.03**2, []
+    for i in range(a.shape[0] - win + 1):
+        for j in range(a.shape[1] - win + 1):
+            pa, pb = a[i : i + win, j : j + win], b[i : i + win, j : j + win]
+            ma, mb = (w * pa).sum(), (w * pb).sum()
+            va, vb, cov = (w * pa * pa).sum() - ma**2, (w * pb * pb).sum() - mb**2, (w * pa * pb).sum() - ma * mb
+            vals.append((2 * ma * mb + c1) * (2 * cov + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2)))
+    return np.mean(vals)
+
+
 METRIC_REF = {
+    "psnr": lambda: np.mean([10 * np.log10(1 / np.mean((o - t) ** 2)) for o, t in zip(IO, IT)]),
+    "ssim": lambda: np.mean([_ssim_ref(o.astype(np.float64), t.astype(np.float64)) for o, t in zip(IO, IT)]),
     "accuracy": lambda: skm.accuracy_score(Y, P.argmax(1)),
     "precision": lambda: skm.precision_score(Y, P.argmax(1), average="macro", zero_division=0),
     "recall": lambda: skm.recall_score(Y, P.argmax(1), average="macro", zero_division=0),
@@ -175,7 +235,7 @@ def test_metric_table_covers_registry():
 @pytest.mark.parametrize("name", sorted(METRIC_REF))
 def test_metric_matches_sklearn(name):
     m = METRICS.get(name)
-    out, y = {"confusion": (P, Y), "ranking": (PN, Y), "regression": (RV, RT)}[m.needs]
+    out, y = {"confusion": (P, Y), "ranking": (PN, Y), "regression": (RV, RT), "image": (IO, IT)}[m.needs]
     # accumulate over two uneven batches, with a padded row masked out: must equal the whole-set value
     sums = None
     for sl in (slice(0, 17), slice(17, 40)):
@@ -184,7 +244,7 @@ def test_metric_matches_sklearn(name):
         b = batch_sums({m.needs}, jnp.asarray(o), jnp.asarray(t), jnp.asarray(mask), 4)
         sums = b if sums is None else {k: sums[k] + b[k] for k in b}
     # AUC from 200 probability buckets: exact unless two scores share a bucket (a few do among these 40)
-    tol = dict(rel=0, abs=5e-3) if name == "auc" else dict(rel=1e-5, abs=1e-6)
+    tol = dict(rel=0, abs=5e-3) if name == "auc" else dict(rel=1e-4 if name in ("psnr", "ssim") else 1e-5, abs=1e-6)
     assert float(compute([name], sums)[name]) == pytest.approx(METRIC_REF[name](), **tol)
 
 
@@ -218,6 +278,7 @@ def test_binary_metrics_use_positive_class():
 OPT_LR = {
     "sgd": 0.1,
     "momentum": 0.05,
+    "momentum_ema": 0.5,
     "adagrad": 0.5,
     "adadelta": 10.0,
     "rmsprop": 0.05,
@@ -304,3 +365,45 @@ def test_rmsprop_is_the_notes_formula(eps_in_sqrt):
         v = rho * v + (1 - rho) * g_ref**2
         w_ref = w_ref - lr * g_ref / (np.sqrt(v + eps) if eps_in_sqrt else np.sqrt(v) + eps)
     np.testing.assert_allclose(np.asarray(w), w_ref, rtol=1e-5)
+
+
+def test_half_sum_squared_error_is_the_notes_e_total_for_any_output_count():
+    """E = sum 1/2 (t - o)^2: 0.298371109 on the notes' two outputs (where mse agrees), and 3/2 mse on three."""
+    out = np.array([[0.75136507, 0.772928465]], np.float32)
+    t = np.array([[0.01, 0.99]], np.float32)
+    opts = TypeAdapter(LOSSES.models["half_sum_squared_error"]).validate_python({"type": "half_sse"})
+    lin = Head("linear", HEADS["linear"])
+    assert float(LOSSES.build(opts, jnp.asarray(out), jnp.asarray(t), lin)[0]) == pytest.approx(0.298371109, abs=1e-7)
+    o3, t3 = np.array([[1.0, 2.0, 3.0]], np.float32), np.zeros((1, 3), np.float32)
+    mse = TypeAdapter(LOSSES.models["mse"]).validate_python({"type": "mse"})
+    got = float(LOSSES.build(opts, jnp.asarray(o3), jnp.asarray(t3), lin)[0])
+    assert got == pytest.approx(7.0) == pytest.approx(1.5 * float(LOSSES.build(mse, o3, t3, lin)[0]))
+
+
+@pytest.mark.parametrize("name", ["momentum", "momentum_ema"])
+def test_momentum_forms(name):
+    """momentum: v = beta v + g (Optax/PyTorch/Keras); momentum_ema: v = beta v + (1 - beta) g (the notes);
+    both w -= lr v."""
+    lr, beta = 0.1, 0.9
+    tx = OPTIMIZERS.get(name)(learning_rate=lr, momentum=beta)
+    w = jnp.array([1.0, -2.0])
+    state = tx.init(w)
+    w_ref, v = np.array([1.0, -2.0]), np.zeros(2)
+    for _ in range(3):
+        u, state = tx.update(2 * w, state, w)
+        w = optax.apply_updates(w, u)
+        v = beta * v + (1 - beta if name == "momentum_ema" else 1.0) * 2 * w_ref
+        w_ref = w_ref - lr * v
+    np.testing.assert_allclose(np.asarray(w), w_ref, rtol=1e-5)
+
+
+def test_psnr_and_ssim_golden_values():
+    """MSE 0.01 is 20 dB; an image is perfectly similar to itself (SSIM 1) and a flat 64-vector is read as 8x8."""
+    t = np.full((2, 64), 0.5, np.float32)
+    sums = batch_sums({"image"}, jnp.asarray(t + 0.1), jnp.asarray(t), jnp.ones(2), 1)
+    assert float(compute(["psnr"], sums)["psnr"]) == pytest.approx(20.0, abs=1e-4)
+    same = batch_sums({"image"}, jnp.asarray(IT[:3]), jnp.asarray(IT[:3]), jnp.ones(3), 1)
+    assert float(compute(["ssim"], same)["ssim"]) == pytest.approx(1.0, abs=1e-6)
+    flat = batch_sums({"image"}, jnp.asarray(IO[:2].reshape(2, 64)), jnp.asarray(IT[:2].reshape(2, 64)), jnp.ones(2), 1)
+    want = np.mean([_ssim_ref(o.astype(np.float64), t.astype(np.float64)) for o, t in zip(IO[:2], IT[:2])])
+    assert float(compute(["ssim"], flat)["ssim"]) == pytest.approx(want, rel=1e-4)

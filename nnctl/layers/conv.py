@@ -1,8 +1,10 @@
-"""Convolutions (channels-last): `conv1d`, `conv2d`, `conv2d_transpose`, and `upsample`.
+"""Convolutions (channels-last): `conv1d`, `conv2d`, `conv3d`, `conv2d_transpose`, and `upsample`.
 
 Shapes follow the notes' arithmetic: along each spatial axis out = floor((n + 2P - k_eff) / S) + 1 with
 k_eff = D (k - 1) + 1 for dilation D; `padding: same` gives ceil(n / S). A stride that does not tile
 the padded input is legal but drops the last rows/columns: `warnings` says so with the arithmetic.
+`groups: G` splits the channels into G groups convolved separately (AlexNet's two-GPU halves; kernel
+[..., in/G, filters]); `padding_mode` pads with zeros, the reflection or the replicated border.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydantic import BeforeValidator, Field, NonNegativeInt, PositiveInt
 
 from nnctl import initializers
 from nnctl.layers.base import KernelMixin, LayerSpec, Shape, ShapeError, WindowMixin, register_layer
+from nnctl.layers.padding import check_pad_mode, pad_spatial
 
 IntOrList = Union[PositiveInt, list[PositiveInt]]
 
@@ -73,7 +76,7 @@ def pads_of(layer: LayerSpec, padding, n: int) -> str | tuple[tuple[int, int], .
 def spatial_in(layer: LayerSpec, shape: Shape, rank: int) -> tuple[int, ...]:
     """The spatial sizes of a channels-last input of `rank` spatial axes."""
     if len(shape) != rank + 1:
-        want = {1: "(steps, channels)", 2: "(height, width, channels)"}[rank]
+        want = {1: "(steps, channels)", 2: "(height, width, channels)", 3: "(depth, height, width, channels)"}[rank]
         fix = (
             f"add {{type: reshape, shape: [{shape[0]}, 1]}} before it"
             if len(shape) == 1 and rank == 1
@@ -165,30 +168,59 @@ PADDING_DOC = (
 )
 
 
+def same_pairs(sizes, kernel, strides, dilation) -> tuple[tuple[int, int], ...]:
+    """The (low, high) padding XLA's SAME uses: output ceil(n / s), the odd extra row at the end."""
+    out = []
+    for n, k, st, d in zip(sizes, kernel, strides, dilation):
+        total = max((-(-n // st) - 1) * st + d * (k - 1) + 1 - n, 0)
+        out.append((total // 2, total - total // 2))
+    return tuple(out)
+
+
 class _Conv(WindowMixin, KernelMixin, LayerSpec):
     filters: int = Field(..., gt=0, description="number of output channels (filters)")
     kernel_size: IntOrList = Field(..., description="window size: an integer or one per spatial axis")
     strides: IntOrList = Field(1, description="step between windows: an integer or one per spatial axis")
     padding: Padding = Field("valid", description=PADDING_DOC)
+    padding_mode: Literal["zeros", "reflect", "replicate"] = Field(
+        "zeros", description="what `padding` adds: zeros, the reflection of the border (no repeat) or its copies"
+    )
     dilation: IntOrList = Field(1, description="spacing between kernel taps (atrous convolution)")
+    groups: int = Field(
+        1, gt=0, description="channel groups convolved separately (AlexNet); in and out channels divisible by it"
+    )
 
     rank: ClassVar[int] = 0  # number of spatial axes
     slow_in_scan: ClassVar[bool] = True
 
     def _geometry(self, shape):
-        return conv_geometry(self, shape, lambda k: ((*k, shape[-1], self.filters), (self.filters,)))
+        if shape and (shape[-1] % self.groups or self.filters % self.groups):
+            raise ShapeError(
+                f"({self.type}) groups {self.groups} must divide the input channels ({shape[-1]}) "
+                f"and filters ({self.filters})"
+            )
+        geo = conv_geometry(self, shape, lambda k: ((*k, shape[-1] // self.groups, self.filters), (self.filters,)))
+        if self.padding_mode != "zeros":
+            _, _, k, s, d, pads = geo
+            pairs = same_pairs(shape[:-1], k, s, d) if pads == "SAME" else pads
+            check_pad_mode(self, shape[:-1], pairs, self.padding_mode)
+            geo = (*geo[:5], pairs)
+        return geo
 
     def apply(self, xs, train):
         x = xs[0]
         _, _, k, s, d, pads = self._geometry(tuple(x.shape[1:]))
+        if self.padding_mode != "zeros":
+            x, pads = pad_spatial(x, pads, self.padding_mode), tuple((0, 0) for _ in k)
         return nn.Conv(
             self.filters,
             k,
             strides=s,
             padding=pads if pads == "SAME" else list(pads),
             kernel_dilation=d,
+            feature_group_count=self.groups,
             use_bias=self.use_bias,
-            kernel_init=checked_init(self.kernel_init, (*k, x.shape[-1], self.filters), "kernel_init"),
+            kernel_init=checked_init(self.kernel_init, (*k, x.shape[-1] // self.groups, self.filters), "kernel_init"),
             bias_init=checked_init(self.bias_init, (self.filters,), "bias_init"),
             name=self.name,
         )(x)
@@ -208,6 +240,15 @@ class Conv2D(_Conv):
 
     type: Literal["conv2d"] = "conv2d"
     rank: ClassVar[int] = 2
+
+
+@register_layer
+class Conv3D(_Conv):
+    """3-D convolution over (depth, height, width, channels) (video: frames x rows x columns):
+    kernel [kd, kh, kw, in_channels, filters] + one bias per filter."""
+
+    type: Literal["conv3d"] = "conv3d"
+    rank: ClassVar[int] = 3
 
 
 @register_layer

@@ -11,6 +11,8 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from nnctl.data.peek import peek
+from nnctl.data.sources import source_kind
+from nnctl.data.sources.none import NO_DATA
 from nnctl.errors import DataError, Problem, SpecError, choices_text, did_you_mean
 from nnctl.kinds import MODEL_KINDS
 from nnctl.kinds.base import abstract_variables
@@ -47,20 +49,27 @@ def check_spec(loaded: Any) -> Analysis:
     """Every whole-spec problem at once (SpecError), else the shapes and warnings of the spec."""
     spec = loaded.spec
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     info = None
     try:
         info = peek(spec.data, loaded.base_dir)
     except DataError as e:
-        problems.append(loaded.problem(e.key or (("data", "path") if spec.data.path else ("data",)), str(e)))
+        where = loaded.problem(e.key or (("data", "path") if spec.data.path else ("data",)), str(e))
+        # inspect/validate count from model.input_shape alone: unreadable data is then only a warning
+        (warnings if spec.model.input_shape is not None and not loaded.require_sources else problems).append(where)
+    no_data = no_data_problem(loaded)
+    if no_data is not None:
+        problems.append(no_data)
+        info = None  # the one problem: no "cannot tell the input shape" on top
     input_shape = _input_shape(loaded, info, problems)
 
     kind = MODEL_KINDS.get(spec.model.type)
     shapes: dict[str, tuple] = {}
     out: tuple | None = None
-    warnings: list[Problem] = []
     if input_shape is not None:
-        shapes, out, shape_problems, warnings = kind.thread(loaded, input_shape, info)
+        shapes, out, shape_problems, thread_warnings = kind.thread(loaded, input_shape, info)
         problems += shape_problems
+        warnings += thread_warnings
     problems += kind.check_common(loaded)
     kind_problems, kind_warnings = kind.check(loaded, input_shape, info, shapes)
     problems += kind_problems
@@ -88,6 +97,17 @@ def check_spec(loaded: Any) -> Analysis:
     assert input_shape is not None and out is not None
     task = spec.data.task or kind.implied_task(spec, info)
     return Analysis(input_shape, shapes, out, warnings, info, task)
+
+
+def no_data_problem(loaded: Any) -> Problem | None:
+    """A spec without data (`source: none`) can be inspected from model.input_shape, never trained."""
+    if source_kind(loaded.spec.data.source) != "none":
+        return None
+    if loaded.require_sources:
+        return loaded.problem(("data",), NO_DATA)
+    if loaded.spec.model.input_shape is None:
+        return loaded.problem(("data",), "this spec has no data: set model.input_shape, or add a data section")
+    return None
 
 
 def _input_shape(loaded: Any, info: Any, problems: list[Problem]) -> tuple | None:

@@ -26,7 +26,7 @@ else:
 class DataSpec(Strict):
     """Where the examples come from and how they are split and scaled."""
 
-    source: str = Field(..., description="builtin:<name> | inline | csv | npz | images | parquet | hf")
+    source: str = Field(..., description="builtin:<name> | inline | csv | npz | images | parquet | hf | none (no data: inspect, validate)")
     x: Optional[Union[list, str]] = Field(
         None,
         description="inline: feature rows; npz: name of the input array; images (CSV list): image-path column; "
@@ -323,6 +323,9 @@ class Spec(Strict):
     name: Optional[str] = Field(None, description="run name (default: the spec file's stem)")
     seed: int = Field(0, ge=0, description="drives initialisation, shuffling, dropout and augmentation")
     description: Optional[str] = None
-    data: DataSpec
+    data: DataSpec = Field(
+        default_factory=lambda: DataSpec.model_validate({"source": "none"}),
+        description="omitted: no data (source none), enough for `inspect` and `validate` with model.input_shape",
+    )
     model: ModelSpec
     train: TrainSpec
