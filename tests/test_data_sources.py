@@ -40,7 +40,7 @@ CASES = {
         None,
         DataInfo((2,), 2),
         np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32),
-        ({"source": "builtin:xor", "delimiter": ";"}, "data.categorical and data.delimiter apply to csv sources only"),
+        ({"source": "builtin:xor", "delimiter": ";"}, "data.delimiter applies to csv sources only"),
     ),
     "inline": (
         {"source": "inline", "x": X3.tolist(), "y": [0, 1, 0]},
@@ -164,7 +164,7 @@ def _module(path: Path) -> str:
 
 def test_data_package_imports_at_module_level_only():
     lazy = [(p.name, m) for p in DATA_FILES for _, m, at_top in _imports(p) if not at_top]
-    assert all(m.startswith("sklearn") for _, m in lazy), lazy  # scikit-learn only: slow to import
+    assert all(m.startswith(("sklearn", "pandas")) for _, m in lazy), lazy  # slow to import: only when needed
 
 
 def test_no_import_cycle_within_nnctl_data():

@@ -111,7 +111,7 @@ def targets_for(task: str, y: np.ndarray, out_shape: tuple, what: str) -> np.nda
         if lo < 0 or hi >= units:
             raise DataError(
                 f"{what}: labels range {lo}..{hi} but the output layer has {units} units "
-                f"(labels must be 0..{units - 1}): set the last layer's units to {hi + 1}"
+                f"(labels must be 0..{units - 1}): set the last layer's units to {hi + 1}" + _distinct_hint(y, units)
             )
         return y.astype(np.int32)
     if task == "binary":
@@ -129,6 +129,33 @@ def targets_for(task: str, y: np.ndarray, out_shape: tuple, what: str) -> np.nda
             f"{list(out_shape)}: change the last layer"
         )
     return y.reshape((len(y), *out_shape))
+
+
+def _number_classes(raw: Raw, units: int, forced: bool) -> None:
+    """Whole-number labels outside 0..units-1 that name `units` classes (1..K; with data.task: classification
+    any K <= units numbers) become class indices in sorted order, named by their values like text labels."""
+    ys = [y for y in (raw.y, raw.y_test) if y is not None]
+    if any(y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1) or y.dtype.kind not in "biuf" for y in ys):
+        return
+    flat = np.concatenate([y.reshape(len(y)) for y in ys])
+    if not len(flat) or not np.all(np.mod(flat, 1) == 0) or (flat.min() >= 0 and flat.max() < units):
+        return
+    values = np.unique(flat)
+    if len(values) > units or (len(values) != units and not forced):
+        return
+    raw.class_names = [str(int(v)) for v in values]
+    raw.y = np.searchsorted(values, raw.y.reshape(len(raw.y))).astype(np.int64)
+    if raw.y_test is not None:
+        raw.y_test = np.searchsorted(values, raw.y_test.reshape(len(raw.y_test))).astype(np.int64)
+
+
+def _distinct_hint(y: np.ndarray, units: int) -> str:
+    k = len(np.unique(y))
+    if k == units:
+        return ""
+    return f", or to {k} for the {k} distinct labels" + (
+        " (or set data.task: classification to number them as classes)" if k < units else ""
+    )
 
 
 def stratified_order(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
@@ -171,6 +198,8 @@ def prepare(
     out_shape = analysis.output_shape
     task = analysis.task or raw.task or infer_task(raw.y, out_shape[-1], tuple(out_shape))
 
+    if task == "classification" and raw.class_names is None:
+        _number_classes(raw, out_shape[-1], d.task == "classification")
     x_train, y_train, x_val, y_val, x_test, y_test = _split(spec, raw, x, task, out_shape, where)
     imputer = imputer or Imputer.fit(d.missing, x_train)
     filled = (

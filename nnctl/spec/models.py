@@ -42,6 +42,21 @@ class DataSpec(Strict):
         default_factory=list,
         description="csv: text feature columns to one-hot encode (one input per distinct value, sorted)",
     )
+    exclude: list[str] = Field(
+        default_factory=list, description="csv: columns to leave out of the features (IDs, dates, free text)"
+    )
+    encoding: Optional[str] = Field(
+        None,
+        description="csv: text encoding (default: UTF-8 with or without a BOM, UTF-16 with a BOM, else Windows-1252)",
+    )
+    decimal: Literal[".", ","] = Field(".", description="csv: decimal mark (',' for 1,5)")
+    thousands: Optional[Literal[",", ".", " ", "'"]] = Field(
+        None, description="csv: thousands separator inside numbers (1,234 or 1.234.567)"
+    )
+    na_values: list[str] = Field(
+        default_factory=list,
+        description="csv: extra cell texts meaning a missing value (always: empty, NA, N/A, NaN, null, none, ?, #N/A)",
+    )
     missing: Literal["error", "drop", "mean"] = Field(
         "error",
         description="missing feature values (empty, NA, NaN, ?, null): error; drop the rows; or fill "

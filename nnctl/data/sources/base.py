@@ -143,10 +143,15 @@ def existing_file(data, base_dir: Path, what: str | None = None) -> Path:
     return p
 
 
+CSV_OPTIONS = ("categorical", "delimiter", "exclude", "encoding", "decimal", "thousands", "na_values")
+
+
 def reject_csv_options(data) -> None:
-    """ValueError when a non-csv source sets data.categorical or data.delimiter."""
-    if data.categorical or data.delimiter is not None:
-        raise ValueError("data.categorical and data.delimiter apply to csv sources only")
+    """ValueError when a non-csv source sets one of the CSV_OPTIONS."""
+    used = [k for k in CSV_OPTIONS if getattr(data, k, None) not in (None, [], ".")]
+    if used:
+        verb = "applies" if len(used) == 1 else "apply"
+        raise ValueError(f"{', '.join('data.' + k for k in used)} {verb} to csv sources only")
 
 
 def require(data, *fields: str) -> None:
