@@ -21,7 +21,7 @@ def banner(b: Built, run_dir: Path, start_epoch: int | None = None) -> dict[str,
     Returns:
         {name, run_dir, device, data: {origin, task, sizes}, parameters, optimizer, class_weights, batch_size,
         steps_per_epoch, epochs, fuse, streaming, early_stopping, seed, shuffle, on_nonfinite, checkpoints,
-        logs, start_epoch, checkpoint_dir}.
+        logs, start_epoch, checkpoint_dir, warnings (the spec check's, as text)}.
     """
     spec, data, t = b.loaded.spec, b.data, b.loaded.spec.train
     devices = jax.devices()
@@ -56,4 +56,5 @@ def banner(b: Built, run_dir: Path, start_epoch: int | None = None) -> dict[str,
         "logs": [rundir.METRICS, *t.log],
         "start_epoch": start_epoch,
         "checkpoint_dir": str(run_dir / checkpoint.DIR),
+        "warnings": [str(w) for w in (b.loaded.analysis.warnings if b.loaded.analysis else [])],
     }

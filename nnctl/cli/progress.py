@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from nnctl.cli.common import fmt
+from nnctl.cli.common import esc, fmt
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -150,6 +150,7 @@ def banner_lines(info: dict) -> list[str]:
     )
     if info["start_epoch"] is not None:
         lines.append(f"  [bold]resuming[/] after epoch {info['start_epoch']} from {info['checkpoint_dir']}")
+    lines += [f"  [yellow]warning:[/] {esc(w)}" for w in info.get("warnings", [])]
     return lines
 
 

@@ -35,11 +35,48 @@ class Raw:
 
 
 @dataclass(frozen=True)
+class TargetFacts:
+    """What the checks need to know about numeric targets: their range, spread and distinct values."""
+
+    count: int
+    lo: float
+    hi: float
+    mean: float
+    std: float
+    integral: bool
+    distinct: tuple  # the sorted distinct values, at most 21 of them (more: n_distinct tells)
+    n_distinct: int
+
+    @staticmethod
+    def of(y: np.ndarray) -> TargetFacts | None:
+        """The facts of numeric targets (None for none, or non-numeric ones)."""
+        if y.dtype.kind not in "biuf" or not y.size:
+            return None
+        f = y.astype(np.float64).reshape(-1)
+        f = f[np.isfinite(f)]
+        if not f.size:
+            return None
+        values = np.unique(f)
+        return TargetFacts(
+            int(len(y)),
+            float(f.min()),
+            float(f.max()),
+            float(f.mean()),
+            float(f.std()),
+            bool(np.all(np.mod(f, 1) == 0)),
+            tuple(float(v) for v in values[:21]),
+            int(len(values)),
+        )
+
+
+@dataclass(frozen=True)
 class DataInfo:
-    """What `peek` tells about a source: the per-example feature shape and the class count when known."""
+    """What `peek` tells about a source: the per-example feature shape, the class count when known (text
+    labels, built-in classification sets) and, where the source reads them, facts about numeric targets."""
 
     x_shape: tuple | None
     num_classes: int | None = None
+    targets: TargetFacts | None = None
 
 
 class DataSource:

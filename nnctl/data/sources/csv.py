@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nnctl.data.csv_table import Table, missing_markers, numbers, read_table, text_column_problem
-from nnctl.data.sources.base import DataInfo, DataSource, Raw, data_source, existing_file, require
+from nnctl.data.sources.base import DataInfo, DataSource, Raw, TargetFacts, data_source, existing_file, require
 from nnctl.errors import DataError, did_you_mean
 
 
@@ -239,7 +239,9 @@ class CsvSource(DataSource):
     def peek(self, data, base_dir: Path) -> DataInfo:
         p = existing_file(data, base_dir, "CSV")
         raw = _read_csv(data, p)  # every problem of the file now, with the spec's
-        return DataInfo((raw.layout.width,))
+        if raw.class_names is not None:
+            return DataInfo((raw.layout.width,), len(raw.class_names))
+        return DataInfo((raw.layout.width,), targets=TargetFacts.of(raw.y))
 
     def read(self, data, base_dir: Path, seed: int) -> Raw:
         return _read_csv(data, existing_file(data, base_dir))
