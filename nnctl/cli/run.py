@@ -101,10 +101,18 @@ def train(
 def eval_(
     run_dir: Annotated[str, typer.Argument(help="A run directory written by `nnctl train`.")],
     split: Annotated[str, typer.Option(help="test | val | train")] = "test",
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data", help="Score this file of new labelled examples (read with the run's columns and scalers)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
-    """Rebuild a trained model from its run directory and report loss and metrics on a split."""
+    """Rebuild a trained model from its run directory and report loss and metrics on a split (the examples it
+    was tested on: a changed data file is refused, or its saved test examples scored with a warning), or on
+    new labelled data with --data."""
     from nnctl.errors import NnctlError
 
     def body():
@@ -112,15 +120,18 @@ def eval_(
             raise NnctlError(f"--split must be test, val or train, got '{split}'")
         from nnctl.app import evaluate_run
 
-        return evaluate_run(run_dir, split)
+        return evaluate_run(run_dir, split, data)
 
     res = guard(body, as_json)
+    for w in res.get("warnings", []):
+        console(stderr=True).print(f"[bold yellow]warning:[/] {esc(w)}", soft_wrap=True)
 
     def render():
         from rich.table import Table
 
         c = console()
-        c.print(f"[bold]{esc(run_dir)}[/]: {split} split, {res['examples']} examples")
+        what = f"{esc(data)}" if data else f"{split} split"
+        c.print(f"[bold]{esc(run_dir)}[/]: {what}, {res['examples']} examples")
         t = Table()
         t.add_column("metric")
         t.add_column("value", justify="right")

@@ -6,6 +6,7 @@ statistics are fitted on the training split only and saved in the run directory.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,9 @@ class Dataset:
     sizes: dict = field(default_factory=dict)
     imputer: Imputer = field(default_factory=lambda: Imputer(None))
     layout: CsvLayout | None = None  # csv: feature columns and categories (one-hot order), for predict
+    fingerprint: dict = field(default_factory=dict)  # {sha256, rows} of the examples as read (before splitting)
+    indices: dict = field(default_factory=dict)  # split -> example indices (after dropping missing rows)
+    test_raw: tuple | None = None  # the test split before imputing and scaling: (x, y), saved with a run
 
     def split(self, name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
         return {
@@ -192,6 +196,7 @@ def prepare(
     d = spec.data
     raw: Raw = read(d, base_dir, spec.seed)
     where = raw.origin or d.source
+    fingerprint = fingerprint_of(raw)
     dropped = _clean(raw, d, where)
     shape = analysis.input_shape
     x = _reshape(raw.x, shape, f"{where} x")
@@ -200,7 +205,8 @@ def prepare(
 
     if task == "classification" and raw.class_names is None:
         _number_classes(raw, out_shape[-1], d.task == "classification")
-    x_train, y_train, x_val, y_val, x_test, y_test = _split(spec, raw, x, task, out_shape, where)
+    x_train, y_train, x_val, y_val, x_test, y_test, indices = _split(spec, raw, x, task, out_shape, where)
+    test_raw = None if x_test is None else (x_test, y_test)
     imputer = imputer or Imputer.fit(d.missing, x_train)
     filled = (
         sum(int(np.isnan(a).sum()) for a in (x_train, x_val, x_test) if a is not None and a.dtype.kind == "f")
@@ -241,7 +247,23 @@ def prepare(
         sizes,
         imputer,
         raw.layout,
+        fingerprint,
+        indices,
+        test_raw,
     )
+
+
+def fingerprint_of(raw: Raw) -> dict:
+    """{sha256, rows}: a hash of the examples as read (shapes, dtypes and bytes of x, y and any fixed test
+    split) and their count; the same data gives the same fingerprint wherever its file lies."""
+    h = hashlib.sha256()
+    for a in (raw.x, raw.y, raw.x_test, raw.y_test):
+        if a is not None:
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+    h.update(repr(raw.class_names).encode())
+    return {"sha256": h.hexdigest(), "rows": int(len(raw.x) + (0 if raw.x_test is None else len(raw.x_test)))}
 
 
 def _clean(raw: Raw, d, where: str) -> int:
@@ -294,7 +316,8 @@ def _split(spec, raw: Raw, x: np.ndarray, task: str, out_shape: tuple, where: st
     if len(train_idx) == 0:
         raise DataError(f"{where}: no training examples left after the validation/test splits ({n} in all)")
     x_val, y_val = (x[val_idx], raw.y[val_idx]) if n_val else (None, None)
-    return x[train_idx], raw.y[train_idx], x_val, y_val, x_test, y_test
+    indices = {"train": train_idx, "val": val_idx} | ({} if raw.x_test is not None else {"test": order[:n_test]})
+    return x[train_idx], raw.y[train_idx], x_val, y_val, x_test, y_test, indices
 
 
 def _targets(

@@ -186,10 +186,15 @@ def _labels(t: Table, data, keep: np.ndarray) -> tuple[np.ndarray, list[str] | N
     return text.map({n: i for i, n in enumerate(names)}).to_numpy(np.int64), names
 
 
-def _read_csv(data, p: Path) -> Raw:
-    """Every example of the csv file `p`; every problem of its columns in one DataError."""
+def _read_csv(data, p: Path, layout: CsvLayout | None = None) -> Raw:
+    """Every example of the csv file `p`; every problem of its columns in one DataError. `layout`: a run's
+    trained columns and categories (new labelled data), else read from the file."""
     t = _table(data, p)
-    layout = csv_layout(data, t)
+    if layout is None:
+        layout = csv_layout(data, t)
+    else:
+        check_input_header(t, layout)
+        raise_all(p, [pr for pr in _name_problems(data, p, t.header) if pr[1][:2] == ("data", "target")])
     if not len(t.frame):
         raise DataError(f"{p}: no data rows after the header")
     targets = csv_targets(data)
@@ -212,6 +217,11 @@ def _read_csv(data, p: Path) -> Raw:
         raise DataError(f"{p}: every row's target is missing")
     y, class_names = _labels(t, data, keep)
     return Raw(x[keep], y, class_names=class_names, origin=str(p), layout=layout, dropped=int(no_target.sum()))
+
+
+def read_labelled(data, p: Path, layout: CsvLayout) -> Raw:
+    """New labelled examples in a CSV file, with a run's columns and categories (`nnctl eval --data`)."""
+    return _read_csv(data, p, layout)
 
 
 _CACHE: dict = {}  # the last table read, so checking a spec and preparing its data read the file once
