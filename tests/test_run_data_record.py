@@ -117,3 +117,46 @@ def test_eval_scores_new_labelled_data_with_the_training_preprocessing(run, tmp_
     (tmp_path / "bad.csv").write_text("a,colour,kind\n0.5,red,dog\n")
     with pytest.raises(DataError, match=r"labels \['dog'\] were not classes in training"):
         evaluate_run(run_dir, data_path=str(tmp_path / "bad.csv"))
+
+
+def test_predict_checks_the_header_and_names_classes(run, tmp_path):
+    from typer.testing import CliRunner
+
+    from nnctl.app import predict_run
+    from nnctl.cli import app
+
+    d, run_dir, _ = run
+    (tmp_path / "nohead.csv").write_text("0.5,red\n1.5,blue\n")
+    with pytest.raises(
+        DataError, match=r"missing feature columns \['a', 'colour'\] \(the run was trained on the columns: a, colour\)"
+    ):
+        predict_run(run_dir, str(tmp_path / "nohead.csv"))
+    (tmp_path / "num.csv").write_text("0.5,1\n1.5,2\n")
+    with pytest.raises(DataError, match="first line holds numbers, not column names: add a header row"):
+        predict_run(run_dir, str(tmp_path / "num.csv"))
+    (tmp_path / "new.csv").write_text("colour,a\nred,0.5\nblue,2.5\n")
+    res = predict_run(run_dir, str(tmp_path / "new.csv"), str(tmp_path / "p.csv"))
+    assert res["labels"] == [["ant", "bee", "cat"][c] for c in res["classes"]] and res["warnings"] == []
+    assert (tmp_path / "p.csv").read_text().splitlines()[1].split(",")[0] == res["labels"][0]
+    (tmp_path / "green.csv").write_text("colour,a\ngreen,0.5\n")
+    with pytest.raises(DataError, match=r"unknown category 'green' \(known: blue, red\)"):
+        predict_run(run_dir, str(tmp_path / "green.csv"))
+    r = CliRunner().invoke(app, ["inspect", "inputs", str(run_dir)])
+    assert r.exit_code == 0 and "colour  (one of: blue, red)" in r.output and "classes: ant, bee, cat" in r.output
+
+
+def test_unseen_categories_are_a_warning_when_filled(tmp_path):
+    from types import SimpleNamespace
+
+    from nnctl.data.prepare import Imputer
+    from nnctl.data.sources.csv import CsvLayout, CsvSource
+    from nnctl.spec.models import DataSpec
+
+    (tmp_path / "in.csv").write_text("a,colour\n1,green\n2,red\n")
+    data = DataSpec(source="csv", path="x.csv", target="kind", categorical=["colour"], missing="mean")
+    dataset = SimpleNamespace(
+        layout=CsvLayout(("a", "colour"), {"colour": ["blue", "red"]}), imputer=Imputer(np.zeros(3, np.float32))
+    )
+    with pytest.warns(UserWarning, match="column 'colour': 'green' not seen in training"):
+        x = CsvSource().read_inputs(tmp_path / "in.csv", data, dataset)
+    assert np.isnan(x[0, 1:]).all() and x[1].tolist() == [2.0, 0.0, 1.0]

@@ -6,6 +6,24 @@ from pathlib import Path
 
 import numpy as np
 
+from nnctl import rundir
+
+
+def run_inputs(run_dir: str | Path) -> dict:
+    """What `predict` needs as input for a run: the CSV columns by name (categorical ones with their known
+    categories), or the per-example input shape of an .npz `x` array.
+
+    Returns:
+        {run_dir, columns: [{name, categories | None}] | None, input_shape, classes}.
+    """
+    run = rundir.check_run_dir(run_dir)
+    sc = rundir.read_json(run / rundir.SCALERS)
+    layout = sc.get("csv")
+    data = rundir.read_json(run / "data.json") if (run / "data.json").exists() else {}
+    columns = [{"name": c, "categories": layout["categories"].get(c)} for c in layout["features"]] if layout else None
+    width = len(np.atleast_1d(sc["x"]["shift"])) if sc.get("x") else None
+    return {"run_dir": str(run), "columns": columns, "input_values": width, "classes": data.get("class_names")}
+
 
 def write_predictions(path: Path, result: dict, class_names: list[str] | None) -> None:
     """Write `predict_run`'s result to `path` (.npz: arrays; else CSV)."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -69,15 +70,12 @@ def restore(run_dir: str | Path, new_data: bool = False) -> Restored:
         text = provenance.saved_test_spec(run, (run / rundir.SPEC).read_text(encoding="utf-8"), record)
         loaded = load_text(text, str(run / rundir.SPEC), (), run)
         data = prepare(loaded.spec, loaded.analysis, loaded.base_dir, *scalers)
-        layout = sc.get("csv")
-        data = replace(
-            data,
-            class_names=record.get("class_names"),
-            layout=CsvLayout(tuple(layout["features"]), layout["categories"]) if layout else None,
-        )
+        data = replace(data, class_names=record.get("class_names"))
         warnings.append(provenance.warning_text(why, "test"))
         from_saved = True
     assert loaded is not None and data is not None  # set above, or an error was raised
+    if sc.get("csv"):  # new inputs are read by the trained columns and categories, whatever the file holds now
+        data = replace(data, layout=CsvLayout(tuple(sc["csv"]["features"]), sc["csv"]["categories"]))
     b = build(loaded, data)
     abstract = abstract_variables(b.loop.obj.net, data.input_shape)
     template = {
@@ -166,22 +164,43 @@ def predict_run(run_dir: str | Path, input_path: str, output: str | None = None)
     Returns:
         {run_dir, input, examples, task, classes and probabilities | values}.
     """
-    r = restore(run_dir)
+    r = restore(run_dir, new_data=True)
     data = r.built.data
-    x = r.scalers[0].apply(read_inputs(input_path, r.loaded.spec.data, data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        x = r.scalers[0].apply(read_inputs(input_path, r.loaded.spec.data, data))
     out = batched_predict(r.built.loop.obj.predict, r.weights, x, r.built.loop.eval_batch)
-    result: dict[str, Any] = {"run_dir": str(run_dir), "input": input_path, "examples": len(x), "task": data.task}
+    result: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "input": input_path,
+        "examples": len(x),
+        "task": data.task,
+        "warnings": [str(w.message) for w in caught],
+    }
     if data.task == "classification":
         result["classes"] = out.argmax(-1).tolist()
         result["probabilities"] = out.tolist()
     elif data.task == "binary":
         result["classes"] = (out > 0.5).astype(int).reshape(len(out), -1).tolist()
         result["probabilities"] = out.tolist()
+    if "classes" in result:  # the names the predictions file and the console show
+        result["labels"] = class_labels(result["classes"], data.class_names, data.task)
     else:
         result["values"] = r.scalers[1].invert(out).tolist() if data.task == "regression" else out.tolist()
     if output:
         write_predictions(Path(output), result, data.class_names)
     return result
+
+
+def class_labels(classes: list, names: list[str] | None, task: str) -> list:
+    """Class indices as the names the data used (text labels, numbered classes), else as index text."""
+    if task == "binary" and not names:
+        names = ["0", "1"]
+
+    def name(c: int) -> str:
+        return names[c] if names and 0 <= c < len(names) else str(c)
+
+    return [[name(int(c)) for c in row] if isinstance(row, list) else name(int(row)) for row in classes]
 
 
 def batched_predict(predict: Any, weights: dict, x: np.ndarray, batch: int) -> np.ndarray:

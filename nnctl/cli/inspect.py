@@ -71,6 +71,36 @@ def inspect_params(
     emit(res, as_json, quiet, render)
 
 
+@inspect_app.command("inputs")
+def inspect_inputs(
+    run_dir: Annotated[str, typer.Argument(help="A run directory.")],
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+):
+    """The input columns `nnctl predict` needs for a run (with the known categories), and its classes."""
+
+    def body():
+        from nnctl.app.predict_io import run_inputs
+
+        return run_inputs(run_dir)
+
+    res = guard(body, as_json)
+
+    def render():
+        c = console()
+        if res["columns"] is None:
+            c.print(f"{res['input_values']} input values per example (an .npz `x` array, or CSV columns in order)")
+        else:
+            c.print("CSV columns (a header row naming them; any order, other columns are ignored):")
+            for col in res["columns"]:
+                cats = col["categories"]
+                c.print(f"  {esc(col['name'])}" + (f"  (one of: {esc(', '.join(cats))})" if cats else ""))
+        if res["classes"]:
+            c.print(f"classes: {esc(', '.join(res['classes']))}")
+
+    emit(res, as_json, quiet, render)
+
+
 @inspect_app.command("model")
 def inspect_model(
     spec: Annotated[str, typer.Argument(help="A spec file or a run directory.")],

@@ -156,7 +156,15 @@ def eval_(
 @app.command()
 def predict(
     run_dir: Annotated[str, typer.Argument(help="A run directory written by `nnctl train`.")],
-    input: Annotated[str, typer.Option("--input", "-i", help="CSV (with a header) or .npz of inputs.")],
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            "-i",
+            help="CSV with a header row naming the run's input columns (listed by `nnctl inspect inputs RUN`), or "
+            ".npz of inputs.",
+        ),
+    ],
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write predictions (.csv or .npz).")] = None,
     encode: Annotated[
         str | None,
@@ -176,6 +184,8 @@ def predict(
         return encode_run(run_dir, input, encode, output) if encode else predict_run(run_dir, input, output)
 
     res = guard(body, as_json)
+    for w in res.get("warnings", []):
+        console(stderr=True).print(f"[bold yellow]warning:[/] {esc(w)}", soft_wrap=True)
     if encode:
         emit(
             res,
@@ -194,10 +204,10 @@ def predict(
         if output:
             c.print(f"wrote {res['examples']} predictions to {output}")
             return
-        key = "classes" if "classes" in res else "values"
+        key = "labels" if "labels" in res else "values"
         for i, v in enumerate(res[key][:50]):
             extra = f"  p={[round(p, 4) for p in res['probabilities'][i]]}" if "probabilities" in res else ""
-            c.print(f"{i}: {v}{extra}")
+            c.print(f"{i}: {esc(v)}{extra}")
         if res["examples"] > 50:
             c.print(f"... {res['examples'] - 50} more (use --output)")
 

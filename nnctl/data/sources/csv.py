@@ -261,6 +261,11 @@ class CsvSource(DataSource):
         layout = dataset.layout
         opts = data if data.source == "csv" else data.model_copy(update={"delimiter": None})
         t = read_table(p, opts, tuple(layout.categories) if layout else ())
+        if layout is None and all(_is_number(h) for h in t.header):
+            raise DataError(
+                f"{p}: its first line holds numbers, not column names: add a header row (the run was trained on "
+                f"{dataset.input_shape} values per example, in order)"
+            )
         layout = layout or CsvLayout(tuple(t.header), {})
         check_input_header(t, layout)
         if not len(t.frame):
