@@ -16,17 +16,23 @@ import numpy as np
 from nnctl.data.scaling import Imputer, Scaler
 from nnctl.data.sources import Raw, read
 from nnctl.data.sources.csv import CsvLayout
+from nnctl.data.splits import partition
 from nnctl.errors import DataError
 
 
-def drop_missing(x: np.ndarray, y: np.ndarray, features: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The examples without a NaN target (`data.missing: mean`) and, with `features`, without a NaN feature
-    either (`data.missing: drop`)."""
+def kept_rows(x: np.ndarray, y: np.ndarray, features: bool) -> np.ndarray:
+    """Which examples have a target (`data.missing: mean`) and, with `features`, every feature too (drop)."""
     keep = np.ones(len(x), bool)
     if features and x.dtype.kind == "f":
         keep &= ~np.isnan(x.reshape(len(x), -1)).any(1)
     if y.dtype.kind == "f":
         keep &= ~np.isnan(y.reshape(len(y), -1)).any(1)
+    return keep
+
+
+def drop_missing(x: np.ndarray, y: np.ndarray, features: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The examples `kept_rows` keeps."""
+    keep = kept_rows(x, y, features)
     return x[keep], y[keep]
 
 
@@ -162,17 +168,6 @@ def _distinct_hint(y: np.ndarray, units: int) -> str:
     )
 
 
-def stratified_order(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
-    """A random order in which every prefix holds the classes in (nearly) their overall proportions."""
-    keys = y.reshape(len(y), -1)
-    labels = np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
-    rank = np.empty(len(y))
-    for c in np.unique(labels):
-        idx = rng.permutation(np.nonzero(labels == c)[0])
-        rank[idx] = (np.arange(len(idx)) + rng.random()) / len(idx)
-    return np.lexsort((rng.random(len(y)), rank))
-
-
 def _reshape(x: np.ndarray, shape: tuple, what: str) -> np.ndarray:
     if x.ndim == 1:
         x = x[:, None]
@@ -277,6 +272,8 @@ def _clean(raw: Raw, d, where: str) -> int:
     n_before = len(raw.x) + (0 if raw.x_test is None else len(raw.x_test))
     if d.missing != "error":  # drop: examples with any missing value; mean: those without a target
         n0 = len(raw.x)
+        if raw.groups is not None:
+            raw.groups = raw.groups[kept_rows(raw.x, raw.y, features=d.missing == "drop")]
         raw.x, raw.y = drop_missing(raw.x, raw.y, features=d.missing == "drop")
         if len(raw.x) == 0 and n0:
             raise DataError(f"{where}: every example has a missing value (data.missing: {d.missing})")
@@ -294,29 +291,20 @@ def _clean(raw: Raw, d, where: str) -> int:
 
 
 def _split(spec, raw: Raw, x: np.ndarray, task: str, out_shape: tuple, where: str) -> tuple:
-    """(x_train, y_train, x_val, y_val, x_test, y_test): seeded, stratified for classification."""
-    d = spec.data
-    rng = np.random.default_rng(spec.seed)
-    n = len(x)
-    if d.shuffle and d.stratify and task in ("classification", "binary"):
-        order = stratified_order(rng, targets_for(task, raw.y, out_shape, f"{where} y"))
-    else:
-        order = rng.permutation(n) if d.shuffle else np.arange(n)
+    """(x_train, y_train, x_val, y_val, x_test, y_test, indices) by data.split (random, stratified for
+    classification, or sequential: the last rows are the test split, the ones before them validation) and
+    data.group_by (every example of a group on one side)."""
+    labels = lambda: targets_for(task, raw.y, out_shape, f"{where} y")
+    test_idx, val_idx, train_idx = partition(spec, raw, task, labels, where, raw.x_test is None)
     x_test = y_test = None
     if raw.x_test is not None:
         x_test, y_test = _reshape(raw.x_test, x.shape[1:], f"{where} test x"), raw.y_test
-        rest = order
-    else:
-        n_test = int(round(n * d.test_split))
-        test_idx, rest = order[:n_test], order[n_test:]
-        if n_test:
-            x_test, y_test = x[test_idx], raw.y[test_idx]
-    n_val = int(round(len(rest) * d.validation_split))
-    val_idx, train_idx = rest[:n_val], rest[n_val:]
+    elif len(test_idx):
+        x_test, y_test = x[test_idx], raw.y[test_idx]
     if len(train_idx) == 0:
-        raise DataError(f"{where}: no training examples left after the validation/test splits ({n} in all)")
-    x_val, y_val = (x[val_idx], raw.y[val_idx]) if n_val else (None, None)
-    indices = {"train": train_idx, "val": val_idx} | ({} if raw.x_test is not None else {"test": order[:n_test]})
+        raise DataError(f"{where}: no training examples left after the validation/test splits ({len(x)} in all)")
+    x_val, y_val = (x[val_idx], raw.y[val_idx]) if len(val_idx) else (None, None)
+    indices = {"train": train_idx, "val": val_idx} | ({} if raw.x_test is not None else {"test": test_idx})
     return x[train_idx], raw.y[train_idx], x_val, y_val, x_test, y_test, indices
 
 

@@ -67,6 +67,16 @@ class DataSpec(Strict):
     task: Optional[Literal["classification", "binary", "regression", "autoencoder"]] = Field(
         None, description="inferred from the labels when omitted"
     )
+    split: Optional[Literal["random", "stratified", "sequential"]] = Field(
+        None,
+        description="how examples are drawn into the test and validation splits: random; stratified (class "
+        "proportions kept); sequential (the last test_split of the rows are the test split, the validation rows "
+        "come just before them: for time-ordered data). Default: stratified for classes when data.stratify, "
+        "else random (in file order with shuffle: false)",
+    )
+    group_by: Optional[str] = Field(
+        None, description="csv: a column naming each row's group (a patient, a user): a group stays on one side"
+    )
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)
     test_split: float = Field(0.0, ge=0.0, lt=1.0)
     shuffle: bool = Field(True, description="shuffle the training examples every epoch")

@@ -32,6 +32,7 @@ class Raw:
     task: str | None = None  # known task (built-in regression sets), else inferred
     layout: Any = None  # csv: its CsvLayout (the feature columns and the categories of categorical ones)
     dropped: int = 0  # examples dropped for a missing value (data.missing: drop | mean)
+    groups: np.ndarray | None = None  # csv data.group_by: each example's group (kept on one side of a split)
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def existing_file(data, base_dir: Path, what: str | None = None) -> Path:
     return p
 
 
-CSV_OPTIONS = ("categorical", "delimiter", "exclude", "encoding", "decimal", "thousands", "na_values")
+CSV_OPTIONS = ("categorical", "delimiter", "exclude", "encoding", "decimal", "thousands", "na_values", "group_by")
 
 
 def reject_csv_options(data) -> None:

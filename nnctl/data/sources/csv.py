@@ -59,6 +59,14 @@ def _name_problems(data, p: Path, header: list[str]) -> list[tuple[str, tuple]]:
         for t in targets
         if t not in cols
     ]
+    group = getattr(data, "group_by", None)
+    if group is not None and group not in cols:
+        out.append(
+            (
+                f"{p}: no column '{group}' (data.group_by).{did_you_mean(group, header)} Columns: {listed}",
+                ("data", "group_by"),
+            )
+        )
     for field in ("features", "exclude"):
         for i, c in enumerate(getattr(data, field, None) or []):
             if c not in cols:
@@ -87,7 +95,7 @@ def feature_columns(data, header: list[str]) -> list[str]:
     """data.features, else every column but the targets and data.exclude."""
     if data.features is not None:
         return list(data.features)
-    skip = set(csv_targets(data)) | set(getattr(data, "exclude", None) or [])
+    skip = set(csv_targets(data)) | set(getattr(data, "exclude", None) or []) | {getattr(data, "group_by", None)}
     return [c for c in header if c not in skip]
 
 
@@ -216,7 +224,11 @@ def _read_csv(data, p: Path, layout: CsvLayout | None = None) -> Raw:
     if not keep.any():
         raise DataError(f"{p}: every row's target is missing")
     y, class_names = _labels(t, data, keep)
-    return Raw(x[keep], y, class_names=class_names, origin=str(p), layout=layout, dropped=int(no_target.sum()))
+    group = getattr(data, "group_by", None)
+    groups = None if group is None else t.frame[group][keep].astype(str).str.strip().to_numpy(dtype=object)
+    return Raw(
+        x[keep], y, class_names=class_names, origin=str(p), layout=layout, dropped=int(no_target.sum()), groups=groups
+    )
 
 
 def read_labelled(data, p: Path, layout: CsvLayout) -> Raw:
@@ -229,7 +241,7 @@ _CACHE: dict = {}  # the last table read, so checking a spec and preparing its d
 
 def _table(data, p: Path) -> Table:
     """The file's table (text columns: the categorical ones and the targets), from the cache when unchanged."""
-    as_text = tuple(data.categorical) + tuple(csv_targets(data))
+    as_text = tuple(data.categorical) + tuple(csv_targets(data)) + ((data.group_by,) if data.group_by else ())
     st = p.stat()
     key = (str(p.resolve()), st.st_mtime_ns, st.st_size, repr(data.model_dump()), as_text)
     if key not in _CACHE:
