@@ -138,6 +138,9 @@ def inspect_model(
 @app.command()
 def validate(
     specs: Annotated[list[str], typer.Argument(help="Spec files to check.")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a key (as for train): train.epochs=5")
+    ] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
@@ -149,7 +152,7 @@ def validate(
     bad = 0
     for s in specs:
         try:
-            loaded = load_spec(s, require_sources=False)
+            loaded = load_spec(s, tuple(set_ or ()), require_sources=False)
             assert loaded.analysis is not None  # load_spec checks the spec by default
             results.append({"spec": s, "ok": True, "warnings": [str(w) for w in loaded.analysis.warnings]})
         except SpecError as e:
@@ -175,7 +178,9 @@ def validate(
 @app.command()
 def schema(
     out: Annotated[str | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help='With --out: print {"path": ...} as JSON.')] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='With --out: print {"path": ...} as JSON.', metavar="")
+    ] = False,
     quiet: QuietOpt = False,
 ):
     """Print the JSON Schema of the spec language (for editors' YAML language servers).

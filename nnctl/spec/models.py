@@ -224,7 +224,9 @@ class TrainSpec(Strict):
     metrics: list[str] = Field(default_factory=list)
     optimizer: OptimizerRef = Field(default_factory=lambda: {"type": "adam"})
     batch_size: Union[int, Literal["full"]] = Field(32, description="examples per step, or `full` (batch GD)")
-    epochs: Optional[int] = Field(None, gt=0)
+    epochs: Optional[int] = Field(
+        None, gt=0, description="passes over the training data (default: 10 when steps is not given either)"
+    )
     steps: Optional[int] = Field(None, gt=0, description="total optimizer steps (instead of epochs)")
     weight_decay: Optional[float] = Field(None, ge=0)
     gradient_clipping: Optional[ClipSpec] = None
