@@ -297,3 +297,34 @@ def test_wide_csv_reads_in_linear_time(tmp_path):
     took = time.perf_counter() - t
     assert raw.x.shape == (5, n) and raw.x[4, 9999] == rows[4, 9999]
     assert took < 2.0, f"{took:.2f} s for {n} columns"
+
+
+def test_an_excel_table_trains_and_scores_new_rows_from_the_cli(tmp_path):
+    """BOM, ';' and decimal commas, an ID and a date column excluded, classes numbered 1..3: trains, then
+    `nnctl eval RUN --data` scores new rows written the same way."""
+    from typer.testing import CliRunner
+
+    from nnctl.cli import app
+
+    rng = np.random.default_rng(0)
+    lines = ["id;date;size;weight;grade"]
+    for i in range(60):
+        k = i % 3
+        lines.append(
+            f"R{i};2024-01-{1 + i % 28:02d};{k + rng.normal() * 0.1:.2f};{2 * k + 1:.1f};{k + 1}".replace(".", ",")
+        )
+    (tmp_path / "t.csv").write_bytes(("\n".join(lines) + "\n").encode("utf-8-sig"))
+    (tmp_path / "new.csv").write_bytes(("\n".join(lines[:1] + lines[1:13]) + "\n").encode("utf-8-sig"))
+    (tmp_path / "s.yaml").write_text(
+        "data: {source: csv, path: t.csv, target: grade, exclude: [id, date], decimal: ',', test_split: 0.2}\n"
+        "model: {layers: [{type: dense, units: 3, activation: softmax}]}\n"
+        "train: {loss: categorical_crossentropy, metrics: [accuracy], epochs: 30, optimizer: {type: adam, learning_rate: 0.1}}\n"
+    )
+    r = CliRunner().invoke(app, ["train", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "run"), "-q"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["eval", str(tmp_path / "run"), "--data", str(tmp_path / "new.csv"), "--json"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    res = json.loads(r.output)
+    assert res["examples"] == 12 and res["class_names"] == ["1", "2", "3"] and res["metrics"]["accuracy"] > 0.9
