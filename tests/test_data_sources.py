@@ -18,6 +18,7 @@ from nnctl.data.inputs import input_source, read_inputs
 from nnctl.data.peek import peek
 from nnctl.data.prepare import Imputer
 from nnctl.data.sources import DATA_SOURCES, DataInfo, check_source, read, source_kind
+from nnctl.data.sources.base import TargetFacts
 from nnctl.data.sources.csv import CsvLayout
 from nnctl.spec.models import DataSpec
 
@@ -45,14 +46,14 @@ CASES = {
     "inline": (
         {"source": "inline", "x": X3.tolist(), "y": [0, 1, 0]},
         None,
-        DataInfo((2,)),
+        DataInfo((2,), targets=TargetFacts.of(np.array([0.0, 1.0, 0.0]))),  # target facts: for the spec check
         X3,
         ({"source": "inline", "y": [0, 1, 0]}, "source inline needs x"),
     ),
     "csv": (
         {"source": "csv", "path": "t.csv", "target": "label"},
         _csv,
-        DataInfo((2,)),
+        DataInfo((2,), targets=TargetFacts.of(np.array([0.0, 1.0, 0.0]))),
         X3,
         ({"source": "csv", "target": "label"}, "source csv needs path"),
     ),
