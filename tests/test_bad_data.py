@@ -151,7 +151,11 @@ CSV = [
         "csv-binary-not-01",
         b"a,b,label\n1,2,0\n3,4,2\n",
         csv_spec(units=1, loss="binary_crossentropy", activation="sigmoid", extra_data="  task: binary\n"),
-        ["data.csv", "binary labels must be 0 or 1"],
+        [
+            "spec.yaml:",
+            "train.loss",
+            "binary_crossentropy needs targets in [0, 1], but label ranges 0..2",
+        ],  # caught before training
     ),
     (
         "csv-not-utf8",

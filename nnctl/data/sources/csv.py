@@ -236,18 +236,18 @@ def read_labelled(data, p: Path, layout: CsvLayout) -> Raw:
     return _read_csv(data, p, layout)
 
 
-_CACHE: dict = {}  # the last table read, so checking a spec and preparing its data read the file once
+_PEEKED: dict = {}  # the examples `peek` read (checking a spec), handed once to the `read` that follows
+
+
+def _key(data, p: Path) -> tuple:
+    st = p.stat()
+    return (str(p.resolve()), st.st_mtime_ns, st.st_size, repr(data.model_dump()))
 
 
 def _table(data, p: Path) -> Table:
-    """The file's table (text columns: the categorical ones and the targets), from the cache when unchanged."""
+    """The file's table (text columns: the categorical ones, the targets and the group column)."""
     as_text = tuple(data.categorical) + tuple(csv_targets(data)) + ((data.group_by,) if data.group_by else ())
-    st = p.stat()
-    key = (str(p.resolve()), st.st_mtime_ns, st.st_size, repr(data.model_dump()), as_text)
-    if key not in _CACHE:
-        _CACHE.clear()
-        _CACHE[key] = read_table(p, data, as_text)
-    return _CACHE[key]
+    return read_table(p, data, as_text)
 
 
 @data_source("csv")
@@ -261,12 +261,15 @@ class CsvSource(DataSource):
     def peek(self, data, base_dir: Path) -> DataInfo:
         p = existing_file(data, base_dir, "CSV")
         raw = _read_csv(data, p)  # every problem of the file now, with the spec's
+        _PEEKED.clear()
+        _PEEKED[_key(data, p)] = raw
         if raw.class_names is not None:
             return DataInfo((raw.layout.width,), len(raw.class_names))
         return DataInfo((raw.layout.width,), targets=TargetFacts.of(raw.y))
 
     def read(self, data, base_dir: Path, seed: int) -> Raw:
-        return _read_csv(data, existing_file(data, base_dir))
+        p = existing_file(data, base_dir)
+        return _PEEKED.pop(_key(data, p), None) or _read_csv(data, p)
 
     def read_inputs(self, p: Path, data, dataset) -> np.ndarray:
         """Columns by the names the run was trained on, categorical ones one-hot encoded the same way."""
