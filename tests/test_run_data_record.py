@@ -160,3 +160,16 @@ def test_unseen_categories_are_a_warning_when_filled(tmp_path):
     with pytest.warns(UserWarning, match="column 'colour': 'green' not seen in training"):
         x = CsvSource().read_inputs(tmp_path / "in.csv", data, dataset)
     assert np.isnan(x[0, 1:]).all() and x[1].tolist() == [2.0, 0.0, 1.0]
+
+
+def test_inspect_inputs_of_a_run_without_csv_columns(tmp_path):
+    from nnctl import rundir
+    from nnctl.app.predict_io import run_inputs
+
+    (tmp_path / "spec.yaml").write_text("name: x\n")
+    rundir.write_json(
+        tmp_path / rundir.SCALERS, {"x": {"kind": "global_minmax", "shift": [0.0], "scale": [1.0]}, "csv": None}
+    )
+    rundir.write_json(tmp_path / provenance.DATA_RECORD, {"input_shape": [8, 8, 1], "class_names": None})
+    res = run_inputs(tmp_path)
+    assert res["columns"] is None and res["input_values"] == 64 and res["input_shape"] == [8, 8, 1]

@@ -42,6 +42,7 @@ def save_data_record(run: Path, data: Dataset) -> None:
             "origin": data.origin,
             "fingerprint": data.fingerprint,
             "task": data.task,
+            "input_shape": list(data.input_shape),
             "class_names": data.class_names,
             "sizes": dict(data.sizes),
             "test_rows_saved": bool(saved),

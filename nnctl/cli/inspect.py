@@ -89,7 +89,10 @@ def inspect_inputs(
     def render():
         c = console()
         if res["columns"] is None:
-            c.print(f"{res['input_values']} input values per example (an .npz `x` array, or CSV columns in order)")
+            c.print(
+                f"{res['input_values']} input values per example, shape {res['input_shape']} (an .npz `x` array, "
+                f"or CSV columns in order under a header row)"
+            )
         else:
             c.print("CSV columns (a header row naming them; any order, other columns are ignored):")
             for col in res["columns"]:
