@@ -97,13 +97,18 @@ def test_changed_data_without_saved_rows_is_refused(run, monkeypatch, tmp_path):
 
 def test_a_moved_data_file_still_evaluates(run):
     d, run_dir, first = run
+    from nnctl.app import predict_run
+
     (d / "d.csv").rename(d / "moved.csv")
+    (d / "in.csv").write_text("a,colour\n0.1,red\n2.2,blue\n")
     try:
         res = evaluate_run(run_dir)
+        pred = predict_run(run_dir, str(d / "in.csv"))  # the trained columns and categories come from the run
     finally:
         (d / "moved.csv").rename(d / "d.csv")
     assert res["examples"] == 10 and res["metrics"] == pytest.approx(first["metrics"])
     assert "data file is not there" in res["warnings"][0] and res["class_names"] == ["ant", "bee", "cat"]
+    assert pred["examples"] == 2 and set(pred["labels"]) <= {"ant", "bee", "cat"}
 
 
 def test_eval_scores_new_labelled_data_with_the_training_preprocessing(run, tmp_path):
