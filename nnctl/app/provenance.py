@@ -22,7 +22,7 @@ from nnctl.errors import DataError, RunDirError
 
 DATA_RECORD = "data.json"
 SPLIT = "split.npz"
-SAVED_TEST_BYTES = 64 << 20  # test splits up to this size are saved whole with the run
+SAVED_TEST_BYTES = 16 << 20  # test splits up to this size are saved whole with the run (a disk cost per run)
 
 
 def save_data_record(run: Path, data: Dataset) -> None:
