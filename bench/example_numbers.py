@@ -43,6 +43,7 @@ CLAIMS = [
     Claim("specs/digits_inception.yaml", "accuracy"),
     Claim("specs/waveforms_lstm.yaml", "accuracy"),
     Claim("specs/parity_bigru.yaml", "accuracy"),
+    Claim("specs/token_tagger.yaml", "accuracy"),  # per step
     Claim("specs/majority_attention.yaml", "accuracy"),
     Claim("specs/signal_bigru.yaml", "accuracy"),
 ]
