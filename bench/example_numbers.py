@@ -27,8 +27,7 @@ DOCS = ("README.md", "docs/layers.md")
 class Claim:
     spec: str  # path from the repository root
     metric: str  # a key of evaluate_run's metrics
-    percent: bool = True  # written as 96.7%; else as a plain number with `digits` significant digits
-    digits: int = 3
+    fmt: str = "percent"  # written as 96.7%; else a format such as "{:.3f}" for 0.505
     split: str = "test"  # the split scored (xor has no test split: its four examples are all there is)
 
 
@@ -37,6 +36,8 @@ CLAIMS = [
     Claim("specs/iris.yaml", "accuracy"),
     Claim("specs/digits_mlp.yaml", "accuracy"),
     Claim("specs/residual_mlp.yaml", "accuracy"),
+    Claim("specs/diabetes_regression.yaml", "r2", fmt="{:.3f}"),
+    Claim("specs/autoencoder_digits.yaml", "loss", fmt="{:.3f}"),  # mse of the reconstruction
     Claim("specs/loans_csv.yaml", "accuracy"),
     Claim("specs/digits_cnn.yaml", "accuracy"),
     Claim("specs/digits_resnet.yaml", "accuracy"),
@@ -52,11 +53,11 @@ NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
 
 
 def formatted(claim: Claim, value: float) -> str:
-    """The value as the docs write it: 96.7% (100% for a perfect score) or 0.0028."""
-    if claim.percent:
+    """The value as the docs write it: 96.7% (100% for a perfect score), or by the claim's format."""
+    if claim.fmt == "percent":
         text = f"{100 * value:.1f}"
         return ("100" if text == "100.0" else text) + "%"
-    return f"{value:.{claim.digits}g}"
+    return claim.fmt.format(value)
 
 
 def claimed(text: str, spec: str) -> list[tuple[int, int, str]]:
