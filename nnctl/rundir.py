@@ -5,6 +5,8 @@
     opt_state.msgpack  optimizer state
     scalers.json       normalisation statistics of inputs and targets
     rng.json           seed and the epoch/step reached (each epoch's randomness is derived from them)
+    data.json          the data's fingerprint (sha256 of the examples as read, row count), task, classes
+    split.npz          the split's example indices and, when small, the test examples (nnctl.app.provenance)
     metrics.jsonl      one line per epoch: losses, metrics, lr, grad_norm... (no wall-clock time: two runs of
                        the same spec and seed on the same machine write identical files)
     timing.jsonl       seconds per epoch (kept apart from metrics.jsonl so that stays deterministic)

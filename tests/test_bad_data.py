@@ -151,10 +151,24 @@ CSV = [
         "csv-binary-not-01",
         b"a,b,label\n1,2,0\n3,4,2\n",
         csv_spec(units=1, loss="binary_crossentropy", activation="sigmoid", extra_data="  task: binary\n"),
-        ["data.csv", "binary labels must be 0 or 1"],
+        [
+            "spec.yaml:",
+            "train.loss",
+            "binary_crossentropy needs targets in [0, 1], but label ranges 0..2",
+        ],  # caught before training
     ),
-    ("csv-not-utf8", b"a,b,label\n1,2,0\n\xff\xfe,4,1\n", csv_spec(), ["data.csv", "not UTF-8 text"]),
-    ("csv-not-utf8-header", b"\xff,b,label\n1,2,0\n", csv_spec(), ["data.csv", "not UTF-8 text"]),
+    (
+        "csv-not-utf8",
+        b"a,b,label\n1,2,0\n\xff\xfe,4,1\n",
+        csv_spec(extra_data="  encoding: utf-8\n"),
+        ["data.csv", "cannot be read as utf-8 text", "fix data.encoding"],
+    ),
+    (
+        "csv-not-utf8-read-as-cp1252",
+        b"a,b,label\n1,2,0\n\xff\xfe,4,1\n",
+        csv_spec(),
+        ["data.csv", "row 3, column 'a': '\xff\xfe' is not a number"],
+    ),
     ("csv-missing-file", None, csv_spec(), ["data.csv", "no such CSV file"]),
 ]
 

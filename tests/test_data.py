@@ -201,28 +201,21 @@ def test_global_scaling_uses_one_statistic_for_all_features(tmp_path):
     assert z.mean() == pytest.approx(0.0, abs=1e-5) and z.std() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_numeric_fast_path_equals_the_row_by_row_reader(tmp_path, monkeypatch):
-    from nnctl.data.sources import csv as csv_source
+def test_csv_quoted_numbers_spaces_and_blank_lines_read_exactly(tmp_path):
     from nnctl.data.sources import read
     from nnctl.spec import load_spec
 
     rng = np.random.default_rng(2)
-    rows = (
-        ["a,b,c,label"]
-        + [f' {rng.normal():.6g},"{rng.normal():.6g}",{rng.integers(0, 9)} ,{rng.integers(0, 3)}' for _ in range(30)]
-        + [""]
-    )
-    (tmp_path / "n.csv").write_text("\n".join(rows) + "\n")
+    table = np.round(rng.normal(size=(30, 3)), 4)
+    labels = rng.integers(0, 3, 30)
+    rows = ["a,b,c,label"] + [f' {a:.6g},"{b:.6g}",{c:.6g} ,{k}' for (a, b, c), k in zip(table, labels)] + [""]
+    (tmp_path / "n.csv").write_text("\n".join(rows[:10] + [""] + rows[10:]) + "\n")
     (tmp_path / "s.yaml").write_text(
         "data: {source: csv, path: n.csv, target: label, features: [c, a]}\n"
         "model: {layers: [{type: dense, units: 3, activation: softmax}]}\n"
         "train: {loss: categorical_crossentropy, epochs: 1}\n"
     )
-    loaded = load_spec(tmp_path / "s.yaml")
-    assert csv_source.csv_numeric(tmp_path / "n.csv", ",") is not None  # quoted numbers, spaces, a blank line
-    fast = read(loaded.spec.data, tmp_path, 0)
-    monkeypatch.setattr(csv_source, "csv_numeric", lambda *a, **k: None)
-    slow = read(loaded.spec.data, tmp_path, 0)
-    np.testing.assert_array_equal(fast.x, slow.x)
-    np.testing.assert_array_equal(fast.y, slow.y)
-    assert fast.x.dtype == slow.x.dtype == np.float32 and fast.x.shape == (30, 2)
+    raw = read(load_spec(tmp_path / "s.yaml").spec.data, tmp_path, 0)
+    np.testing.assert_array_equal(raw.x, table[:, [2, 0]].astype(np.float32))
+    np.testing.assert_array_equal(raw.y, labels)
+    assert raw.x.dtype == np.float32 and raw.x.shape == (30, 2)

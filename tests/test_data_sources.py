@@ -18,6 +18,7 @@ from nnctl.data.inputs import input_source, read_inputs
 from nnctl.data.peek import peek
 from nnctl.data.prepare import Imputer
 from nnctl.data.sources import DATA_SOURCES, DataInfo, check_source, read, source_kind
+from nnctl.data.sources.base import TargetFacts
 from nnctl.data.sources.csv import CsvLayout
 from nnctl.errors import DataError
 from nnctl.spec.models import DataSpec
@@ -65,19 +66,19 @@ CASES = {
         None,
         DataInfo((2,), 2),
         np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32),
-        ({"source": "builtin:xor", "delimiter": ";"}, "data.categorical and data.delimiter apply to csv sources only"),
+        ({"source": "builtin:xor", "delimiter": ";"}, "data.delimiter applies to csv sources only"),
     ),
     "inline": (
         {"source": "inline", "x": X3.tolist(), "y": [0, 1, 0]},
         None,
-        DataInfo((2,)),
+        DataInfo((2,), targets=TargetFacts.of(np.array([0.0, 1.0, 0.0]))),  # target facts: for the spec check
         X3,
         ({"source": "inline", "y": [0, 1, 0]}, "source inline needs x"),
     ),
     "csv": (
         {"source": "csv", "path": "t.csv", "target": "label"},
         _csv,
-        DataInfo((2,)),
+        DataInfo((2,), targets=TargetFacts.of(np.array([0.0, 1.0, 0.0]))),
         X3,
         ({"source": "csv", "target": "label"}, "source csv needs path"),
     ),
@@ -220,7 +221,7 @@ def _imports(path: Path) -> list[tuple[ast.AST, str, bool]]:
 
 
 # optional third-party readers, imported inside the one source that needs them: every process imports all sources
-LAZY_THIRD_PARTY = {"PIL", "pyarrow", "datasets"}
+LAZY_THIRD_PARTY = {"PIL", "pyarrow", "datasets", "pandas"}
 DATA_DIR = Path(nnctl.data.__file__).parent
 DATA_FILES = sorted(DATA_DIR.rglob("*.py"))
 

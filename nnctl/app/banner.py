@@ -9,6 +9,7 @@ import jax
 
 from nnctl import checkpoint, rundir
 from nnctl.app.builder import Built, class_weights
+from nnctl.kinds import MODEL_KINDS
 
 
 def banner(b: Built, run_dir: Path, start_epoch: int | None = None) -> dict[str, Any]:
@@ -21,7 +22,7 @@ def banner(b: Built, run_dir: Path, start_epoch: int | None = None) -> dict[str,
     Returns:
         {name, run_dir, device, data: {origin, task, sizes}, parameters, optimizer, class_weights, batch_size,
         steps_per_epoch, epochs, fuse, streaming, early_stopping, seed, shuffle, on_nonfinite, checkpoints,
-        logs, start_epoch, checkpoint_dir}.
+        logs, start_epoch, checkpoint_dir, warnings (the spec check's, as text)}.
     """
     spec, data, t = b.loaded.spec, b.data, b.loaded.spec.train
     devices = jax.devices()
@@ -56,4 +57,28 @@ def banner(b: Built, run_dir: Path, start_epoch: int | None = None) -> dict[str,
         "logs": [rundir.METRICS, *t.log],
         "start_epoch": start_epoch,
         "checkpoint_dir": str(run_dir / checkpoint.DIR),
+        "warnings": [str(w) for w in (b.loaded.analysis.warnings if b.loaded.analysis else [])]
+        + batch_norm_warnings(b),
     }
+
+
+def batch_norm_warnings(b: Built) -> list[str]:
+    """Batch-norm layers whose running statistics (used by validation, eval and predict) average over more
+    steps than the run has: they stay near their starting values, and validation lags far behind training."""
+    kind = MODEL_KINDS.get(b.loaded.spec.model.type)
+    steps = int(b.epochs or 0) * int(b.loop.n_batches)
+    out = []
+    for layer in kind.layers(b.loaded.spec.model):
+        m = getattr(layer, "momentum", None)
+        if getattr(layer, "type", "") in ("batch_norm", "batchnorm") and m is not None and steps < 3 / (1 - m):
+            out.append(
+                f"batch_norm '{layer.name}': momentum {m} averages its running statistics over ~{1 / (1 - m):.0f} "
+                f"steps, but this run has {steps}: validation and test see statistics far from the training "
+                f"batches' (low val accuracy); set momentum: {_short_momentum(steps)} for a run this short"
+            )
+    return out
+
+
+def _short_momentum(steps: int) -> float:
+    """A momentum whose average spans about a third of `steps` (0.9 at most, 0.5 at least)."""
+    return float(min(0.9, max(0.5, round(1 - 3 / max(steps, 1), 2))))

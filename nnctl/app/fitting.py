@@ -145,7 +145,8 @@ def fit(
         status, reason = "interrupted", "interrupted"
         run.save(carry, force=True)
     else:
-        status = "failed" if reason == "nonfinite" else ("stopped_early" if reason else "finished")
+        early = reason not in ("", "steps")  # train.steps reached is the planned end, not an early stop
+        status = "failed" if reason == "nonfinite" else ("stopped_early" if early else "finished")
     return FitResult(
         carry,
         run.records,

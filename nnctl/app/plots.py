@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import yaml
 
 from nnctl import rundir
 from nnctl.app.restore import evaluate_run
@@ -48,7 +49,17 @@ def curves(run: Path) -> dict:
         "stop_reason": s.get("stop_reason"),
         "stopped_at": s.get("epochs_run") if s.get("status") == "stopped_early" else None,
         "task": s.get("task"),
+        "model_type": _model_type(run),
     }
+
+
+def _model_type(run: Path) -> str:
+    """The run's model kind (sequential, gan, vae...), from its saved spec."""
+    try:
+        spec = yaml.safe_load((run / rundir.SPEC).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return "sequential"
+    return str((spec.get("model") or {}).get("type", "sequential"))
 
 
 def confusion(run: Path) -> dict | None:
@@ -135,6 +146,9 @@ def _confusions(data: list[dict]) -> tuple[list[tuple[dict, dict]], list[dict]]:
     cms, skipped = [], []
     for d in data:
         if d["task"] not in ("classification", "binary"):
+            continue
+        if d["model_type"] != "sequential":  # a gan's outputs are generated examples, not class predictions
+            skipped.append({"run_dir": d["run_dir"], "reason": f"a {d['model_type']} run predicts no classes"})
             continue
         try:
             cm = confusion(Path(d["run_dir"]))

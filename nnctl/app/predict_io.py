@@ -6,6 +6,32 @@ from pathlib import Path
 
 import numpy as np
 
+from nnctl import rundir
+
+
+def run_inputs(run_dir: str | Path) -> dict:
+    """What `predict` needs as input for a run: the CSV columns by name (categorical ones with their known
+    categories), or the per-example input shape of an .npz `x` array.
+
+    Returns:
+        {run_dir, columns: [{name, categories | None}] | None, input_shape, input_values, classes}
+        (input_shape and classes: None for runs written before data.json).
+    """
+    run = rundir.check_run_dir(run_dir)
+    sc = rundir.read_json(run / rundir.SCALERS)
+    layout = sc.get("csv")
+    data = rundir.read_json(run / "data.json") if (run / "data.json").exists() else {}
+    columns = [{"name": c, "categories": layout["categories"].get(c)} for c in layout["features"]] if layout else None
+    shape = data.get("input_shape")
+    width = int(np.prod(shape)) if shape else None
+    return {
+        "run_dir": str(run),
+        "columns": columns,
+        "input_shape": shape,
+        "input_values": width,
+        "classes": data.get("class_names"),
+    }
+
 
 def write_predictions(path: Path, result: dict, class_names: list[str] | None) -> None:
     """Write `predict_run`'s result to `path` (.npz: arrays; else CSV)."""

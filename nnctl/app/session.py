@@ -18,6 +18,7 @@ import jax
 from nnctl import checkpoint, rundir
 from nnctl.app.builder import Built, build
 from nnctl.app.fitting import FitResult, Resume, StopFlag, fit
+from nnctl.app.provenance import save_data_record
 from nnctl.app.summary import summarize
 from nnctl.data.peek import resolve
 from nnctl.data.prepare import prepare
@@ -71,6 +72,7 @@ def train_run(
     name = spec.name or Path(spec_path).stem
     run = rundir.new_run_dir(out, name, runs_root) if is_primary() else scratch_run_dir()  # process 0 writes
     rundir.write_spec(run, resolved_paths(loaded))
+    save_data_record(run, b.data)  # what eval must score: the data's fingerprint and the split
     rundir.write_json(
         run / "origin.json",
         {

@@ -15,8 +15,27 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Train neural networks from YAML specs (Flax + Optax, compiled by XLA).",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from nnctl import __version__
+
+        print(f"nnctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, metavar="", help="Print the version and exit."
+    ),
+) -> None:
+    """Train neural networks from YAML specs (Flax + Optax, compiled by XLA)."""
+
 
 # The command modules, in the order `nnctl --help` lists their commands; each decorates its functions onto `app`.
 # isort: off

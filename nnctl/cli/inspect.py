@@ -71,6 +71,39 @@ def inspect_params(
     emit(res, as_json, quiet, render)
 
 
+@inspect_app.command("inputs")
+def inspect_inputs(
+    run_dir: Annotated[str, typer.Argument(help="A run directory.")],
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+):
+    """The input columns `nnctl predict` needs for a run (with the known categories), and its classes."""
+
+    def body():
+        from nnctl.app.predict_io import run_inputs
+
+        return run_inputs(run_dir)
+
+    res = guard(body, as_json)
+
+    def render():
+        c = console()
+        if res["columns"] is None:
+            c.print(
+                f"{res['input_values']} input values per example, shape {res['input_shape']} (an .npz `x` array, "
+                f"or CSV columns in order under a header row)"
+            )
+        else:
+            c.print("CSV columns (a header row naming them; any order, other columns are ignored):")
+            for col in res["columns"]:
+                cats = col["categories"]
+                c.print(f"  {esc(col['name'])}" + (f"  (one of: {esc(', '.join(cats))})" if cats else ""))
+        if res["classes"]:
+            c.print(f"classes: {esc(', '.join(res['classes']))}")
+
+    emit(res, as_json, quiet, render)
+
+
 @inspect_app.command("model")
 def inspect_model(
     spec: Annotated[str, typer.Argument(help="A spec file or a run directory.")],
@@ -108,6 +141,9 @@ def inspect_model(
 @app.command()
 def validate(
     specs: Annotated[list[str], typer.Argument(help="Spec files to check.")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a key (as for train): train.epochs=5")
+    ] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
@@ -119,7 +155,7 @@ def validate(
     bad = 0
     for s in specs:
         try:
-            loaded = load_spec(s, require_sources=False)
+            loaded = load_spec(s, tuple(set_ or ()), require_sources=False)
             assert loaded.analysis is not None  # load_spec checks the spec by default
             results.append({"spec": s, "ok": True, "warnings": [str(w) for w in loaded.analysis.warnings]})
         except SpecError as e:
@@ -145,7 +181,9 @@ def validate(
 @app.command()
 def schema(
     out: Annotated[str | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help='With --out: print {"path": ...} as JSON.')] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='With --out: print {"path": ...} as JSON.', metavar="")
+    ] = False,
     quiet: QuietOpt = False,
 ):
     """Print the JSON Schema of the spec language (for editors' YAML language servers).

@@ -86,7 +86,9 @@ def runs(
 def plot(
     run_dirs: Annotated[list[str], typer.Argument(help="One or more run directories (overlaid).")],
     out: Annotated[str | None, typer.Option("--out", "-o", help="PNG file (default: RUN_DIR/curves.png).")] = None,
-    no_confusion: Annotated[bool, typer.Option("--no-confusion", help="Skip the confusion matrix.")] = False,
+    no_confusion: Annotated[
+        bool, typer.Option("--no-confusion", help="Skip the confusion matrix.", metavar="")
+    ] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):

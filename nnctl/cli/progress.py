@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from nnctl.cli.common import fmt
+from nnctl.cli.common import esc, fmt
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
 
 class TrainDisplay:
-    """The banner, a live progress bar (on stderr) and the final table (on stdout) of `nnctl train`."""
+    """The banner, a live progress bar with an ETA (on stderr) and the final table (on stdout) of `nnctl train`.
+
+    When stderr is not a terminal (nohup, Slurm, CI, `| tee`) there is no bar: one plain, unwrapped line per
+    epoch with its metrics, at most one every PLAIN_EVERY_S seconds on long runs (and always the last)."""
 
     REFRESH_S = 0.1  # records arrive in bursts (one compiled call = many epochs): show the latest this often
+    PLAIN_EVERY_S = 1.0  # plain lines: at most one a second once a run has more than PLAIN_ALL_EPOCHS epochs
+    PLAIN_ALL_EPOCHS = 100
 
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True, plain: bool | None = None, stream: Any = None):
         self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.plain = (not self.stream.isatty()) if plain is None else plain
         self.progress: Progress | None = None
         self.task: TaskID | None = None
         self._last: dict | None = None
         self._shown_at = 0.0
+        self._epochs = 0
+        self._started = 0.0
+        self._console: Any = None  # plain mode: the console lines are printed to
+        self._printed: dict | None = None  # plain mode: the last record printed
 
     def __enter__(self):
         return self
@@ -30,29 +42,43 @@ class TrainDisplay:
         if self.progress is not None:
             self._show_last()
             self.progress.stop()
+        self._flush_plain()
         return False
+
+    def _flush_plain(self) -> None:
+        """Plain mode: print the last epoch if it was skipped (long runs print at most one line a second)."""
+        if self._console is not None and self._last is not None and self._last is not self._printed:
+            self._plain_line(self._last)
 
     def start(self, info: dict) -> None:
         """Print the banner (`nnctl.app.banner.banner`'s record) and start the progress bar."""
         if not self.enabled:
             return
         from rich.console import Console
+
+        c = Console(file=self.stream, highlight=False, soft_wrap=self.plain)
+        for line in banner_lines(info):
+            c.print(line)
+        self._epochs, self._started = info["epochs"], time.monotonic()
+        if self.plain:
+            self._console = c
+            return
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
             Progress,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
 
-        c = Console(stderr=True, highlight=False)
-        for line in banner_lines(info):
-            c.print(line)
         self.progress = Progress(
             TextColumn("[bold]epoch"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             TextColumn("{task.fields[metrics]}"),
             console=c,
             transient=False,
@@ -63,7 +89,15 @@ class TrainDisplay:
         )
 
     def epoch(self, rec: dict) -> None:
-        """Take one epoch's record; the bar shows the latest every REFRESH_S seconds."""
+        """Take one epoch's record; the bar shows the latest every REFRESH_S seconds (plain: a line)."""
+        if self._console is not None:
+            self._last = rec
+            now = time.monotonic()
+            last = rec.get("epoch") == self._epochs
+            if self._epochs <= self.PLAIN_ALL_EPOCHS or last or now - self._shown_at >= self.PLAIN_EVERY_S:
+                self._shown_at = now
+                self._plain_line(rec)
+            return
         if self.progress is None:
             return
         self._last = rec
@@ -71,6 +105,13 @@ class TrainDisplay:
         if now - self._shown_at >= self.REFRESH_S:
             self._shown_at = now
             self._show_last()
+
+    def _plain_line(self, rec: dict) -> None:
+        self._printed = rec
+        shown = "  ".join(f"{k}={fmt(v)}" for k, v in rec.items() if k.startswith(("train/", "val/")))
+        elapsed = time.monotonic() - self._started
+        self._console.print(f"epoch {rec['epoch']}/{self._epochs}  {shown}  ({elapsed:.1f} s)", markup=False)
+        self.stream.flush()
 
     def _show_last(self) -> None:
         rec = self._last
@@ -90,6 +131,7 @@ class TrainDisplay:
             self._show_last()
             self.progress.stop()
             self.progress = None
+        self._flush_plain()
         c = Console(highlight=False)
         t = Table(
             title=f"{summary['name']}: {summary['status']}"
@@ -150,6 +192,7 @@ def banner_lines(info: dict) -> list[str]:
     )
     if info["start_epoch"] is not None:
         lines.append(f"  [bold]resuming[/] after epoch {info['start_epoch']} from {info['checkpoint_dir']}")
+    lines += [f"  [yellow]warning:[/] {esc(w)}" for w in info.get("warnings", [])]
     return lines
 
 

@@ -101,10 +101,18 @@ def train(
 def eval_(
     run_dir: Annotated[str, typer.Argument(help="A run directory written by `nnctl train`.")],
     split: Annotated[str, typer.Option(help="test | val | train")] = "test",
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data", help="Score this file of new labelled examples (read with the run's columns and scalers)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
-    """Rebuild a trained model from its run directory and report loss and metrics on a split."""
+    """Rebuild a trained model from its run directory and report loss and metrics on a split (the examples it
+    was tested on: a changed data file is refused, or its saved test examples scored with a warning), or on
+    new labelled data with --data."""
     from nnctl.errors import NnctlError
 
     def body():
@@ -112,15 +120,18 @@ def eval_(
             raise NnctlError(f"--split must be test, val or train, got '{split}'")
         from nnctl.app import evaluate_run
 
-        return evaluate_run(run_dir, split)
+        return evaluate_run(run_dir, split, data)
 
     res = guard(body, as_json)
+    for w in res.get("warnings", []):
+        console(stderr=True).print(f"[bold yellow]warning:[/] {esc(w)}", soft_wrap=True)
 
     def render():
         from rich.table import Table
 
         c = console()
-        c.print(f"[bold]{esc(run_dir)}[/]: {split} split, {res['examples']} examples")
+        what = f"{esc(data)}" if data else f"{split} split"
+        c.print(f"[bold]{esc(run_dir)}[/]: {what}, {res['examples']} examples")
         t = Table()
         t.add_column("metric")
         t.add_column("value", justify="right")
@@ -145,7 +156,15 @@ def eval_(
 @app.command()
 def predict(
     run_dir: Annotated[str, typer.Argument(help="A run directory written by `nnctl train`.")],
-    input: Annotated[str, typer.Option("--input", "-i", help="CSV, .npz, .parquet, image or folder.")],
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            "-i",
+            help="CSV with a header row naming the run's input columns (listed by `nnctl inspect inputs RUN`), or "
+            ".npz of inputs, .parquet, an image file or a folder of images.",
+        ),
+    ],
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write predictions (.csv or .npz).")] = None,
     encode: Annotated[
         str | None,
@@ -165,6 +184,8 @@ def predict(
         return encode_run(run_dir, input, encode, output) if encode else predict_run(run_dir, input, output)
 
     res = guard(body, as_json)
+    for w in res.get("warnings", []):
+        console(stderr=True).print(f"[bold yellow]warning:[/] {esc(w)}", soft_wrap=True)
     if encode:
         emit(
             res,
@@ -183,10 +204,10 @@ def predict(
         if output:
             c.print(f"wrote {res['examples']} predictions to {output}")
             return
-        key = "classes" if "classes" in res else "values"
+        key = "labels" if "labels" in res else "values"
         for i, v in enumerate(res[key][:50]):
             extra = f"  p={[round(p, 4) for p in res['probabilities'][i]]}" if "probabilities" in res else ""
-            c.print(f"{res['names'][i] if 'names' in res else i}: {v}{extra}")
+            c.print(f"{esc(res['names'][i]) if 'names' in res else i}: {esc(v)}{extra}")
         if res["examples"] > 50:
             c.print(f"... {res['examples'] - 50} more (use --output)")
 

@@ -6,6 +6,7 @@ statistics are fitted on the training split only and saved in the run directory.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,17 +16,23 @@ import numpy as np
 from nnctl.data.scaling import Imputer, Scaler
 from nnctl.data.sources import Raw, read
 from nnctl.data.sources.csv import CsvLayout
+from nnctl.data.splits import partition
 from nnctl.errors import DataError
 
 
-def drop_missing(x: np.ndarray, y: np.ndarray, features: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The examples without a NaN target (`data.missing: mean`) and, with `features`, without a NaN feature
-    either (`data.missing: drop`)."""
+def kept_rows(x: np.ndarray, y: np.ndarray, features: bool) -> np.ndarray:
+    """Which examples have a target (`data.missing: mean`) and, with `features`, every feature too (drop)."""
     keep = np.ones(len(x), bool)
     if features and x.dtype.kind == "f":
         keep &= ~np.isnan(x.reshape(len(x), -1)).any(1)
     if y.dtype.kind == "f":
         keep &= ~np.isnan(y.reshape(len(y), -1)).any(1)
+    return keep
+
+
+def drop_missing(x: np.ndarray, y: np.ndarray, features: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The examples `kept_rows` keeps."""
+    keep = kept_rows(x, y, features)
     return x[keep], y[keep]
 
 
@@ -47,6 +54,9 @@ class Dataset:
     sizes: dict = field(default_factory=dict)
     imputer: Imputer = field(default_factory=lambda: Imputer(None))
     layout: CsvLayout | None = None  # csv: feature columns and categories (one-hot order), for predict
+    fingerprint: dict = field(default_factory=dict)  # {sha256, rows} of the examples as read (before splitting)
+    indices: dict = field(default_factory=dict)  # split -> example indices (after dropping missing rows)
+    test_raw: tuple | None = None  # the test split before imputing and scaling: (x, y), saved with a run
 
     def split(self, name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
         return {
@@ -111,7 +121,7 @@ def targets_for(task: str, y: np.ndarray, out_shape: tuple, what: str) -> np.nda
         if lo < 0 or hi >= units:
             raise DataError(
                 f"{what}: labels range {lo}..{hi} but the output layer has {units} units "
-                f"(labels must be 0..{units - 1}): set the last layer's units to {hi + 1}"
+                f"(labels must be 0..{units - 1}): set the last layer's units to {hi + 1}" + _distinct_hint(y, units)
             )
         return y.astype(np.int32)
     if task == "binary":
@@ -131,15 +141,31 @@ def targets_for(task: str, y: np.ndarray, out_shape: tuple, what: str) -> np.nda
     return y.reshape((len(y), *out_shape))
 
 
-def stratified_order(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
-    """A random order in which every prefix holds the classes in (nearly) their overall proportions."""
-    keys = y.reshape(len(y), -1)
-    labels = np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
-    rank = np.empty(len(y))
-    for c in np.unique(labels):
-        idx = rng.permutation(np.nonzero(labels == c)[0])
-        rank[idx] = (np.arange(len(idx)) + rng.random()) / len(idx)
-    return np.lexsort((rng.random(len(y)), rank))
+def _number_classes(raw: Raw, units: int, forced: bool) -> None:
+    """Whole-number labels outside 0..units-1 that name `units` classes (1..K; with data.task: classification
+    any K <= units numbers) become class indices in sorted order, named by their values like text labels."""
+    ys = [y for y in (raw.y, raw.y_test) if y is not None]
+    if any(y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1) or y.dtype.kind not in "biuf" for y in ys):
+        return
+    flat = np.concatenate([y.reshape(len(y)) for y in ys])
+    if not len(flat) or not np.all(np.mod(flat, 1) == 0) or (flat.min() >= 0 and flat.max() < units):
+        return
+    values = np.unique(flat)
+    if len(values) > units or (len(values) != units and not forced):
+        return
+    raw.class_names = [str(int(v)) for v in values]
+    raw.y = np.searchsorted(values, raw.y.reshape(len(raw.y))).astype(np.int64)
+    if raw.y_test is not None:
+        raw.y_test = np.searchsorted(values, raw.y_test.reshape(len(raw.y_test))).astype(np.int64)
+
+
+def _distinct_hint(y: np.ndarray, units: int) -> str:
+    k = len(np.unique(y))
+    if k == units:
+        return ""
+    return f", or to {k} for the {k} distinct labels" + (
+        " (or set data.task: classification to number them as classes)" if k < units else ""
+    )
 
 
 def _reshape(x: np.ndarray, shape: tuple, what: str) -> np.ndarray:
@@ -165,13 +191,17 @@ def prepare(
     d = spec.data
     raw: Raw = read(d, base_dir, spec.seed)
     where = raw.origin or d.source
+    fingerprint = fingerprint_of(raw)
     dropped = _clean(raw, d, where)
     shape = analysis.input_shape
     x = _reshape(raw.x, shape, f"{where} x")
     out_shape = analysis.output_shape
     task = analysis.task or raw.task or infer_task(raw.y, out_shape[-1], tuple(out_shape))
 
-    x_train, y_train, x_val, y_val, x_test, y_test = _split(spec, raw, x, task, out_shape, where)
+    if task == "classification" and raw.class_names is None:
+        _number_classes(raw, out_shape[-1], d.task == "classification")
+    x_train, y_train, x_val, y_val, x_test, y_test, indices = _split(spec, raw, x, task, out_shape, where)
+    test_raw = None if x_test is None else (x_test, y_test)
     imputer = imputer or Imputer.fit(d.missing, x_train)
     filled = (
         sum(int(np.isnan(a).sum()) for a in (x_train, x_val, x_test) if a is not None and a.dtype.kind == "f")
@@ -212,7 +242,23 @@ def prepare(
         sizes,
         imputer,
         raw.layout,
+        fingerprint,
+        indices,
+        test_raw,
     )
+
+
+def fingerprint_of(raw: Raw) -> dict:
+    """{sha256, rows}: a hash of the examples as read (shapes, dtypes and bytes of x, y and any fixed test
+    split) and their count; the same data gives the same fingerprint wherever its file lies."""
+    h = hashlib.sha256()
+    for a in (raw.x, raw.y, raw.x_test, raw.y_test):
+        if a is not None:
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+    h.update(repr(raw.class_names).encode())
+    return {"sha256": h.hexdigest(), "rows": int(len(raw.x) + (0 if raw.x_test is None else len(raw.x_test)))}
 
 
 def _clean(raw: Raw, d, where: str) -> int:
@@ -226,6 +272,8 @@ def _clean(raw: Raw, d, where: str) -> int:
     n_before = len(raw.x) + (0 if raw.x_test is None else len(raw.x_test))
     if d.missing != "error":  # drop: examples with any missing value; mean: those without a target
         n0 = len(raw.x)
+        if raw.groups is not None:
+            raw.groups = raw.groups[kept_rows(raw.x, raw.y, features=d.missing == "drop")]
         raw.x, raw.y = drop_missing(raw.x, raw.y, features=d.missing == "drop")
         if len(raw.x) == 0 and n0:
             raise DataError(f"{where}: every example has a missing value (data.missing: {d.missing})")
@@ -243,29 +291,21 @@ def _clean(raw: Raw, d, where: str) -> int:
 
 
 def _split(spec, raw: Raw, x: np.ndarray, task: str, out_shape: tuple, where: str) -> tuple:
-    """(x_train, y_train, x_val, y_val, x_test, y_test): seeded, stratified for classification."""
-    d = spec.data
-    rng = np.random.default_rng(spec.seed)
-    n = len(x)
-    if d.shuffle and d.stratify and task in ("classification", "binary"):
-        order = stratified_order(rng, targets_for(task, raw.y, out_shape, f"{where} y"))
-    else:
-        order = rng.permutation(n) if d.shuffle else np.arange(n)
+    """(x_train, y_train, x_val, y_val, x_test, y_test, indices) by data.split (random, stratified for
+    classification, or sequential: the last rows are the test split, the ones before them validation) and
+    data.group_by (every example of a group on one side)."""
+    labels = lambda: targets_for(task, raw.y, out_shape, f"{where} y")
+    test_idx, val_idx, train_idx = partition(spec, raw, task, labels, where, raw.x_test is None)
     x_test = y_test = None
     if raw.x_test is not None:
         x_test, y_test = _reshape(raw.x_test, x.shape[1:], f"{where} test x"), raw.y_test
-        rest = order
-    else:
-        n_test = int(round(n * d.test_split))
-        test_idx, rest = order[:n_test], order[n_test:]
-        if n_test:
-            x_test, y_test = x[test_idx], raw.y[test_idx]
-    n_val = int(round(len(rest) * d.validation_split))
-    val_idx, train_idx = rest[:n_val], rest[n_val:]
+    elif len(test_idx):
+        x_test, y_test = x[test_idx], raw.y[test_idx]
     if len(train_idx) == 0:
-        raise DataError(f"{where}: no training examples left after the validation/test splits ({n} in all)")
-    x_val, y_val = (x[val_idx], raw.y[val_idx]) if n_val else (None, None)
-    return x[train_idx], raw.y[train_idx], x_val, y_val, x_test, y_test
+        raise DataError(f"{where}: no training examples left after the validation/test splits ({len(x)} in all)")
+    x_val, y_val = (x[val_idx], raw.y[val_idx]) if len(val_idx) else (None, None)
+    indices = {"train": train_idx, "val": val_idx} | ({} if raw.x_test is not None else {"test": test_idx})
+    return x[train_idx], raw.y[train_idx], x_val, y_val, x_test, y_test, indices
 
 
 def _targets(

@@ -176,6 +176,20 @@ def _quoted(text: str) -> list[str]:
     return re.findall(r"'([^']*)'", text or "")
 
 
+# Keys people write in the wrong place (Keras / PyTorch habits): (section, key) -> where it lives in a spec.
+MOVED_KEYS = {
+    ("train", "lr"): "train.optimizer.learning_rate",
+    ("train", "learning_rate"): "train.optimizer.learning_rate",
+    ("train", "momentum"): "train.optimizer.momentum",
+    ("train", "validation_split"): "data.validation_split",
+    ("train", "shuffle"): "data.shuffle",
+    ("model", "loss"): "train.loss",
+    ("model", "optimizer"): "train.optimizer",
+    ("model", "epochs"): "train.epochs",
+    ("data", "batch_size"): "train.batch_size",
+}
+
+
 def problems_from(err: ValidationError, root: type, located: Located, overridden: dict) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple] = set()
@@ -188,7 +202,9 @@ def problems_from(err: ValidationError, root: type, located: Located, overridden
             model = _model_at(root, loc[:-1])
             allowed = list(model.model_fields if model else {})
             key = str(loc[-1])
-            msg = f"unknown key '{key}'.{did_you_mean(key, allowed)}"
+            moved = MOVED_KEYS.get((path[0] if path else "", key.lower()))
+            hint = f" Did you mean '{moved}'?" if moved else did_you_mean(key, allowed)
+            msg = f"unknown key '{key}'.{hint}"
             if allowed:
                 msg += f" Allowed keys: {choices_text(allowed)}"
             as_key = True

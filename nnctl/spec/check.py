@@ -19,6 +19,7 @@ from nnctl.kinds.base import abstract_variables
 from nnctl.losses import loss_info
 from nnctl.metrics import METRICS
 from nnctl.optim import build_optimizer
+from nnctl.spec.semantic import semantic_problems
 from nnctl.trees import param_paths
 
 
@@ -87,16 +88,24 @@ def check_spec(loaded: Any) -> Analysis:
                 ),
             )
         )
+    semantic, semantic_warnings = semantic_problems(loaded, out, info)
+    problems += semantic
+    warnings += semantic_warnings
     problems += monitor_problems(loaded) + optimizer_problems(loaded)
     if not problems and input_shape is not None and (spec.train.param_groups or spec.train.freeze):
         net = kind.network(spec.model, info.num_classes if info else None)
         problems += glob_problems(loaded, param_paths(abstract_variables(net, input_shape).get("params", {})))
     if problems:
-        raise SpecError(problems)
+        raise SpecError(in_line_order(problems))
     # A missing input shape, or a model whose output shape cannot be threaded, was reported as a problem above.
     assert input_shape is not None and out is not None
     task = spec.data.task or kind.implied_task(spec, info)
-    return Analysis(input_shape, shapes, out, warnings, info, task)
+    return Analysis(input_shape, shapes, out, in_line_order(warnings), info, task)
+
+
+def in_line_order(problems: list[Problem]) -> list[Problem]:
+    """Problems sorted by their place in the spec file (those without one, from --set, last)."""
+    return sorted(problems, key=lambda p: (p.line is None, p.line or 0, p.col or 0))
 
 
 def no_data_problem(loaded: Any) -> Problem | None:

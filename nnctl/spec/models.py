@@ -57,6 +57,21 @@ class DataSpec(Strict):
         default_factory=list,
         description="csv/parquet: text feature columns to one-hot encode (one input per distinct value, sorted)",
     )
+    exclude: list[str] = Field(
+        default_factory=list, description="csv: columns to leave out of the features (IDs, dates, free text)"
+    )
+    encoding: Optional[str] = Field(
+        None,
+        description="csv: text encoding (default: UTF-8 with or without a BOM, UTF-16 with a BOM, else Windows-1252)",
+    )
+    decimal: Literal[".", ","] = Field(".", description="csv: decimal mark (',' for 1,5)")
+    thousands: Optional[Literal[",", ".", " ", "'"]] = Field(
+        None, description="csv: thousands separator inside numbers (1,234 or 1.234.567)"
+    )
+    na_values: list[str] = Field(
+        default_factory=list,
+        description="csv: extra cell texts meaning a missing value (always: empty, NA, N/A, NaN, null, none, ?, #N/A)",
+    )
     missing: Literal["error", "drop", "mean"] = Field(
         "error",
         description="missing feature values (empty, NA, NaN, ?, null): error; drop the rows; or fill "
@@ -69,6 +84,16 @@ class DataSpec(Strict):
     split: Optional[str] = Field(None, description="hf: the split to train on (default train)")
     task: Optional[Literal["classification", "binary", "regression", "autoencoder"]] = Field(
         None, description="inferred from the labels when omitted"
+    )
+    split: Optional[Literal["random", "stratified", "sequential"]] = Field(
+        None,
+        description="how examples are drawn into the test and validation splits: random; stratified (class "
+        "proportions kept); sequential (the last test_split of the rows are the test split, the validation rows "
+        "come just before them: for time-ordered data). Default: stratified for classes when data.stratify, "
+        "else random (in file order with shuffle: false)",
+    )
+    group_by: Optional[str] = Field(
+        None, description="csv: a column naming each row's group (a patient, a user): a group stays on one side"
     )
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)
     test_split: float = Field(0.0, ge=0.0, lt=1.0)
@@ -233,7 +258,9 @@ class TrainSpec(Strict):
     metrics: list[str] = Field(default_factory=list)
     optimizer: OptimizerRef = Field(default_factory=lambda: {"type": "adam"})
     batch_size: Union[int, Literal["full"]] = Field(32, description="examples per step, or `full` (batch GD)")
-    epochs: Optional[int] = Field(None, gt=0)
+    epochs: Optional[int] = Field(
+        None, gt=0, description="passes over the training data (default: 10 when steps is not given either)"
+    )
     steps: Optional[int] = Field(None, gt=0, description="total optimizer steps (instead of epochs)")
     weight_decay: Optional[float] = Field(None, ge=0)
     gradient_clipping: Optional[ClipSpec] = None

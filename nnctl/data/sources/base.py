@@ -32,14 +32,52 @@ class Raw:
     task: str | None = None  # known task (built-in regression sets), else inferred
     layout: Any = None  # csv: its CsvLayout (the feature columns and the categories of categorical ones)
     dropped: int = 0  # examples dropped for a missing value (data.missing: drop | mean)
+    groups: np.ndarray | None = None  # csv data.group_by: each example's group (kept on one side of a split)
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """What the checks need to know about numeric targets: their range, spread and distinct values."""
+
+    count: int
+    lo: float
+    hi: float
+    mean: float
+    std: float
+    integral: bool
+    distinct: tuple  # the sorted distinct values, at most 21 of them (more: n_distinct tells)
+    n_distinct: int
+
+    @staticmethod
+    def of(y: np.ndarray) -> TargetFacts | None:
+        """The facts of numeric targets (None for none, or non-numeric ones)."""
+        if y.dtype.kind not in "biuf" or not y.size:
+            return None
+        f = y.astype(np.float64).reshape(-1)
+        f = f[np.isfinite(f)]
+        if not f.size:
+            return None
+        values = np.unique(f)
+        return TargetFacts(
+            int(len(y)),
+            float(f.min()),
+            float(f.max()),
+            float(f.mean()),
+            float(f.std()),
+            bool(np.all(np.mod(f, 1) == 0)),
+            tuple(float(v) for v in values[:21]),
+            int(len(values)),
+        )
 
 
 @dataclass(frozen=True)
 class DataInfo:
-    """What `peek` tells about a source: the per-example feature shape and the class count when known."""
+    """What `peek` tells about a source: the per-example feature shape, the class count when known (text
+    labels, built-in classification sets) and, where the source reads them, facts about numeric targets."""
 
     x_shape: tuple | None
     num_classes: int | None = None
+    targets: TargetFacts | None = None
 
 
 class DataSource:
@@ -159,10 +197,15 @@ def existing_file(data, base_dir: Path, what: str | None = None) -> Path:
     return p
 
 
+CSV_OPTIONS = ("categorical", "delimiter", "exclude", "encoding", "decimal", "thousands", "na_values", "group_by")
+
+
 def reject_csv_options(data) -> None:
-    """ValueError when a non-csv source sets data.categorical or data.delimiter."""
-    if data.categorical or data.delimiter is not None:
-        raise ValueError("data.categorical and data.delimiter apply to csv sources only")
+    """ValueError when a non-csv source sets one of the CSV_OPTIONS."""
+    used = [k for k in CSV_OPTIONS if getattr(data, k, None) not in (None, [], ".")]
+    if used:
+        verb = "applies" if len(used) == 1 else "apply"
+        raise ValueError(f"{', '.join('data.' + k for k in used)} {verb} to csv sources only")
 
 
 def reject_unused(data, source: str, *fields: str) -> None:

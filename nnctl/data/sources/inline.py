@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnctl.data.sources.base import DataInfo, DataSource, Raw, data_source, reject_csv_options, require
+from nnctl.data.sources.base import DataInfo, DataSource, Raw, TargetFacts, data_source, reject_csv_options, require
 from nnctl.errors import DataError
 
 
@@ -27,7 +27,11 @@ class InlineSource(DataSource):
             raise DataError("inline x: rows must be numbers, all of the same length") from None
         if x.ndim < 1 or len(x) == 0:
             raise DataError("inline x is empty")
-        return DataInfo(tuple(x.shape[1:]) if x.ndim > 1 else (1,))
+        try:
+            facts = TargetFacts.of(np.asarray(data.y, dtype=np.float64))
+        except (ValueError, TypeError):
+            facts = None  # reported when read
+        return DataInfo(tuple(x.shape[1:]) if x.ndim > 1 else (1,), targets=facts)
 
     def read(self, data, base_dir: Path, seed: int) -> Raw:
         try:
