@@ -132,7 +132,7 @@ def open_study(plan: Plan, storage: BaseStorage, name: str, where: str, worker: 
     study = optuna.create_study(
         study_name=name,
         storage=storage,
-        direction=plan.direction,
+        direction="maximize" if plan.direction == "maximize" else "minimize",
         sampler=sampler(plan, worker),
         pruner=pruner(plan),
         load_if_exists=True,
