@@ -75,7 +75,9 @@ def plan_sweep(spec_path: str, check_corners: bool = True) -> Plan:
     problems = _corner_problems(loaded, search) if check_corners else []
     if search.sampler == "grid":
         problems += [
-            loaded.problem(("search", "space", p), "sampler: grid needs choice or int ranges; this is a float range")
+            loaded.problem(
+                ("search", "space", p), "sampler: grid needs choice or int ranges; this is a float range", True
+            )
             for p, d in search.space.items()
             if d.kind == "float" and d.step is None
         ]
