@@ -33,7 +33,16 @@ from optuna.trial import FrozenTrial, TrialState
 from nnctl import rundir
 from nnctl.app.sweep_report import best_trial, top_rows, trial_row, write_reports
 from nnctl.app.sweep_space import Plan, plan_sweep
-from nnctl.app.sweep_study import INTERRUPTED, counted, masked, open_storage, open_study, recover_stale, trials
+from nnctl.app.sweep_study import (
+    INTERRUPTED,
+    counted,
+    grid_size,
+    masked,
+    open_storage,
+    open_study,
+    recover_stale,
+    trials,
+)
 from nnctl.app.sweep_trial import BASE, run_trials
 from nnctl.errors import NnctlError, TrainingInterrupted
 
@@ -138,9 +147,17 @@ def run_sweep(
     study = open_study(plan, open_storage(storage, sweep_dir), name, where)
     rundir.atomic_write(sweep_dir / BASE, yaml.safe_dump(plan.base, sort_keys=False).encode())
     recover_stale(study)
-    budget = n_trials or plan.search.trials
+    budget = min(n_trials or plan.search.trials, grid_size(plan) or sys.maxsize)
     deadline = time.time() + plan.search.timeout if plan.search.timeout else None
-    report = lambda: on_progress(progress(trials(study), budget, workers, plan.direction))
+    shown: list[tuple] = []
+
+    def report() -> None:  # each change once (workers > 1 polls every second)
+        p = progress(trials(study), budget, workers, plan.direction)
+        now = (p.done, p.pruned, p.failed, p.running, p.best)
+        if not shown or shown[-1] != now:
+            shown.append(now)
+            on_progress(p)
+
     interrupted = False
     try:
         if workers == 1:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from nnctl.data.peek import resolve
 from nnctl.errors import Problem, SpecError, choices_text, did_you_mean
@@ -21,6 +24,8 @@ from nnctl.metrics import METRICS
 from nnctl.spec import Loaded, load_spec, load_text
 from nnctl.spec.check import monitor_key
 from nnctl.spec.search import Distribution, SearchSpec
+
+_SEG = re.compile(r"([^.\[\]]+)|\[(\d+)\]")  # the steps of a --set path, as nnctl.spec reads them
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,8 @@ def plan_sweep(spec_path: str, check_corners: bool = True) -> Plan:
             ]
         )
     metric, key, direction = _metric(loaded, search)
-    problems = _corner_problems(loaded, search) if check_corners else []
+    base = _base(loaded, search)
+    problems = _corner_problems(loaded, search, base) if check_corners else []
     if search.sampler == "grid":
         problems += [
             loaded.problem(
@@ -84,7 +90,7 @@ def plan_sweep(spec_path: str, check_corners: bool = True) -> Plan:
     if problems:
         raise SpecError(problems)
     name = loaded.spec.name or Path(spec_path).stem
-    return Plan(spec_path, loaded, search, _base(loaded), name, metric, key, direction)
+    return Plan(spec_path, loaded, search, base, name, metric, key, direction)
 
 
 def _metric(loaded: Loaded, search: SearchSpec) -> tuple[str, str, str]:
@@ -133,9 +139,9 @@ def _corners(space: dict[str, Distribution]) -> list[dict[str, Any]]:
     return out
 
 
-def _corner_problems(loaded: Loaded, search: SearchSpec) -> list[Problem]:
-    """Validate the spec at each corner; problems are located at the space key that caused them."""
-    text = Path(loaded.file).read_text(encoding="utf-8")
+def _corner_problems(loaded: Loaded, search: SearchSpec, base: dict) -> list[Problem]:
+    """Validate the base spec at each corner; problems are located at the space key that caused them."""
+    text = yaml.safe_dump(base, sort_keys=False)
     problems: dict[tuple, Problem] = {}
     for corner in _corners(search.space):
         if len(corner) > 1 and problems:  # the combinations only when every value passes on its own
@@ -152,10 +158,15 @@ def _corner_problems(loaded: Loaded, search: SearchSpec) -> list[Problem]:
     return list(problems.values())
 
 
-def _base(loaded: Loaded) -> dict:
-    """The spec's own data without `search`, with relative data and init_from paths made absolute."""
+def _base(loaded: Loaded, search: SearchSpec) -> dict:
+    """The spec's own data without `search`, with relative data and init_from paths made absolute, and the
+    `type` of a defaulted section a searched path goes into (`train.optimizer.learning_rate` in a spec that
+    leaves the optimizer at its default adam) written out, as `--set` alone would leave it without one."""
     data = copy.deepcopy(loaded.located.data)
     data.pop("search", None)
+    resolved = loaded.spec.model_dump(mode="json", exclude_none=True)
+    for path in search.space:
+        _fill_type(data, resolved, path)
     base_dir = Path(loaded.base_dir)
     src = data.get("data") or {}
     if isinstance(src.get("path"), str):
@@ -165,3 +176,16 @@ def _base(loaded: Loaded) -> dict:
     if isinstance(init, str) and not Path(init).exists() and (base_dir / init).exists():
         model["init_from"] = str((base_dir / init).resolve())
     return data
+
+
+def _fill_type(data: Any, resolved: Any, path: str) -> None:
+    steps: list[Any] = [int(m.group(2)) if m.group(2) else m.group(1) for m in _SEG.finditer(path)]
+    for step in steps[:-1]:
+        if isinstance(data, dict) and isinstance(resolved, dict) and isinstance(step, str):
+            if step not in data and isinstance(resolved.get(step), dict) and "type" in resolved[step]:
+                data[step] = {"type": resolved[step]["type"]}
+            data, resolved = data.get(step), resolved.get(step)
+        elif isinstance(data, list) and isinstance(resolved, list) and isinstance(step, int) and step < len(data):
+            data, resolved = data[step], resolved[step] if step < len(resolved) else None
+        else:
+            return

@@ -66,7 +66,7 @@ def open_storage(url: str | None, sweep_dir: Path) -> BaseStorage:
 
 def _driver(url: str) -> str:
     if url.startswith("postgresql"):
-        return "pip install psycopg2-binary (or nnctl[sweep])"
+        return "pip install 'psycopg[binary]' (or nnctl[sweep])"
     if url.startswith("mysql"):
         return "pip install pymysql and write mysql+pymysql://..."
     return "install the SQLAlchemy driver for this database"
@@ -149,6 +149,16 @@ def open_study(plan: Plan, storage: BaseStorage, name: str, where: str, worker: 
             f"this search, or rerun the spec that created it"
         )
     return study
+
+
+def grid_size(plan: Plan) -> int | None:
+    """How many points a grid search has (None for the other samplers)."""
+    if plan.search.sampler != "grid":
+        return None
+    n = 1
+    for d in plan.search.space.values():
+        n *= len(d.choice) if d.choice is not None else len(_grid(d))
+    return n
 
 
 def trials(study: optuna.Study) -> list[FrozenTrial]:

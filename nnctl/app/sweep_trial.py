@@ -51,7 +51,7 @@ def run_trials(
         ]
         if len(ahead) >= budget:  # another worker took the last place between our count and our ask
             trial.set_user_attr(SURPLUS, True)
-            study.tell(trial, state=TrialState.FAIL)
+            tell(study, trial, state=TrialState.FAIL)
             return
         one_trial(plan, sweep_dir, study, trial)
         on_trial()
@@ -78,25 +78,35 @@ def one_trial(plan: Plan, sweep_dir: Path, study: optuna.Study, trial: Trial) ->
         res = train_run(str(sweep_dir / BASE), str(run_dir), overrides, on_epoch=on_epoch)
     except optuna.TrialPruned:
         _mark_pruned(run_dir, seen[-1] if seen else 0)
-        study.tell(trial, state=TrialState.PRUNED)
+        tell(study, trial, state=TrialState.PRUNED)
         return
     except (TrainingInterrupted, KeyboardInterrupt):
         trial.set_user_attr(INTERRUPTED, True)
-        study.tell(trial, state=TrialState.FAIL)
+        tell(study, trial, state=TrialState.FAIL)
         study.enqueue_trial(dict(trial.params))
         raise
     except NnctlError as e:  # this trial's values fail at run time (e.g. a non-finite loss): the next one
         trial.set_user_attr("error", str(e))
-        study.tell(trial, state=TrialState.FAIL)
+        tell(study, trial, state=TrialState.FAIL)
         return
     trial.set_user_attr("epochs", len(res.records))
     trial.set_user_attr("status", res.summary.get("status"))
     value = best_value([r.get(plan.key) for r in res.records], plan.direction)
     if value is None:
         trial.set_user_attr("error", f"no finite {plan.metric} in any epoch")
-        study.tell(trial, state=TrialState.FAIL)
+        tell(study, trial, state=TrialState.FAIL)
         return
-    study.tell(trial, value)
+    tell(study, trial, value)
+
+
+def tell(study: optuna.Study, trial: Trial, value: float | None = None, state: TrialState | None = None) -> None:
+    """`study.tell`, where the grid sampler's "grid exhausted" (a `study.stop()` outside `optimize`, which
+    raises after the trial is stored) is not an error: the budget check ends the loop."""
+    try:
+        study.tell(trial, value, state=state)
+    except RuntimeError as e:
+        if "Study.stop" not in str(e):
+            raise
 
 
 def best_value(values: list, direction: str) -> float | None:
