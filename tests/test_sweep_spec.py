@@ -10,6 +10,7 @@ pytest.importorskip("optuna", reason="nnctl sweep needs the sweep extra (optuna)
 
 from typer.testing import CliRunner
 
+from nnctl.app import sweep_study
 from nnctl.app.sweep import run_sweep
 from nnctl.app.sweep_space import plan_sweep, trial_overrides
 from nnctl.app.sweep_study import masked, open_storage, open_study
@@ -149,3 +150,33 @@ def test_cli_errors_without_traceback(tmp_path):
     assert "lo > hi" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(app, ["sweep", str(f), "--json"])
     assert res.exit_code == 2 and '"problems"' in res.output
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "grid", "cmaes", "qmc"])
+def test_every_sampler_and_pruner_is_built(tmp_path, sampler):
+    import optuna
+
+    space = "    model.layers[0].units: {int: [4, 12], step: 4}\n    train.optimizer.type: {choice: [adam, sgd]}\n"
+    if sampler != "grid":
+        space += LR
+    f = tmp_path / "s.yaml"
+    f.write_text(BASE + space + f"  sampler: {sampler}\n  seed: 3\n")
+    plan = plan_sweep(str(f))
+    s = sweep_study.sampler(plan, 0)
+    kinds = {"tpe": "TPESampler", "random": "RandomSampler", "grid": "GridSampler", "cmaes": "CmaEsSampler"}
+    assert type(s).__name__ == kinds.get(sampler, "QMCSampler")
+    assert sweep_study.grid_size(plan) == (6 if sampler == "grid" else None)  # units 4, 8, 12 x 2 optimizers
+    study = optuna.create_study(sampler=s)
+    t = study.ask(sweep_study.distributions(plan))
+    assert t.params["model.layers[0].units"] in (4, 8, 12) and t.params["train.optimizer.type"] in ("adam", "sgd")
+    for pruner, name in (("median", "MedianPruner"), ("hyperband", "HyperbandPruner"), ("none", "NopPruner")):
+        f.write_text(BASE + LR + f"  pruner: {pruner}\n")
+        assert type(sweep_study.pruner(plan_sweep(str(f)))).__name__ == name
+
+
+def test_timeout_stops_new_trials(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(BASE + LR + "  timeout: 1.0e-9\n")
+    res = run_sweep(str(f), str(tmp_path / "sw"))
+    assert res.progress.done == 0 and not list((tmp_path / "sw").glob("trial-*"))
+    assert (tmp_path / "sw" / "trials.csv").exists() and res.best is None
