@@ -149,15 +149,7 @@ def run_sweep(
     recover_stale(study)
     budget = min(n_trials or plan.search.trials, grid_size(plan) or sys.maxsize)
     deadline = time.time() + plan.search.timeout if plan.search.timeout else None
-    shown: list[tuple] = []
-
-    def report() -> None:  # each change once (workers > 1 polls every second)
-        p = progress(trials(study), budget, workers, plan.direction)
-        now = (p.done, p.pruned, p.failed, p.running, p.best)
-        if not shown or shown[-1] != now:
-            shown.append(now)
-            on_progress(p)
-
+    report = _reporter(study, budget, workers, plan.direction, on_progress)
     interrupted = False
     try:
         if workers == 1:
@@ -177,6 +169,22 @@ def run_sweep(
             130,
         )
     return res
+
+
+def _reporter(
+    study: optuna.Study, budget: int, workers: int, direction: str, on_progress: Callable[[Progress], None]
+) -> Callable[[], None]:
+    """Calls `on_progress` when the progress changed (with workers > 1 it is polled every second)."""
+    shown: list[tuple] = []
+
+    def report() -> None:
+        p = progress(trials(study), budget, workers, direction)
+        now = (p.done, p.pruned, p.failed, p.running, p.best)
+        if not shown or shown[-1] != now:
+            shown.append(now)
+            on_progress(p)
+
+    return report
 
 
 def _result(

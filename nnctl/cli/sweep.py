@@ -77,9 +77,12 @@ def _render(res) -> None:
     from rich.table import Table
 
     c = console()
+    if not c.is_terminal:
+        c.width = max(c.width, 120)  # piped: do not squeeze the table into 80 columns
     t = Table(title=f"top trials of {res.study} ({res.direction} {res.metric})")
     params = [k for k in (res.top[0] if res.top else {}) if k.startswith("params.")]
-    for col in ("trial", res.metric, "epochs", "duration", *(p[len("params.") :] for p in params)):
+    short = [p[len("params.") :].removeprefix("train.").removeprefix("model.") for p in params]
+    for col in ("trial", res.metric, "epochs", "duration", *short):
         t.add_column(col, justify="right")
     for r in res.top:
         dur = f"{r['duration_s']:.1f} s" if r["duration_s"] is not None else ""
