@@ -8,7 +8,7 @@ checked from the section alone: ranges, log scales, steps and choice types.
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
@@ -16,8 +16,8 @@ from nnctl.registry import Strict
 
 Scalar = Union[StrictBool, int, float, str, None]
 # Module-level names for the field types, so the fields may be called `float` and `int` (the YAML keys).
-Number = float
-FloatRange = list[float]
+Number = Annotated[float, Field(allow_inf_nan=False)]
+FloatRange = list[Number]
 IntRange = list[int]
 
 
