@@ -180,3 +180,19 @@ def test_timeout_stops_new_trials(tmp_path):
     res = run_sweep(str(f), str(tmp_path / "sw"))
     assert res.progress.done == 0 and not list((tmp_path / "sw").glob("trial-*"))
     assert (tmp_path / "sw" / "trials.csv").exists() and res.best is None
+
+
+def test_a_spec_with_a_search_section_round_trips(tmp_path):
+    """`nnctl train` ignores the section, and the resolved spec written to a run loads back equal."""
+    import yaml
+
+    from nnctl.spec import load_text
+
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        BASE + LR + "    train.optimizer.type: {choice: [adam, sgd]}\n    model.layers[0].units: {int: [4, 8]}\n"
+    )
+    spec = plan_sweep(str(f)).loaded.spec
+    again = load_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True))).spec
+    assert again == spec and again.search is not None
+    assert again.search.space["train.optimizer.learning_rate"].log is True
