@@ -18,6 +18,7 @@ from nnctl.losses import LOSSES
 from nnctl.metrics import METRICS
 from nnctl.optim import OPTIMIZERS, SCHEDULES
 from nnctl.spec.models import DataSpec, EarlyStoppingSpec, ModelSpec, Spec, TrainSpec
+from nnctl.spec.search import Distribution, SearchSpec
 
 
 def _fields(model) -> list[str]:
@@ -55,6 +56,8 @@ def generate() -> str:
         ("model", ModelSpec),
         ("train", TrainSpec),
         ("train.early_stopping", EarlyStoppingSpec),
+        ("search (`nnctl sweep`, see sweep.md)", SearchSpec),
+        ("search.space.<path> (one distribution)", Distribution),
     ):
         out += [f"## {title}", ""] + [f"- {r}" for r in _fields(model)] + [""]
     out += ["## Built-in datasets (`source: builtin:<name>`)", ""]

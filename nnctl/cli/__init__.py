@@ -45,6 +45,7 @@ from nnctl.cli import ops  # noqa: F401  runs, plot
 from nnctl.cli import time  # noqa: F401  time
 from nnctl.cli import learn  # noqa: F401  explain, sample
 from nnctl.cli import gradcheck  # noqa: F401  gradcheck
+from nnctl.cli import sweep  # noqa: F401  sweep
 # isort: on
 
 

@@ -16,6 +16,7 @@ from nnctl.metrics import METRICS
 from nnctl.objectives.specs import CorruptionRef, ParamGroup, RegularizerRef
 from nnctl.optim import OptimizerRef
 from nnctl.registry import Strict, ref_type
+from nnctl.spec.search import SearchSpec
 
 if TYPE_CHECKING:  # see ref_type
     LossRef: TypeAlias = Any
@@ -356,3 +357,6 @@ class Spec(Strict):
     )
     model: ModelSpec
     train: TrainSpec
+    search: Optional[SearchSpec] = Field(
+        None, description="hyperparameters for `nnctl sweep` to search (ignored by `nnctl train`)"
+    )
