@@ -25,6 +25,8 @@ from nnctl.cli import inspect  # noqa: F401  inspect params|model, validate, sch
 from nnctl.cli import ops  # noqa: F401  runs, plot
 from nnctl.cli import time  # noqa: F401  time
 from nnctl.cli import learn  # noqa: F401  explain, sample
+from nnctl.cli import export  # noqa: F401  export
+from nnctl.cli import serve  # noqa: F401  serve
 # isort: on
 
 
