@@ -83,6 +83,7 @@ def test_iris_stablehlo_reloads_and_matches_predict_dynamic_and_fixed_batch(iris
     assert np.abs(stablehlo_predict(fixed["path"], x[:8]) - want[:8]).max() <= TOL
 
 
+@pytest.mark.slow  # ~10 s: conv and pool are also in the slow matrix below; CI keeps iris
 def test_digits_cnn_onnx_fixed_batch_matches_predict(tmp_path):
     run = train_run(str(SPECS / "digits_cnn.yaml"), str(tmp_path / "cnn"), ("train.epochs=1",)).run_dir
     meta = export_run(run, "onnx", None, 16)
