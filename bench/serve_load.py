@@ -4,7 +4,8 @@ Trains short iris and digits-CNN runs (serving speed does not depend on how long
 `nnctl serve` on each in a subprocess bound to 127.0.0.1, sends a fixed number of POST /predict requests from
 a few client threads (single examples, then batches of 32 examples per request), and prints requests/s,
 examples/s, p50/p99 latency, errors, the requests answered and counted by the server (none lost) and the
-server's resident memory before and after, as a markdown
+server's resident memory before and after, and (in this process, without HTTP) the time to turn one
+request's JSON into an input array and to run the compiled model on it, as a markdown
 section for bench/RESULTS.md (and one JSON line per case).
 """
 
@@ -26,6 +27,7 @@ import httpx
 import numpy as np
 
 from nnctl.app import restore, train_run
+from nnctl.app.serve_model import ServedModel
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 RUNS = [("iris", "iris.yaml", ("train.epochs=20",)), ("digits-CNN", "digits_cnn.yaml", ("train.epochs=2",))]
@@ -89,6 +91,22 @@ def load(url: str, bodies: list[dict], threads: int) -> dict:
     }
 
 
+def in_process_ms(run_dir: str, body: dict, max_batch: int, repeat: int = 50) -> tuple[float, float]:
+    """Milliseconds per request, without HTTP: JSON text -> input array (what /predict does first), and the
+    compiled model on that array."""
+    model = ServedModel(run_dir, max_batch)
+    text = json.dumps(body)
+    x = model.inputs(json.loads(text))
+    model.run(x)
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        model.inputs(json.loads(text))
+    t1 = time.perf_counter()
+    for _ in range(repeat):
+        model.run(x)
+    return (t1 - t0) / repeat * 1000, (time.perf_counter() - t1) / repeat * 1000
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=2000, help="requests per case (fixed count)")
@@ -115,6 +133,7 @@ def main() -> None:
                     res = load(url, bodies, args.threads)
                     res["server_counted"] = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["requests"] - seen
                     res.update(run=name, case=case, rss_before_mb=before, rss_after_mb=rss_mb(proc.pid))
+                    res["parse_ms"], res["model_ms"] = in_process_ms(run, bodies[0], args.max_batch)
                     print(json.dumps(res), flush=True)
                     rows.append(res)
             finally:
@@ -128,14 +147,14 @@ def main() -> None:
     )
     print(
         "| run | request | requests/s | examples/s | p50 ms | p99 ms | errors | answered / counted by server "
-        "| server RSS MB (before -> after) |"
+        "| server RSS MB (before -> after) | parse / model ms per request |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|---|")
     for r in rows:
         print(
             f"| {r['run']} | {r['case']} | {r['requests_per_s']:.0f} | {r['examples_per_s']:.0f} | {r['p50_ms']:.1f} "
             f"| {r['p99_ms']:.1f} | {r['errors']} | {r['answered']} / {r['server_counted'] - 2 * args.threads} "
-            f"| {r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f} |"
+            f"| {r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f} | {r['parse_ms']:.2f} / {r['model_ms']:.2f} |"
         )
 
 

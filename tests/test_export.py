@@ -75,6 +75,7 @@ def test_iris_stablehlo_reloads_and_matches_predict_dynamic_and_fixed_batch(iris
     meta = export_run(iris, "stablehlo", str(tmp_path / "dyn"))
     manifest = json.loads((tmp_path / "dyn" / "metadata.json").read_text())["model"]
     assert manifest["inputs"][0]["shape"] == ["b", "4"] and manifest["calling_convention_version"] >= 9
+    assert manifest["platforms"] == ["cpu", "cuda"]
     for n in (1, len(x)):
         got = stablehlo_predict(meta["path"], x[:n])
         assert np.abs(got - want[:n]).max() <= TOL

@@ -265,3 +265,14 @@ def test_page_canvas_for_an_image_run(digits, browser, tmp_path):
     assert shown == f"class: {want['class']}" and len(bars) == 10 and abs(sum(bars) - 1) < 1e-3
     np.testing.assert_allclose(bars, want["probabilities"], atol=1e-6)
     assert json.loads(json.dumps(want))["index"] == int(np.argmax(bars))
+
+
+def test_cli_serve_refuses_a_missing_run_without_a_traceback(tmp_path):
+    from typer.testing import CliRunner
+
+    from nnctl.cli import app as cli_app
+
+    res = CliRunner().invoke(cli_app, ["serve", str(tmp_path / "nope"), "--port", "8765"])
+    assert res.exit_code == 2 and "Traceback" not in res.output and "nope" in res.output
+    helptext = CliRunner().invoke(cli_app, ["serve", "--help"]).output
+    assert all(opt in helptext for opt in ("--host", "--port", "--max-batch", "--api-key"))

@@ -16,6 +16,7 @@ from jax2onnx import to_onnx
 
 from nnctl.app.export_graph import ExportError, Graph, padded_batches
 
+PLATFORMS = ("cpu", "cuda")  # StableHLO: lowered for both, the caller's device picks
 ONNX_OPSET = 21  # supported by onnxruntime >= 1.20 and the other runtimes of the day
 
 
@@ -90,7 +91,11 @@ def write_stablehlo(g: Graph, path: Path, batch: int | None) -> dict:
         shape = jax.export.symbolic_shape(", ".join(["b", *map(str, g.input_shape)]))
     else:
         shape = (batch, *g.input_shape)
-    exp = jax.export.export(jax.jit(g.fn))(jax.ShapeDtypeStruct(shape, g.dtype))
+    arg = jax.ShapeDtypeStruct(shape, g.dtype)
+    try:  # one file for CPU and CUDA machines, when every operation lowers for both
+        exp = jax.export.export(jax.jit(g.fn), platforms=PLATFORMS)(arg)
+    except Exception:  # an operation with a platform-specific lowering: this machine's platform only
+        exp = jax.export.export(jax.jit(g.fn))(arg)
     path.write_bytes(exp.serialize())
     return {
         "file": path.name,

@@ -96,25 +96,8 @@ def make_app(model: ServedModel, api_key: str | None = None) -> FastAPI:
 
     @app.post("/predict/csv", summary="Upload a CSV (a header, one example per row); get the predictions as CSV")
     async def predict_csv(file: UploadFile = File(...)) -> PlainTextResponse:
-        name = file.filename or "upload.csv"
-        with tempfile.TemporaryDirectory() as d:
-            p = Path(d) / "upload.csv"
-            p.write_bytes(await file.read())
-            try:
-                x = read_inputs(str(p), model.spec_data, model.data)
-            except NnctlError as e:
-                raise HTTPException(422, str(e).replace(str(p), name)) from None
-            out = await batcher.predict(np.asarray(x, model.graph.dtype))
-            result = {"probabilities": out.tolist()} if model.data.task in ("classification", "binary") else {}
-            if model.data.task == "classification":
-                result["classes"] = out.argmax(-1).tolist()
-            elif model.data.task == "binary":
-                result["classes"] = (out > 0.5).astype(int).reshape(len(out), -1).tolist()
-            else:
-                result = {"values": out.tolist()}
-            q = Path(d) / "predictions.csv"
-            write_predictions(q, result, model.names)
-            return PlainTextResponse(q.read_text(), media_type="text/csv")
+        text = await csv_answer(model, batcher, file.filename or "upload.csv", await file.read())
+        return PlainTextResponse(text, media_type="text/csv")
 
     @app.get("/healthz", summary="Liveness, and the requests served with their latency")
     async def healthz() -> dict:
@@ -122,22 +105,34 @@ def make_app(model: ServedModel, api_key: str | None = None) -> FastAPI:
 
     @app.get("/metadata", summary="The run: spec summary, input schema, classes, compiled batch sizes")
     async def metadata() -> dict:
-        m = model.meta
-        return {
-            "name": m["name"],
-            "task": m["task"],
-            "class_names": model.names,
-            "input": model.schema(),
-            "output": m["output"],
-            "layers": model.layers,
-            "batch_sizes": model.sizes,
-            "preprocessing": m["preprocessing"],
-            "versions": m["versions"],
-            "api_key_required": bool(api_key),
-        }
+        return {**model.describe(), "api_key_required": bool(api_key)}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
         return page_html(model.meta["name"])
 
     return app
+
+
+async def csv_answer(model: ServedModel, batcher: MicroBatcher, name: str, data: bytes) -> str:
+    """An uploaded CSV's predictions, as the CSV `nnctl predict --output x.csv` writes: the upload is read by
+    the same code as `predict --input` (errors name the uploaded file, row and column)."""
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "upload.csv"
+        p.write_bytes(data)
+        try:
+            x = read_inputs(str(p), model.spec_data, model.data)
+        except NnctlError as e:
+            raise HTTPException(422, str(e).replace(str(p), name)) from None
+        out = await batcher.predict(np.asarray(x, model.graph.dtype))
+        task = model.data.task
+        result: dict[str, Any] = {"probabilities": out.tolist()} if task in ("classification", "binary") else {}
+        if task == "classification":
+            result["classes"] = out.argmax(-1).tolist()
+        elif task == "binary":
+            result["classes"] = (out > 0.5).astype(int).reshape(len(out), -1).tolist()
+        else:
+            result = {"values": out.tolist()}
+        q = Path(d) / "predictions.csv"
+        write_predictions(q, result, model.names)
+        return q.read_text()

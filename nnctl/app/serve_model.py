@@ -107,6 +107,21 @@ class ServedModel:
             "value_range": self.value_range,
         }
 
+    def describe(self) -> dict:
+        """/metadata: the run's name, task, classes, input schema, layers, compiled sizes, preprocessing."""
+        m = self.meta
+        return {
+            "name": m["name"],
+            "task": m["task"],
+            "class_names": self.names,
+            "input": self.schema(),
+            "output": m["output"],
+            "layers": self.layers,
+            "batch_sizes": self.sizes,
+            "preprocessing": m["preprocessing"],
+            "versions": m["versions"],
+        }
+
     def run(self, x: np.ndarray) -> np.ndarray:
         """Predictions for `x`, in chunks of max_batch, each padded to the smallest compiled size that holds it."""
         outs = []
