@@ -4,6 +4,7 @@ loads the written file the way a user would and predicts with it."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import onnx
 import onnxruntime as ort
 from jax.extend.core import jaxprs_in_params
 from jax2onnx import to_onnx
+from jax2onnx.plugins.plugin_system import PLUGIN_REGISTRY, import_all_plugins
 
 from nnctl.app.export_graph import ExportError, Graph, padded_batches
 
@@ -24,24 +26,53 @@ def input_spec(g: Graph, batch: int | None, symbol: str) -> tuple:
     return (symbol if batch is None else batch, *g.input_shape)
 
 
+# jax2onnx plugins left out of the conversion: linen.max_pool's patch refuses the positional form
+# `max_pool(x, window, ...)` nnctl's pooling layers call; without it the pool is traced to lax.reduce_window,
+# which jax2onnx converts exactly (tests/test_export.py, digits_inception and digits_cnn).
+SKIPPED_PLUGINS = ("linen.max_pool",)
+
+
+@contextlib.contextmanager
+def without_plugins(names: tuple[str, ...]):
+    """jax2onnx's plugin registry without `names` for the duration (restored after, even on errors)."""
+    import_all_plugins()
+    saved = {k: PLUGIN_REGISTRY.pop(k) for k in names if k in PLUGIN_REGISTRY}
+    try:
+        yield
+    finally:
+        PLUGIN_REGISTRY.update(saved)
+
+
 def write_onnx(g: Graph, path: Path, batch: int | None, layers: list[tuple[str, str]]) -> dict:
-    """Convert `g` to ONNX at `path`; a JAX operation jax2onnx cannot express is an ExportError naming it and
-    the layer it comes from."""
+    """Convert `g` to ONNX at `path`; an operation jax2onnx cannot convert is an ExportError naming it and the
+    layer it comes from."""
     shape = input_spec(g, batch, "batch")
     spec = [jax.ShapeDtypeStruct(shape, g.dtype)] if batch is not None else [shape]
     try:  # jax2onnx's Flax plugins broadcast implicitly: allowed here, whatever the caller's setting
-        with jax.numpy_rank_promotion("allow"):
+        with jax.numpy_rank_promotion("allow"), without_plugins(SKIPPED_PLUGINS):
             model = to_onnx(
                 g.fn, spec, model_name="nnctl", opset=ONNX_OPSET, input_names=["x"], output_names=[g.output_name]
             )
-    except NotImplementedError as e:  # jax2onnx: "No plugins registered for primitive 'name'"
-        prim = re.search(r"primitive '([^']+)'", str(e))
+    except Exception as e:  # jax2onnx: NotImplementedError "No plugins registered for primitive 'name'", or
+        # a plugin's own failure (TypeError, ValueError, ...) naming its primitive, e.g. linen.conv_transpose
+        text = str(e)
+        prim = re.search(r"primitive '?([A-Za-z_.0-9]+)'?", text)
         name = prim.group(1) if prim else ""
-        found = layers_using(g, batch or 2, name, [n for n, _ in layers]) if name else []
-        raise ExportError(unsupported_message(name, found, layers)) from None
+        if name.startswith("linen."):
+            found = layers_like(name, layers)
+        else:
+            found = layers_using(g, batch or 2, name, [n for n, _ in layers]) if name else []
+        raise ExportError(unsupported_message(name, found, layers, text.splitlines()[0] if text else "")) from None
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     return {"file": path.name, "opset": ONNX_OPSET, "input": "x", "output_names": [g.output_name]}
+
+
+def layers_like(plugin: str, layers: list[tuple[str, str]]) -> list[str]:
+    """The layers whose type is the Flax function a jax2onnx plugin converts (linen.conv_transpose:
+    conv2d_transpose; dimensions such as 2d dropped)."""
+    want = plugin.removeprefix("linen.")
+    return [n for n, t in layers if re.sub(r"\d+d", "", t).replace("__", "_").strip("_") == want]
 
 
 def layers_using(g: Graph, batch: int, primitive: str, names: list[str]) -> list[str]:
@@ -62,7 +93,7 @@ def layers_using(g: Graph, batch: int, primitive: str, names: list[str]) -> list
     return found
 
 
-def unsupported_message(primitive: str, found: list[str], layers: list[tuple[str, str]]) -> str:
+def unsupported_message(primitive: str, found: list[str], layers: list[tuple[str, str]], detail: str = "") -> str:
     """The error for an operation ONNX conversion lacks, naming the layer(s) it comes from."""
     types = dict(layers)
     what = f"the JAX operation '{primitive}'" if primitive else "an operation"
@@ -71,8 +102,8 @@ def unsupported_message(primitive: str, found: list[str], layers: list[tuple[str
     else:
         where = "one of the layers " + ", ".join(f"'{n}' ({t})" for n, t in layers)
     return (
-        f"cannot export to ONNX: {what} in {where} has no ONNX conversion in jax2onnx "
-        "(export --format stablehlo keeps every JAX operation)"
+        f"cannot export to ONNX: {what} in {where} has no working ONNX conversion in jax2onnx "
+        f"(export --format stablehlo keeps every JAX operation){f'; jax2onnx said: {detail[:200]}' if detail else ''}"
     )
 
 
