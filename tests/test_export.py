@@ -1,7 +1,8 @@
 """`nnctl export`: ONNX files run in onnxruntime and StableHLO programs reloaded with jax.export.deserialize
 predict what `nnctl predict` predicts (max abs difference <= 1e-5, float32), for tiny runs trained one epoch:
 iris (dense, normalisation in the graph) and a digits CNN (conv, pool) in the fast tests; every layer family
-(recurrent, attention, norm, embedding, ...) over the shipped example specs in the slow ones."""
+(recurrent, attention, norm, embedding, ...) over the shipped example specs (autoencoders, VAE and GANs
+included) and tiny models for the layer types no example uses, in the slow ones."""
 
 import json
 from pathlib import Path
@@ -136,7 +137,7 @@ def test_cli_export_prints_the_check(iris, tmp_path):
     assert res.exit_code == 2 and "Traceback" not in res.output and "onnx, stablehlo" in res.output
 
 
-SUPERVISED = [
+EXAMPLES = [  # every spec in specs/ but transfer_digits.yaml, which starts from another run's weights
     "iris.yaml",
     "digits_mlp.yaml",
     "digits_cnn.yaml",
@@ -154,12 +155,19 @@ SUPERVISED = [
     "waveforms_lstm.yaml",
     "token_tagger.yaml",
     "augment_digits.yaml",
+    "autoencoder_digits.yaml",
+    "sparse_autoencoder_digits.yaml",
+    "denoising_autoencoder_digits.yaml",
+    "contractive_autoencoder_digits.yaml",
+    "vae_digits.yaml",
+    "gan_ring.yaml",
+    "cgan_ring.yaml",
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("spec", SUPERVISED)
-def test_every_supervised_example_spec_exports_to_both_formats(spec, tmp_path):
+@pytest.mark.parametrize("spec", EXAMPLES)
+def test_every_example_spec_exports_to_both_formats(spec, tmp_path):
     run = train_run(str(SPECS / spec), str(tmp_path / "run"), ("train.epochs=1",)).run_dir
     x, want = predicted(run, tmp_path)
     onnx_meta = export_run(run, "onnx", str(tmp_path / "onnx"))
