@@ -1,6 +1,6 @@
 """`nnctl export`: ONNX files run in onnxruntime and StableHLO programs reloaded with jax.export.deserialize
 predict what `nnctl predict` predicts (max abs difference <= 1e-5, float32), for tiny runs trained one epoch:
-iris (dense, normalisation in the graph) and a digits CNN (conv, pool) in the fast tests; every layer family
+iris (dense, normalisation in the graph, dynamic and fixed batch) in the fast tests; a digits CNN, every layer family
 (recurrent, attention, norm, embedding, ...) over the shipped example specs (autoencoders, VAE and GANs
 included) and tiny models for the layer types no example uses, in the slow ones."""
 
