@@ -46,6 +46,8 @@ from nnctl.cli import time  # noqa: F401  time
 from nnctl.cli import learn  # noqa: F401  explain, sample
 from nnctl.cli import gradcheck  # noqa: F401  gradcheck
 from nnctl.cli import sweep  # noqa: F401  sweep
+from nnctl.cli import export  # noqa: F401  export
+from nnctl.cli import serve  # noqa: F401  serve
 # isort: on
 
 
