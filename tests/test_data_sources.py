@@ -99,7 +99,7 @@ CASES = {
     "parquet": (
         {"source": "parquet", "path": "t.parquet", "target": "label"},
         _parquet,
-        DataInfo((2,)),
+        DataInfo((2,), targets=TargetFacts.of(np.array([0.0, 1.0, 0.0]))),  # what the checks before training read
         X3,
         ({"source": "parquet", "path": "t.parquet"}, "source parquet needs target"),
     ),

@@ -40,7 +40,7 @@ def test_saved_dataset_dict_with_a_fixed_test_split(tmp_path):
     assert raw.x_test is not None and raw.y_test is not None and raw.y_test.tolist() == [0, 1]
     assert peek(_spec(tmp_path / "saved"), tmp_path).x_shape == (2,)
     assert peek(_spec(tmp_path / "saved"), tmp_path).num_classes == 2
-    assert read(_spec(tmp_path / "saved", split="test"), tmp_path, 0).x.shape == (2, 2)
+    assert read(_spec(tmp_path / "saved", hf_split="test"), tmp_path, 0).x.shape == (2, 2)
     assert os.environ["HF_DATASETS_OFFLINE"] == "1"
 
 
@@ -73,7 +73,7 @@ def test_image_folder_and_image_columns(tmp_path):
 @pytest.mark.parametrize(
     "kw, fragment",
     [
-        (dict(split="tset"), "no split 'tset'. Did you mean 'test'? Splits: test, train"),
+        (dict(hf_split="tset"), "no split 'tset'. Did you mean 'test'? Splits: test, train"),
         (dict(test={"split": "valid"}), "no split 'valid'."),
         (dict(x="w"), "no column 'w' for data.x. Columns: v, label"),
         (dict(y="lable"), "no column 'lable' for data.y. Did you mean 'label'?"),
@@ -121,7 +121,7 @@ def test_spec_errors(fields, fragment):
 
 SPEC = """
 seed: 0
-data: {{source: hf, path: {path}, x: v, y: label, split: train, test: {{split: test}}, normalize: standard,
+data: {{source: hf, path: {path}, x: v, y: label, hf_split: train, test: {{split: test}}, normalize: standard,
         validation_split: 0.25}}
 model:
   layers: [{{type: dense, units: 2, activation: softmax}}]

@@ -4,11 +4,13 @@ errors that name the field; predictions turned into JSON rows."""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,9 @@ import numpy as np
 
 from nnctl.app.export_graph import Graph, metadata, prediction_graph
 from nnctl.app.restore import restore
+from nnctl.data.csv_table import read_text
 from nnctl.data.prepare import check_finite
-from nnctl.data.sources.csv import CsvLayout, csv_features
+from nnctl.data.sources.csv import CsvLayout, csv_features, raise_all
 from nnctl.errors import DataError
 
 MAX_ROWS = 4096  # examples per request
@@ -190,9 +193,16 @@ class ServedModel:
             for k, v in r.items():
                 if isinstance(v, bool) or not isinstance(v, (int, float, str)) and v is not None:
                     raise DataError(f"example {i}: field {k!r}: expected a number or a category, got {v!r}")
-        cells = [(i, ["" if r[k] is None else str(r[k]) for k in names]) for i, r in enumerate(rows)]
+        buf = io.StringIO()
+        out = csv.writer(buf)
+        out.writerow(names)
+        out.writerows(["" if r[k] is None else str(r[k]) for k in names] for r in rows)
+        opts = self.spec_data.model_copy(update={"delimiter": ",", "decimal": ".", "thousands": None})
+        t = read_text(Path("request"), buf.getvalue(), opts, tuple(self.layout.categories))
+        t = replace(t, lines=t.lines - 1, text_lines=t.text_lines[1:])  # rows: the examples, counted from 1
         missing = "mean" if self.data.imputer.fill is not None else "error"
-        x = csv_features(Path("request"), names, cells, self.layout, missing, "send every field")
+        x, problems = csv_features(t, self.layout, opts, missing, "send every field")
+        raise_all(Path("request"), problems)
         filled = self.data.imputer.apply(x)
         assert filled is not None  # x is not None
         check_finite(filled, "request")

@@ -94,12 +94,18 @@ class Table:
 def read_table(p: Path, data, as_text: tuple[str, ...] = ()) -> Table:
     """The rows of the CSV file `p` read with `data`'s options (delimiter, encoding, decimal, thousands,
     na_values); the `as_text` columns are kept as text (categories, labels). Blank rows are dropped."""
+    return read_text(p, decode(p, getattr(data, "encoding", None))[0], data, as_text)
+
+
+def read_text(p: Path, text: str, data, as_text: tuple[str, ...] = ()) -> Table:
+    """`read_table` of CSV text already decoded (`p` names it in messages)."""
     try:
         import pandas as pd
     except ImportError:
-        raise DataError(f"{p}: reading CSV files needs pandas, a dependency of nnctl: pip install 'pandas>=2.1'") from None
+        raise DataError(
+            f"{p}: reading CSV files needs pandas, a dependency of nnctl: pip install 'pandas>=2.1'"
+        ) from None
 
-    text, _ = decode(p, getattr(data, "encoding", None))
     if not text.strip():
         raise DataError(f"{p}: the file is empty (expected a header row)")
     lines = text.splitlines()

@@ -92,12 +92,17 @@ def _regression_warnings(loaded: Any, f: Any, target: str) -> list[Problem]:
 
 
 def step_problems(loaded: Any) -> list[Problem]:
-    """A `step` activation passes no gradient: nothing before it (or in it) can learn."""
+    """A `step` activation passes no gradient: nothing before it (or in it) can learn. The one exception is
+    the output layer under `loss: perceptron`, whose rule supplies the update -(t - o) x itself."""
     spec = loaded.spec
+    perceptron = LOSSES.canonical(spec.train.loss.type) == "perceptron"
     out = []
     for part in MODEL_KINDS.get(spec.model.type).parts:
-        for i, layer in enumerate(getattr(spec.model, part, None) or []):
+        layers = getattr(spec.model, part, None) or []
+        for i, layer in enumerate(layers):
             act = getattr(layer, "activation", None)
+            if perceptron and i == len(layers) - 1:
+                continue
             if act is not None and ACTIVATIONS.canonical(act.type) == "step":
                 out.append(
                     loaded.problem(

@@ -197,7 +197,12 @@ def _labels(t: Table, data, keep: np.ndarray) -> tuple[np.ndarray, list[str] | N
 def _read_csv(data, p: Path, layout: CsvLayout | None = None) -> Raw:
     """Every example of the csv file `p`; every problem of its columns in one DataError. `layout`: a run's
     trained columns and categories (new labelled data), else read from the file."""
-    t = _table(data, p)
+    return read_examples(data, _table(data, p), layout)
+
+
+def read_examples(data, t: Table, layout: CsvLayout | None = None) -> Raw:
+    """The examples of a table read by `csv_table` (a CSV file, or a table of another source turned into one)."""
+    p = t.path
     if layout is None:
         layout = csv_layout(data, t)
     else:
@@ -244,10 +249,13 @@ def _key(data, p: Path) -> tuple:
     return (str(p.resolve()), st.st_mtime_ns, st.st_size, repr(data.model_dump()))
 
 
+def text_columns(data) -> tuple[str, ...]:
+    """The columns read as text: the categorical ones, the targets and the group column."""
+    return tuple(data.categorical) + tuple(csv_targets(data)) + ((data.group_by,) if data.group_by else ())
+
+
 def _table(data, p: Path) -> Table:
-    """The file's table (text columns: the categorical ones, the targets and the group column)."""
-    as_text = tuple(data.categorical) + tuple(csv_targets(data)) + ((data.group_by,) if data.group_by else ())
-    return read_table(p, data, as_text)
+    return read_table(p, data, text_columns(data))
 
 
 @data_source("csv")
@@ -275,30 +283,35 @@ class CsvSource(DataSource):
         """Columns by the names the run was trained on, categorical ones one-hot encoded the same way."""
         layout = dataset.layout
         opts = data if data.source == "csv" else data.model_copy(update={"delimiter": None})
-        t = read_table(p, opts, tuple(layout.categories) if layout else ())
-        if layout is None and all(_is_number(h) for h in t.header):
-            raise DataError(
-                f"{p}: its first line holds numbers, not column names: add a header row (the run was trained on "
-                f"{dataset.input_shape} values per example, in order)"
-            )
-        layout = layout or CsvLayout(tuple(t.header), {})
-        check_input_header(t, layout)
-        if not len(t.frame):
-            raise DataError(f"{p}: no data rows after the header")
-        missing = "mean" if dataset.imputer.fill is not None else "error"
-        x, problems = csv_features(
-            t,
-            layout,
-            opts,
-            missing,
-            "predictions need every value; a run trained with data.missing: mean fills missing ones and unknown "
-            "categories",
+        return inputs_of(read_table(p, opts, tuple(layout.categories) if layout else ()), opts, dataset)
+
+
+def inputs_of(t: Table, opts, dataset) -> np.ndarray:
+    """A table's inputs by the column names the run was trained on, categorical ones one-hot encoded the same
+    way (`predict` on a CSV file, or on a table of another source turned into one)."""
+    p, layout = t.path, dataset.layout
+    if layout is None and all(_is_number(h) for h in t.header):
+        raise DataError(
+            f"{p}: its first line holds numbers, not column names: add a header row (the run was trained on "
+            f"{dataset.input_shape} values per example, in order)"
         )
-        raise_all(p, problems)
-        unseen = unseen_categories(t, layout)
-        if unseen:
-            warnings.warn(f"{p}: {unseen}: their one-hot inputs are filled with the training means", stacklevel=2)
-        return x
+    layout = layout or CsvLayout(tuple(t.header), {})
+    check_input_header(t, layout)
+    if not len(t.frame):
+        raise DataError(f"{p}: no data rows after the header")
+    missing = "mean" if dataset.imputer.fill is not None else "error"
+    x, problems = csv_features(
+        t,
+        layout,
+        opts,
+        missing,
+        "predictions need every value; a run trained with data.missing: mean fills missing ones and unknown categories",
+    )
+    raise_all(p, problems)
+    unseen = unseen_categories(t, layout)
+    if unseen:
+        warnings.warn(f"{p}: {unseen}: their one-hot inputs are filled with the training means", stacklevel=2)
+    return x
 
 
 def check_input_header(t: Table, layout: CsvLayout) -> None:

@@ -3,7 +3,7 @@
 image folder with one sub-folder per class). Nothing is downloaded (the library runs offline) and only
 packaged readers are used, so no code from the data is run.
 
-`split` picks the split to train on (default `train`; a single dataset is its own `train`), `test: {split:
+`hf_split` picks the split to train on (default `train`; a single dataset is its own `train`), `test: {split:
 name}` a fixed test split. `x` is the input column (or a list of numeric columns, concatenated), `y` the label
 column: a ClassLabel gives the class names, text labels become classes (sorted), numbers stay numbers.
 Image columns are converted and sized like `source: images` (`color_mode`, `image_size`, `resize`).
@@ -146,7 +146,7 @@ def labels(p: Path, splits: list, col: str) -> tuple[list[np.ndarray], list[str]
 @data_source("hf")
 class HfSource(DataSource):
     order = 6
-    own_keys = (*IMAGE_KEYS, "split")
+    own_keys = (*IMAGE_KEYS, "hf_split")
 
     def check(self, data) -> None:
         require(data, "path", "x", "y")
@@ -161,7 +161,7 @@ class HfSource(DataSource):
 
     def peek(self, data, base_dir: Path) -> DataInfo:
         p, splits = load_splits(data, base_dir)
-        ds = split_of(p, splits, data.split or "train", ("data", "split"))
+        ds = split_of(p, splits, data.hf_split or "train", ("data", "hf_split"))
         xs = _check_columns(p, ds, data)
         hd = _hd()
         feature = ds.features[data.y]
@@ -172,7 +172,7 @@ class HfSource(DataSource):
 
     def read(self, data, base_dir: Path, seed: int) -> Raw:
         p, splits = load_splits(data, base_dir)
-        ds = split_of(p, splits, data.split or "train", ("data", "split"))
+        ds = split_of(p, splits, data.hf_split or "train", ("data", "hf_split"))
         xs = _check_columns(p, ds, data)
         sets = [ds]
         if data.test is not None:
@@ -181,5 +181,5 @@ class HfSource(DataSource):
         ys, names = labels(p, sets, data.y)
         x = inputs(p, ds, xs, data)
         xt = inputs(p, sets[1], xs, data) if len(sets) > 1 else None
-        origin = f"{p} [{data.split or 'train'}]"
+        origin = f"{p} [{data.hf_split or 'train'}]"
         return Raw(x, ys[0], xt, ys[1] if len(ys) > 1 else None, class_names=names, origin=origin)

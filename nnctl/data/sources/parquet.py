@@ -1,22 +1,34 @@
 """`parquet`: an Apache Parquet table (read with pyarrow), with the csv source's column features: `target`
-(one or more columns; text labels become classes), `features` (default: every other column), `categorical`
-(one-hot, categories sorted) and `missing` (nulls, NaN and the csv missing markers in text columns).
+(one or more columns; text labels become classes), `features` (default: every other column), `exclude`,
+`categorical` (one-hot, categories sorted) and `missing` (nulls, NaN and the csv missing markers in text
+columns).
 
-The table is turned into the representation the csv source builds (a header and rows of cells) and goes
-through the same layout code (`csv_layout`, `csv_features`), so both sources encode and fill columns alike and
-`predict` reads new .parquet (or .csv) inputs by the column names a run was trained on. A table whose feature
-and target columns are all numeric without nulls skips the cells and is read as arrays.
+The table is turned into CSV text (pandas writes floats in their shortest exact form; booleans as 0/1, nulls
+as empty cells) and read by the csv source's own code, so both sources encode, fill and diagnose columns alike
+and `predict` reads new .parquet (or .csv) inputs by the column names a run was trained on. Row numbers in
+messages count the table's rows from 1.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nnctl.data.sources.base import DataInfo, DataSource, Raw, data_source, existing_file, reject_unused, require
-from nnctl.data.sources.csv import CsvLayout, csv_features, csv_layout, csv_targets, is_missing
+from nnctl.data.csv_table import Table, read_text
+from nnctl.data.sources.base import (
+    DataInfo,
+    DataSource,
+    Raw,
+    TargetFacts,
+    data_source,
+    existing_file,
+    reject_unused,
+    require,
+)
+from nnctl.data.sources.csv import inputs_of, read_examples, text_columns
 from nnctl.errors import DataError
 
 INSTALL = "reading parquet needs pyarrow: pip install 'nnctl[data]' (or pip install pyarrow)"
@@ -39,94 +51,17 @@ def read_table(p: Path, columns: list[str] | None = None) -> Any:
         raise DataError(f"{p}: not a readable parquet file ({e})") from None
 
 
-def header_of(p: Path) -> list[str]:
-    try:
-        return list(_pq().read_schema(p).names)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{p}: not a readable parquet file ({e})") from None
-
-
-def _cell(v: Any) -> str:
-    """A table value as the csv source's cell text: null -> '' (missing), bools -> 0/1, numbers exactly."""
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return str(int(v))
-    if isinstance(v, float):
-        return repr(v)  # round-trips exactly through float()
-    return str(v)
-
-
-def table_rows(table: Any, header: list[str]) -> list[tuple[int, list[str]]]:
-    """(row number from 1, cells) of every row: what the csv source reads from a file."""
-    columns = [[_cell(v) for v in table.column(c).to_pylist()] for c in header]
-    return [(i + 1, [col[i] for col in columns]) for i in range(table.num_rows)]
-
-
-def _numeric(table: Any, names: list[str]) -> np.ndarray | None:
-    """The columns as float64 when all are numeric (or bool) without nulls or non-finite values, else None."""
-    import pyarrow.types as pt  # lazy: see _pq
-
-    cols = []
-    for c in names:
-        col = table.column(c)
-        if col.null_count or not (pt.is_integer(col.type) or pt.is_floating(col.type) or pt.is_boolean(col.type)):
-            return None
-        cols.append(col.to_numpy().astype(np.float64))
-    a = np.stack(cols, 1) if cols else np.empty((table.num_rows, 0))
-    return a if len(a) and np.isfinite(a).all() else None
-
-
-def _targets(p: Path, data, raw_y: list[list[str]]) -> tuple[np.ndarray, list[str] | None]:
-    """Numeric targets, or one text target's values as class indices (classes sorted)."""
-    try:
-        y = np.array([[float(v) for v in row] for row in raw_y], np.float64)
-        return (y[:, 0] if y.shape[1] == 1 else y), None
-    except ValueError:
-        if len(raw_y[0]) != 1:
-            raise DataError(
-                f"{p}: target columns {csv_targets(data)} must be numeric (text labels need a single target)"
-            ) from None
-    names = sorted({row[0] for row in raw_y})
-    index = {c: i for i, c in enumerate(names)}
-    return np.array([index[row[0]] for row in raw_y], np.int64), names
-
-
-def read_parquet(data, p: Path) -> Raw:
-    header = header_of(p)
-    targets = csv_targets(data)
-    layout = None if data.categorical else csv_layout(data, p, header, None)  # checks the column names
-    table = read_table(p)
-    if layout is not None:
-        a = _numeric(table, [*layout.features, *targets])
-        if a is not None:
-            y = a[:, len(layout.features) :]
-            return Raw(
-                a[:, : len(layout.features)].astype(np.float32),
-                y[:, 0] if y.shape[1] == 1 else y,
-                origin=str(p),
-                layout=layout,
-            )
-    rows = table_rows(table, header)
-    layout = layout or csv_layout(data, p, header, rows)
-    if not rows:
+def parquet_table(p: Path, data, as_text: tuple[str, ...], columns: list[str] | None = None) -> Table:
+    """The parquet file `p` as the csv source's Table (what `csv_table.read_table` gives for a CSV file)."""
+    frame = read_table(p, columns).to_pandas()
+    if not len(frame):
         raise DataError(f"{p}: the table has no rows")
-    ti = [header.index(c) for c in targets]
-    kept = []
-    for line, r in rows:
-        gone = [header[k] for k in ti if is_missing(r[k])]
-        if gone and data.missing == "error":
-            raise DataError(
-                f"{p}: row {line}, column '{gone[0]}': the target is missing (set data.missing: drop or mean to "
-                "drop such rows)"
-            )
-        if not gone:
-            kept.append((line, r))
-    if not kept:
-        raise DataError(f"{p}: every row's target is missing")
-    x = csv_features(p, header, kept, layout, data.missing)
-    y, class_names = _targets(p, data, [[r[k].strip() for k in ti] for _, r in kept])
-    return Raw(x, y, class_names=class_names, origin=str(p), layout=layout, dropped=len(rows) - len(kept))
+    for c in frame.columns:
+        if frame[c].dtype == bool:
+            frame[c] = frame[c].astype(np.int64)
+    opts = data.model_copy(update={"delimiter": ",", "decimal": ".", "thousands": None, "encoding": None})
+    t = read_text(p, frame.to_csv(index=False), opts, as_text)
+    return replace(t, lines=t.lines - 1, text_lines=t.text_lines[1:])  # rows counted from the first data row
 
 
 @data_source("parquet")
@@ -141,40 +76,16 @@ class ParquetSource(DataSource):
         reject_unused(data, "parquet", "x", "y", "test")
 
     def peek(self, data, base_dir: Path) -> DataInfo:
-        p = existing_file(data, base_dir, "parquet")
-        header = header_of(p)
-        rows = table_rows(read_table(p, list(data.categorical)), list(data.categorical)) if data.categorical else None
-        if rows is not None:  # only the categorical columns were read: give csv_layout full-width rows
-            k = {c: i for i, c in enumerate(data.categorical)}
-            rows = [(line, [r[k[c]] if c in k else "" for c in header]) for line, r in rows]
-        return DataInfo((csv_layout(data, p, header, rows).width,))
+        raw = self.read(data, base_dir, 0)
+        if raw.class_names is not None:
+            return DataInfo((raw.layout.width,), len(raw.class_names))
+        return DataInfo((raw.layout.width,), targets=TargetFacts.of(raw.y))
 
     def read(self, data, base_dir: Path, seed: int) -> Raw:
-        return read_parquet(data, existing_file(data, base_dir))
+        p = existing_file(data, base_dir, "parquet")
+        return read_examples(data, parquet_table(p, data, text_columns(data)))
 
     def read_inputs(self, p: Path, data, dataset) -> np.ndarray:
         """Columns by the names the run was trained on, categorical ones one-hot encoded the same way."""
-        header = header_of(p)
-        layout = dataset.layout or CsvLayout(tuple(header), {})
-        absent = [c for c in layout.features if c not in header]
-        if absent:
-            raise DataError(
-                f"{p}: missing feature columns {absent} (the run was trained on {', '.join(layout.features)})"
-            )
-        table = read_table(p, list(layout.features))
-        a = None if layout.categories else _numeric(table, list(layout.features))
-        if a is not None:
-            return a.astype(np.float32)
-        rows = table_rows(table, list(layout.features))
-        if not rows:
-            raise DataError(f"{p}: the table has no rows")
-        missing = "mean" if dataset.imputer.fill is not None else "error"
-        return csv_features(
-            p,
-            list(layout.features),
-            rows,
-            layout,
-            missing,
-            "predictions need every value; a run trained with data.missing: mean fills missing ones and unknown "
-            "categories",
-        )
+        cats = tuple(dataset.layout.categories) if dataset.layout else ()
+        return inputs_of(parquet_table(p, data, cats), data, dataset)
