@@ -13,8 +13,11 @@
     run.json           start time, pid and host (how `nnctl runs` tells a live run from a dead one)
     checkpoints/       periodic checkpoints and the best weights (nnctl.checkpoint)
     summary.json       status, stop reason, best epoch/value, times, final metrics
+    SHA256SUMS         SHA-256 of every file above that is read back (nnctl.sums; checkpoints/ has its own)
+    .lock              claimed with O_EXCL when the directory is created; flock-ed while a process writes
 
-Files are written to a temporary name, flushed and renamed, so a crash never leaves a half-written file.
+Files are written to a temporary name, flushed and renamed, so a crash never leaves a half-written file; the
+files read back are checksummed (`sums.save`) and checked on every read (`read_bytes`).
 """
 
 from __future__ import annotations

@@ -335,3 +335,89 @@ def test_impossible_destinations_are_clear_errors(finished, tmp_path):
     ):
         r = CliRunner().invoke(app, args)
         assert r.exit_code == 2 and "Traceback" not in r.stderr and "error:" in r.stderr, (args, r.stderr)
+
+
+# ------------------------------------------------------------------------- real processes: 3, 4 and 5
+
+SIGNAL_SPEC = XOR.replace("epochs: 6", "epochs: 400").replace("every_epochs: 2", "every_epochs: 100")
+
+
+def _cli(args: list[str], **kw):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.Popen(
+        [sys.executable, "-m", "nnctl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, **kw
+    )
+
+
+def _early_sigint_trials(tmp_path: Path, trials: int) -> None:
+    """SIGINT at a random moment of the start-up (import, spec, data, build, compile, first epochs): the
+    command ends 130 with a clean message, or had already finished (0); never a swallowed signal, a crash or
+    a traceback; the run directory is absent or resumable."""
+    import random
+    import signal
+
+    (tmp_path / "s.yaml").write_text(SIGNAL_SPEC)
+    rng = random.Random(17)
+    codes = []
+    for i in range(trials):
+        out = tmp_path / f"r{i}"
+        p = _cli(["train", "-q", str(tmp_path / "s.yaml"), "--out", str(out)])
+        time.sleep(rng.uniform(0.05, 8.0))
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        text = err.decode()
+        codes.append(p.returncode)
+        assert p.returncode in (0, 130, -signal.SIGINT), (p.returncode, text)  # -2: before Python started
+        if p.returncode == -signal.SIGINT:
+            assert not out.exists()
+        assert "Traceback" not in text and "Exception ignored" not in text, text
+        if p.returncode == 130:
+            assert "interrupted" in text, text
+            assert not out.exists() or checkpoint.list_checkpoints(out), "an interrupted run must be resumable"
+    assert 130 in codes
+
+
+def test_early_sigint_a_few_times(tmp_path):
+    _early_sigint_trials(tmp_path, 2)
+
+
+@pytest.mark.slow
+def test_early_sigint_fifty_times(tmp_path):
+    _early_sigint_trials(tmp_path, 50)
+
+
+@pytest.mark.slow
+def test_two_cli_processes_racing_for_one_out(tmp_path):
+    (tmp_path / "s.yaml").write_text(XOR)
+    for i in range(5):
+        ps = [_cli(["train", "-q", str(tmp_path / "s.yaml"), "--out", str(tmp_path / f"r{i}")]) for _ in range(2)]
+        results = [(p.wait(timeout=300), p.stderr.read().decode()) for p in ps]
+        assert sorted(c for c, _ in results) == [0, 2], results
+        assert any("already exists" in e or "just taken" in e for _, e in results)
+        assert rundir.read_json(tmp_path / f"r{i}" / rundir.SUMMARY)["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_file_size_limit_mid_run_then_resume(tmp_path):
+    """`ulimit -f`: metrics.jsonl outgrows the limit mid-run; a clear error, and a resume finishes the run."""
+    import resource
+
+    (tmp_path / "s.yaml").write_text(SIGNAL_SPEC.replace("every_epochs: 100", "every_epochs: 20"))
+    limit = 24_000  # bytes per file: checkpoints fit, metrics.jsonl of 400 epochs does not
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    p = _cli(["train", "-q", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "r")], preexec_fn=small_files)
+    _, err = p.communicate(timeout=300)
+    text = err.decode()
+    assert p.returncode == 2 and "Traceback" not in text and "resume with" in text, text
+    assert not (tmp_path / "r" / rundir.SUMMARY).exists()
+    p = _cli(["train", "-q", "--resume", str(tmp_path / "r")])
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err.decode()
+    assert rundir.read_json(tmp_path / "r" / rundir.SUMMARY)["status"] == "finished"

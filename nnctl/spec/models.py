@@ -281,7 +281,7 @@ class TrainSpec(Strict):
     @classmethod
     def _bs(cls, v):
         if isinstance(v, int) and not 0 < v < 2**31:
-            raise ValueError(f"batch_size must be positive (below 2**31) or 'full', got {v}")
+            raise ValueError(f"batch_size must be positive or 'full' (and below 2**31), got {v}")
         return v
 
     @model_validator(mode="after")
