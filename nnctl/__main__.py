@@ -1,10 +1,10 @@
 """`python -m nnctl` and the `nnctl` console script (`nnctl.__main__:run`).
 
-Signals are handled before anything else is imported (nnctl.interrupt.at_start)."""
+Signals are handled before anything else is imported (nnctl.startup)."""
 
-from nnctl import interrupt
+from nnctl import startup
 
-interrupt.at_start()
+startup.at_start()
 
 from nnctl.cli import main  # noqa: E402  (after the signal handlers, on purpose)
 

@@ -1,10 +1,6 @@
-"""Ctrl-C / SIGTERM before training starts: handled from the process's first instruction.
+"""Ctrl-C / SIGTERM before training starts: noted by a flag, acted on at the next phase boundary.
 
-`at_start()` runs first thing in `nnctl` and `python -m nnctl` (nnctl/__main__.py, before the command line
-is even imported): until a command's body runs, a SIGINT/SIGTERM ends the process at once with exit code
-130/143 and `interrupted: SIGINT while nnctl was starting` (nothing has been written yet). `release()`,
-called first thing by every command (`nnctl.cli.common.guard`, and `early()`), gives Python's
-KeyboardInterrupt back.
+(Before a command runs, nnctl.startup handles them.)
 
 `nnctl train` installs `early()` as the very first thing it does, before JAX is imported. From then on a
 SIGINT or SIGTERM never raises KeyboardInterrupt at an arbitrary point (inside an XLA callback it would be
@@ -16,34 +12,16 @@ code 130 (SIGINT) or 143 (SIGTERM). Once the training session starts, its own ha
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from nnctl.errors import TrainingInterrupted
+from nnctl.startup import release
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _pending: list[int] = []
-
-
-def _exit_now(signum: int, frame: Any) -> None:
-    os.write(2, f"interrupted: {signal.Signals(signum).name} while nnctl was starting\n".encode())
-    os._exit(exit_code(signum))
-
-
-def at_start() -> None:
-    for s in SIGNALS:
-        signal.signal(s, _exit_now)
-
-
-def release() -> None:
-    """Python's own handling of SIGINT (KeyboardInterrupt) and SIGTERM again, if `at_start` had replaced it."""
-    if signal.getsignal(signal.SIGINT) is _exit_now:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    if signal.getsignal(signal.SIGTERM) is _exit_now:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _note(signum: int, frame: Any) -> None:
@@ -58,7 +36,7 @@ def exit_code(signum: int) -> int:
 def early() -> Iterator[None]:
     """Signals are noted, not raised, inside this block (the previous handlers come back after it)."""
     _pending.clear()
-    release()  # the process-start handler (nnctl.entry) would end the process at once
+    release()  # the process-start handler (nnctl.startup) would end the process at once
     old = {s: signal.signal(s, _note) for s in SIGNALS}
     try:
         yield

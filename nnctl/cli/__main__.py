@@ -1,7 +1,7 @@
 """`python -m nnctl.cli`: the same as the `nnctl` command."""
 
-from nnctl import interrupt
+from nnctl import startup
 from nnctl.cli import main
 
-interrupt.at_start()
+startup.at_start()
 main()

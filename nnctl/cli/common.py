@@ -51,7 +51,7 @@ def guard(fn: Callable[[], Any], as_json: bool) -> Any:
     full) become a message and an exit code, not a traceback. Notes of the library (`nnctl.rundir.RunNote`)
     are printed on stderr as `warning: ...` when they happen."""
     from nnctl.errors import NnctlError, SpecError
-    from nnctl.interrupt import release
+    from nnctl.startup import release
     from nnctl.strictjson import dumps
 
     release()
