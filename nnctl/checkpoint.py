@@ -17,7 +17,7 @@ Files (under RUN_DIR/checkpoints/):
     best.msgpack          weights of the best epoch so far, with its epoch and monitored value
 
 Each file is written to a temporary name, fsynced, renamed over the target and the directory fsynced
-(`rundir.atomic_write`): a process killed at any instant leaves either the old or the new file, never a
+(`sums.atomic_write`): a process killed at any instant leaves either the old or the new file, never a
 half-written one. A left-over temporary file is ignored and removed on resume. Each file's SHA-256 is in
 checkpoints/SHA256SUMS (nnctl.sums): a damaged newest checkpoint is skipped on resume for the previous one.
 """

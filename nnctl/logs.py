@@ -19,7 +19,7 @@ import math
 import time
 from pathlib import Path
 
-from nnctl import rundir, strictjson
+from nnctl import rundir, strictjson, sums
 from nnctl.errors import NnctlError
 
 NOT_LOGGED = ("improved",)
@@ -88,7 +88,7 @@ def _cut_jsonl(path: Path, epoch: int, notes: list[str]) -> list[dict]:
             f"{path.name} has no valid record of epoch{'s' if len(missing) > 1 else ''} {shown} "
             f"(before the checkpoint's epoch {epoch}): the resumed run's history has that gap"
         )
-    rundir.atomic_write(path, "".join(strictjson.dumps(r) + "\n" for r in kept).encode())
+    sums.atomic_write(path, "".join(strictjson.dumps(r) + "\n" for r in kept).encode())
     return kept
 
 
@@ -104,7 +104,7 @@ def _cut_csv(path: Path, epoch: int) -> list[str] | None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerows([header] + keep)
-    rundir.atomic_write(path, buf.getvalue().encode())
+    sums.atomic_write(path, buf.getvalue().encode())
     return header
 
 

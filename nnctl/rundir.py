@@ -36,7 +36,6 @@ from flax import serialization
 
 from nnctl import strictjson, sums
 from nnctl.errors import RunDirError
-from nnctl.sums import atomic_write as atomic_write  # re-exported: nnctl.logs and tests use it
 
 SPEC = "spec.yaml"
 WEIGHTS = "weights.msgpack"
@@ -164,6 +163,13 @@ def _to_bytes(tree: Any) -> bytes:
 
 def _host(tree):
     return jax.tree.map(lambda a: np.asarray(a), jax.device_get(tree))
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write a file of a run that is read back later: atomically, with its SHA-256 in its directory's
+    SHA256SUMS (nnctl.sums.save), so every read checks it. Any new kind of run file goes through here (or
+    `write_json`). Files that are appended to afterwards (the logs) use `sums.atomic_write` instead."""
+    sums.save(path, data)
 
 
 def write_spec(run: Path, spec: Any) -> None:

@@ -98,6 +98,19 @@ def test_resume_skips_a_flipped_checkpoint_and_says_so(run):
     assert [r["epoch"] for r in res.records] == [1, 2, 3, 4, 5, 6]
 
 
+def test_any_file_written_through_the_run_directory_helper_is_checked(run):
+    """Generic: a new kind of run file (e.g. a data fingerprint) is covered without naming it anywhere."""
+    rundir.atomic_write(run / "fingerprint.bin", b"abc" * 100)
+    rundir.write_json(run / "split.json", {"train": [1, 2]})
+    assert rundir.read_bytes(run / "fingerprint.bin") == b"abc" * 100
+    flip_bit(run / "fingerprint.bin", 7)
+    flip_bit(run / "split.json", 3)
+    with pytest.raises(RunDirError, match="fingerprint.bin is damaged"):
+        rundir.read_bytes(run / "fingerprint.bin")
+    with pytest.raises(RunDirError, match="split.json is damaged"):
+        rundir.read_json(run / "split.json")
+
+
 def test_an_interrupted_manifest_update_is_not_a_false_alarm(tmp_path):
     """Between the three steps of `save` the file matches one of the digests listed for it."""
     p = tmp_path / "f.bin"
