@@ -17,8 +17,9 @@ Files (under RUN_DIR/checkpoints/):
     best.msgpack          weights of the best epoch so far, with its epoch and monitored value
 
 Each file is written to a temporary name, fsynced, renamed over the target and the directory fsynced
-(`rundir.atomic_write`): a process killed at any instant leaves either the old or the new file, never a
-half-written one. A left-over temporary file is ignored and removed on resume.
+(`sums.atomic_write`): a process killed at any instant leaves either the old or the new file, never a
+half-written one. A left-over temporary file is ignored and removed on resume. Each file's SHA-256 is in
+checkpoints/SHA256SUMS (nnctl.sums): a damaged newest checkpoint is skipped on resume for the previous one.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ import jax
 import numpy as np
 from flax import serialization
 
-from nnctl import rundir
+from nnctl import rundir, sums
 from nnctl.errors import RunDirError
 
 DIR = "checkpoints"
@@ -126,7 +127,7 @@ class Checkpointer:
             **(extra or {}),
         }
         path = self.dir / f"ckpt-{epoch:06d}.msgpack"
-        rundir.atomic_write(path, _dump({"format": FORMAT, "version": VERSION, "meta": meta, "carry": flat}))
+        sums.save(path, _dump({"format": FORMAT, "version": VERSION, "meta": meta, "carry": flat}))
         self._save_best(carry, flat)
         self._prune()
         return path
@@ -137,15 +138,13 @@ class Checkpointer:
             return
         weights = {k[len(".best") :]: v for k, v in flat.items() if k.startswith(".best[")}
         meta = {**self.meta, "epoch": best_epoch + 1, "value": float(carry.es.best)}
-        rundir.atomic_write(
-            self.dir / BEST, _dump({"format": FORMAT, "version": VERSION, "meta": meta, "weights": weights})
-        )
+        sums.save(self.dir / BEST, _dump({"format": FORMAT, "version": VERSION, "meta": meta, "weights": weights}))
         self.best_written = best_epoch
 
     def _prune(self) -> None:
         ckpts = list_checkpoints(self.dir.parent)
         for _, p in ckpts[: max(0, len(ckpts) - self.keep)]:
-            p.unlink(missing_ok=True)
+            sums.forget(p)
 
 
 # ----------------------------------------------------------------------------------------- reading
@@ -171,24 +170,36 @@ def clean_temporaries(run: Path) -> None:
                 p.unlink(missing_ok=True)
 
 
-def load_latest(run: Path, carry_template: Any, spec: Any) -> tuple[Any, dict]:
-    """The carry and metadata of the newest checkpoint, checked against the spec's model and hash."""
+def load_latest(run: Path, carry_template: Any, spec: Any) -> tuple[Any, dict, list[str]]:
+    """The carry and metadata of the newest good checkpoint, checked against the spec's model and hash, and
+    notes on the newer ones skipped because they are damaged (checksum, truncation, not a checkpoint)."""
     ckpts = list_checkpoints(run)
     if not ckpts:
         raise RunDirError(
             f"{run} has no checkpoint to resume from (set train.checkpoint: {{every_epochs: N}} "
             f"to write them periodically; an interrupted run writes one when it stops)"
         )
-    epoch, path = ckpts[-1]
-    return load(path, carry_template, spec, fallback=[p for _, p in ckpts[:-1]])
+    notes: list[str] = []
+    for i in range(len(ckpts) - 1, -1, -1):
+        path = ckpts[i][1]
+        try:
+            doc = _load(path)
+        except RunDirError as e:
+            if i == 0:
+                more = f" (and {len(notes)} newer damaged checkpoint(s))" if notes else ""
+                raise RunDirError(f"{e}{more}; no earlier checkpoint is left to resume from") from None
+            notes.append(f"{e}: resuming from the previous checkpoint, {ckpts[i - 1][1].name}, instead")
+            continue
+        carry, meta = _check(doc, path, carry_template, spec)
+        return carry, meta, notes
+    raise AssertionError("unreachable")
 
 
-def load(path: Path, carry_template: Any, spec: Any, fallback: Sequence[Path] = ()) -> tuple[Any, dict]:
-    try:
-        doc = _load(path)
-    except RunDirError as e:
-        hint = f"; delete it to resume from the previous checkpoint ({fallback[-1].name})" if fallback else ""
-        raise RunDirError(f"{e}{hint}") from None
+def load(path: Path, carry_template: Any, spec: Any) -> tuple[Any, dict]:
+    return _check(_load(path), path, carry_template, spec)
+
+
+def _check(doc: dict, path: Path, carry_template: Any, spec: Any) -> tuple[Any, dict]:
     meta = doc.get("meta") or {}
     if meta.get("spec_sha256") != spec_hash(spec):
         raise RunDirError(

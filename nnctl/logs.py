@@ -19,7 +19,7 @@ import math
 import time
 from pathlib import Path
 
-from nnctl import rundir
+from nnctl import rundir, strictjson, sums
 from nnctl.errors import NnctlError
 
 NOT_LOGGED = ("improved",)
@@ -34,28 +34,68 @@ def file_record(rec: dict) -> dict:
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """The valid records of a JSON-lines log (damaged lines skipped: `read_records` says which)."""
+    return read_records(path)[0]
+
+
+def read_records(path: Path) -> tuple[list[dict], list[str]]:
+    """(records, problems) of a JSON-lines log: every line that is a JSON object with an integer `epoch` is
+    a record; any other line is dropped and named in `problems`. A last line without its newline is a write
+    cut short by a crash (its epoch is run again on resume) and is dropped without a problem."""
     out: list[dict] = []
-    if not path.exists():
-        return out
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line cut short by a crash: everything after it is not trustworthy
-    return out
+    problems: list[str] = []
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return out, problems
+    except OSError as e:
+        return out, [f"{path}: cannot be read ({e.strerror})"]
+    lines = data.split(b"\n")
+    for i, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        rec = _record(raw)
+        if rec is not None:
+            out.append(rec)
+        elif i < len(lines):  # a complete line that is damaged
+            problems.append(f"{path.name} line {i} is damaged ({_preview(raw)})")
+    return out, problems
 
 
-def _cut_jsonl(path: Path, epoch: int) -> list[dict]:
-    kept = [r for r in read_jsonl(path) if int(r.get("epoch", 0)) <= epoch]
-    rundir.atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+def _record(raw: bytes) -> dict | None:
+    try:
+        rec = strictjson.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("epoch"), int) or isinstance(rec.get("epoch"), bool):
+        return None
+    return rec
+
+
+def _preview(raw: bytes) -> str:
+    text = raw[:40].decode("utf-8", "replace")
+    return repr(text) + ("..." if len(raw) > 40 else "")
+
+
+def _cut_jsonl(path: Path, epoch: int, notes: list[str]) -> list[dict]:
+    recs, problems = read_records(path)
+    kept = [r for r in recs if r["epoch"] <= epoch]
+    notes += [f"{p}: dropped" for p in problems]
+    missing = sorted(set(range(1, epoch + 1)) - {r["epoch"] for r in kept})
+    if missing and path.exists():
+        shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+        notes.append(
+            f"{path.name} has no valid record of epoch{'s' if len(missing) > 1 else ''} {shown} "
+            f"(before the checkpoint's epoch {epoch}): the resumed run's history has that gap"
+        )
+    sums.atomic_write(path, "".join(strictjson.dumps(r) + "\n" for r in kept).encode())
     return kept
 
 
 def _cut_csv(path: Path, epoch: int) -> list[str] | None:
     if not path.exists():
         return None
-    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    rows = list(csv.reader(io.StringIO(path.read_bytes().decode("utf-8", "replace").replace("\0", ""))))
     if not rows:
         return None
     header, body = rows[0], rows[1:]
@@ -64,7 +104,7 @@ def _cut_csv(path: Path, epoch: int) -> list[str] | None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerows([header] + keep)
-    rundir.atomic_write(path, buf.getvalue().encode())
+    sums.atomic_write(path, buf.getvalue().encode())
     return header
 
 
@@ -75,10 +115,11 @@ class RunLogs:
         self.run = Path(run)
         self.sinks = tuple(sinks)
         self.previous: list[dict] = []
+        self.notes: list[str] = []  # what a resume dropped from damaged logs
         header = None
         if resume_epoch is not None:
-            self.previous = _cut_jsonl(self.run / rundir.METRICS, resume_epoch)
-            _cut_jsonl(self.run / rundir.TIMING, resume_epoch)
+            self.previous = _cut_jsonl(self.run / rundir.METRICS, resume_epoch, self.notes)
+            _cut_jsonl(self.run / rundir.TIMING, resume_epoch, [])
             header = _cut_csv(self.run / CSV, resume_epoch)
         mode = "a" if resume_epoch is not None else "w"
         self.metrics = open(self.run / rundir.METRICS, mode, encoding="utf-8")  # noqa: SIM115  (open for the whole run; close())
@@ -105,7 +146,7 @@ class RunLogs:
     FLUSH_S = 1.0  # records arrive in bursts of up to thousands: flush at most this often (and before checkpoints)
 
     def write(self, rec: dict) -> None:
-        self.metrics.write(json.dumps(file_record(rec)) + "\n")
+        self.metrics.write(strictjson.dumps(file_record(rec)) + "\n")
         t = rec.get("time")
         self.timing.write(
             f'{{"epoch": {int(rec["epoch"])}, "time": {json.dumps(t) if t is None else repr(float(t))}}}\n'

@@ -15,15 +15,19 @@
     run.json           start time, pid and host (how `nnctl runs` tells a live run from a dead one)
     checkpoints/       periodic checkpoints and the best weights (nnctl.checkpoint)
     summary.json       status, stop reason, best epoch/value, times, final metrics
+    SHA256SUMS         SHA-256 of every file above that is read back (nnctl.sums; checkpoints/ has its own)
+    .lock              claimed with O_EXCL when the directory is created; flock-ed while a process writes
 
-Files are written to a temporary name, flushed and renamed, so a crash never leaves a half-written file.
+Files are written to a temporary name, flushed and renamed, so a crash never leaves a half-written file; the
+files read back are checksummed (`sums.save`) and checked on every read (`read_bytes`).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,7 @@ import numpy as np
 import yaml
 from flax import serialization
 
+from nnctl import strictjson, sums
 from nnctl.errors import RunDirError
 
 SPEC = "spec.yaml"
@@ -43,55 +48,115 @@ METRICS = "metrics.jsonl"
 RNG = "rng.json"
 TIMING = "timing.jsonl"
 RUN = "run.json"
+LOCK = ".lock"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+class RunNote(UserWarning):
+    """Something a command did that the user must hear about but that is not an error (the CLI prints it
+    as `warning: ...`), e.g. a damaged checkpoint skipped on resume."""
+
+
+class RunLock:
+    """An exclusive `flock` on RUN_DIR/.lock, held while a process writes the run (training or resuming).
+    The kernel drops it when the process ends, however it ends: a lock is never stale."""
+
+    def __init__(self, run: Path, fd: int):
+        self.run, self.fd = run, fd
+
+    @classmethod
+    def take(cls, run: Path, fd: int | None = None) -> RunLock:
+        path = Path(run) / LOCK
+        if fd is None:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise RunDirError(f"cannot open {path}: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise RunDirError(
+                    f"{run} is being written by another nnctl process ({_holder(path)}): wait for it to end, "
+                    f"or stop it first"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return cls(Path(run), fd)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = -1
+
+
+def _holder(path: Path) -> str:
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return f"pid {int(path.read_text().strip())}"
+    except (OSError, ValueError):
+        return "pid unknown"
 
 
-def _fsync_dir(d: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+def is_locked(run: Path) -> bool:
+    """Whether a live process holds the run's lock (its writer is running)."""
     try:
-        fd = os.open(d, os.O_RDONLY)
+        fd = os.open(Path(run) / LOCK, os.O_RDONLY)
     except OSError:
-        return
+        return False
     try:
-        os.fsync(fd)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
     except OSError:
-        pass
+        return True
     finally:
         os.close(fd)
 
 
-def new_run_dir(out: str | None, name: str, root: str = "runs") -> Path:
-    """A fresh directory: `out` must not exist (never overwrite); by default runs/<name>, runs/<name>-2, ..."""
-    if out is not None:
-        p = Path(out)
-        if p.exists() and (not p.is_dir() or any(p.iterdir())):
-            raise RunDirError(
-                f"run directory {p} already exists: choose another --out or remove it (nnctl never overwrites a run)"
-            )
-        p.mkdir(parents=True, exist_ok=True)
-        return p
-    base = Path(root) / name
-    p, i = base, 1
-    while p.exists():
-        i += 1
-        p = base.with_name(f"{base.name}-{i}")
-    p.mkdir(parents=True)
-    return p
+def _claim(p: Path) -> RunLock | None:
+    """Create RUN_DIR/.lock exclusively (O_EXCL) and lock it; None when another process claimed `p` first."""
+    try:
+        fd = os.open(p / LOCK, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return None
+    return RunLock.take(p, fd)
+
+
+def new_run_dir(out: str | None, name: str, root: str = "runs") -> tuple[Path, RunLock]:
+    """A fresh directory, claimed atomically and locked: `out` must not exist or be empty (never overwrite);
+    by default runs/<name>, runs/<name>-2, ... (the next free name when two processes race for one).
+
+    Raises:
+        RunDirError: `out` is taken, or cannot be created (a file on the way, no permission, disk full...).
+    """
+    taken = "choose another --out or remove it (nnctl never overwrites a run)"
+    try:
+        if out is not None:
+            p = Path(out)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                p.mkdir()
+            except FileExistsError:
+                if not p.is_dir() or any(n.name != LOCK for n in p.iterdir()):
+                    raise RunDirError(f"run directory {p} already exists: {taken}") from None
+            lock = _claim(p)
+            if lock is None:
+                raise RunDirError(f"run directory {p} was just taken by another nnctl process: {taken}")
+            return p, lock
+        base = Path(root) / name
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for i in range(1, 1_000_000):
+            p = base if i == 1 else base.with_name(f"{base.name}-{i}")
+            try:
+                p.mkdir()
+            except FileExistsError:
+                continue
+            lock = _claim(p)
+            if lock is not None:
+                return p, lock
+        raise RunDirError(f"no free run directory name under {base.parent}")
+    except OSError as e:
+        raise RunDirError(f"cannot create the run directory: {e.strerror}: {e.filename}") from None
 
 
 def _to_bytes(tree: Any) -> bytes:
@@ -102,20 +167,40 @@ def _host(tree):
     return jax.tree.map(lambda a: np.asarray(a), jax.device_get(tree))
 
 
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write a file of a run that is read back later: atomically, with its SHA-256 in its directory's
+    SHA256SUMS (nnctl.sums.save), so every read checks it. Any new kind of run file goes through here (or
+    `write_json`). Files that are appended to afterwards (the logs) use `sums.atomic_write` instead."""
+    sums.save(path, data)
+
+
 def write_spec(run: Path, spec: Any) -> None:
     data = spec.model_dump(mode="json", exclude_none=True)
-    atomic_write(run / SPEC, yaml.safe_dump(data, sort_keys=False).encode())
+    sums.save(run / SPEC, yaml.safe_dump(data, sort_keys=False).encode())
 
 
 def write_state(run: Path, weights: dict, opt_state: Any, scalers: dict, rng: dict) -> None:
-    atomic_write(run / WEIGHTS, _to_bytes(weights))
-    atomic_write(run / OPT_STATE, _to_bytes(serialization.to_state_dict(opt_state)))
+    sums.save(run / WEIGHTS, _to_bytes(weights))
+    sums.save(run / OPT_STATE, _to_bytes(serialization.to_state_dict(opt_state)))
     write_json(run / SCALERS, scalers)
     write_json(run / RNG, rng)
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+    """A JSON file of the run, checksummed; non-finite numbers as strict JSON (nnctl.strictjson)."""
+    sums.save(path, (strictjson.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+
+
+def read_bytes(path: Path, what: str = "") -> bytes:
+    """A file of a run, checked against its SHA-256 manifest (nnctl.sums); missing or unreadable: RunDirError."""
+    try:
+        return sums.load(path)
+    except FileNotFoundError:
+        raise RunDirError(f"{path} is missing{what}") from None
+    except IsADirectoryError:
+        raise RunDirError(f"{path} is a directory, not a file") from None
+    except OSError as e:
+        raise RunDirError(f"cannot read {path}: {e.strerror}") from None
 
 
 def _json_default(o):
@@ -127,10 +212,7 @@ def _json_default(o):
 
 
 def read_msgpack(path: Path) -> Any:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RunDirError(f"{path} is missing: is this a finished nnctl run directory?") from None
+    data = read_bytes(path, ": is this a finished nnctl run directory?")
     try:
         return serialization.msgpack_restore(data)
     except Exception as e:  # corrupt or truncated file
@@ -155,11 +237,10 @@ def restore_into(template: Any, saved: Any, what: str) -> Any:
 
 
 def read_json(path: Path) -> Any:
+    data = read_bytes(path)
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunDirError(f"{path} is missing") from None
-    except json.JSONDecodeError as e:
+        return strictjson.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunDirError(f"{path} is not valid JSON ({e})") from None
 
 

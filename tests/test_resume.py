@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnctl import checkpoint, rundir
+from nnctl import checkpoint, rundir, sums
 from nnctl.app import resume_run, train_run
 from nnctl.errors import RunDirError
 
@@ -250,24 +250,23 @@ def built(spec_text: str):
     return build(loaded, prepare(loaded.spec, loaded.analysis, Path(".")))
 
 
-def test_truncated_checkpoint_is_a_clear_error(killed):
+def test_truncated_checkpoint_falls_back_to_the_previous_one(killed):
     run = killed
     ck = checkpoint.list_checkpoints(run)
     assert [e for e, _ in ck] == [2, 4, 6]
     data = ck[-1][1].read_bytes()
     ck[-1][1].write_bytes(data[: len(data) // 2])
-    with pytest.raises(
-        RunDirError,
-        match=r"ckpt-000006.msgpack is corrupt or truncated.*delete it to resume "
-        r"from the previous checkpoint \(ckpt-000004.msgpack\)",
-    ):
-        resume_run(run)
-    ck[-1][1].unlink()
     from nnctl.app import carry_template
 
     b = built(XOR.replace("UNITS", "3"))
-    carry, meta = checkpoint.load_latest(run, carry_template(b), b.loaded.spec)
+    carry, meta, notes = checkpoint.load_latest(run, carry_template(b), b.loaded.spec)
     assert meta["epoch"] == 4 and int(carry.epoch) == 4
+    assert len(notes) == 1 and "ckpt-000006.msgpack is damaged" in notes[0]
+    assert "resuming from the previous checkpoint, ckpt-000004.msgpack" in notes[0]
+    for _, p in ck[:-1]:  # every checkpoint damaged: a clear error
+        p.write_bytes(b"garbage")
+    with pytest.raises(RunDirError, match=r"ckpt-000002.msgpack is damaged.*no earlier checkpoint is left"):
+        checkpoint.load_latest(run, carry_template(b), b.loaded.spec)
 
 
 def test_garbage_and_pickle_checkpoints_are_refused_without_executing(killed, tmp_path):
@@ -282,8 +281,11 @@ def test_garbage_and_pickle_checkpoints_are_refused_without_executing(killed, tm
 
     newest_path = checkpoint.list_checkpoints(run)[-1][1]
     newest_path.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(RunDirError, match="is damaged"):
+        checkpoint._load(newest_path)
+    sums.save(newest_path, pickle.dumps(Evil()))  # even with a matching checksum
     with pytest.raises(RunDirError, match="corrupt or truncated|not an nnctl checkpoint"):
-        resume_run(run)
+        checkpoint._load(newest_path)
     (run / rundir.WEIGHTS).write_bytes(pickle.dumps(Evil()))
     from nnctl.app import evaluate_run
 
@@ -296,13 +298,16 @@ def test_checkpoint_of_a_different_spec_is_refused(killed, reference):
     run = killed
     newest_path = checkpoint.list_checkpoints(run)[-1][1]
     saved = newest_path.read_bytes()
-    newest_path.write_bytes(checkpoint.list_checkpoints(reference)[-1][1].read_bytes())
+    sums.save(newest_path, checkpoint.list_checkpoints(reference)[-1][1].read_bytes())  # a good file, other spec
     with pytest.raises(RunDirError, match="written for a different spec"):
         resume_run(run)
-    newest_path.write_bytes(saved)
+    sums.save(newest_path, saved)
     spec = run / rundir.SPEC  # an edited spec.yaml is caught too
-    spec.write_text(spec.read_text().replace("learning_rate: 0.1", "learning_rate: 0.2"))
+    sums.save(spec, spec.read_text().replace("learning_rate: 0.1", "learning_rate: 0.2").encode())
     with pytest.raises(RunDirError, match="written for a different spec"):
+        resume_run(run)
+    spec.write_text(spec.read_text().replace("learning_rate: 0.2", "learning_rate: 0.1"))  # edited by hand
+    with pytest.raises(RunDirError, match=r"spec.yaml is damaged: its SHA-256"):
         resume_run(run)
 
 
@@ -374,7 +379,12 @@ def test_nonfinite_stop_names_epoch_step_quantity_and_keeps_good_weights(tmp_pat
 
 
 def test_nonfinite_skip_step_continues(tmp_path):
-    (tmp_path / "s.yaml").write_text(NONFINITE.replace("MODE", "skip_step"))
+    """Skipped steps are counted; an epoch that skipped all its steps has no train metrics (NaN); such epochs
+    in a row fail the run only after train.max_skipped_epochs of them (tests/test_integrity.py)."""
+    spec = NONFINITE.replace("MODE", "skip_step\n  max_skipped_epochs: 100")
+    (tmp_path / "s.yaml").write_text(spec)
     res = train_run(str(tmp_path / "s.yaml"), out=str(tmp_path / "run"))
     assert res.summary["epochs_run"] == 8 and res.summary["status"] == "finished"
     assert sum(r["skipped_steps"] for r in res.records) > 0
+    for r in res.records:
+        assert np.isnan(r["train/loss"]) == (r["skipped_steps"] == 2)

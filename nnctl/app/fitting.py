@@ -12,8 +12,9 @@ epoch body is the same program, so an interrupted and resumed run ends bit-ident
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ class _Run:
     saved_epoch: int = 0
     saved_path: Path | None = None
     fresh: int = 0  # records before this session (a resumed run's)
+    dead: int = 0  # epochs in a row whose every step was skipped (on_nonfinite: skip_step)
 
     def emit(self, recs: list[dict], seconds: float) -> None:
         for r in recs:
@@ -86,6 +88,12 @@ class _Run:
             r["epoch"] = int(r["epoch"]) + 1
             self.records.append(r)
             self.on_epoch(r)
+            all_skipped = r.get("skipped_steps", 0) > 0 and not math.isfinite(float(r["train/loss"]))
+            self.dead = self.dead + 1 if all_skipped else 0
+
+    def halted(self) -> bool:
+        """A stop signal arrived, or too many epochs in a row skipped every step (the run is dead)."""
+        return self.stop.signum is not None or self.dead >= self.b.loaded.spec.train.max_skipped_epochs
 
     def save(self, carry: Carry, force: bool = False) -> None:
         e = int(carry.epoch)
@@ -141,7 +149,9 @@ def fit(
     else:
         carry = _host_driven(run, carry, put)
     reason = REASONS[int(carry.reason)]
-    if run.stop.signum is not None and not bool(carry.stopped):
+    if run.halted() and run.stop.signum is None and not bool(carry.stopped):
+        status, reason = "failed", "all_skipped"
+    elif run.stop.signum is not None and not bool(carry.stopped):
         status, reason = "interrupted", "interrupted"
         run.save(carry, force=True)
     else:
@@ -187,7 +197,7 @@ def _fused(run: _Run, carry: Carry, put: Callable, target_chunk_s: float) -> Car
     inflight = None  # (records on the device, first epoch, epoch limit) of the call running
     t_mark = time.perf_counter()
     while True:
-        more = not stopped and e_next < b.epochs and run.stop.signum is None
+        more = not stopped and e_next < b.epochs and not run.halted()
         if inflight is not None and ckpt is not None and ckpt.due(inflight[2]):
             more = False
         new = None
@@ -217,7 +227,7 @@ def _host_driven(run: _Run, carry: Carry, put: Callable) -> Carry:
     the state at the start of that epoch."""
     b = run.b
     calls, evaluate, fns = _streamed(run, put) if b.placement == "stream" else _stepped(run, put)
-    while int(carry.epoch) < b.epochs and not bool(carry.stopped) and run.stop.signum is None:
+    while int(carry.epoch) < b.epochs and not bool(carry.stopped) and not run.halted():
         t = time.perf_counter()
         epoch = carry.epoch
         snapshot = jax.tree.map(lambda a: np.array(a, copy=True), carry)  # what a mid-epoch signal saves
@@ -248,7 +258,7 @@ def _host_driven(run: _Run, carry: Carry, put: Callable) -> Carry:
     return carry
 
 
-Calls = Callable[..., Iterator[tuple]]
+Calls = Callable[..., Generator[tuple, None, None]]
 
 
 def _stepped(run: _Run, put: Callable) -> tuple[Calls, Callable, HostFns]:

@@ -76,6 +76,7 @@ def saved_test_spec(run: Path, spec_text: str, record: dict) -> str:
         raise RunDirError(
             f"{run} saved no test examples (its test split was empty or over {SAVED_TEST_BYTES >> 20} MiB)"
         )
+    rundir.read_bytes(run / SPLIT)  # checked against the run's checksums before the npz source reads it
     doc = yaml.safe_load(spec_text)
     old = doc["data"]
     doc["data"] = {

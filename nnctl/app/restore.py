@@ -67,7 +67,7 @@ def restore(run_dir: str | Path, new_data: bool = False) -> Restored:
                 f"{why}; this run saved no test examples, so its test split cannot be rebuilt: restore the "
                 f"file, or score it as new data with: nnctl eval {run} --data FILE"
             )
-        text = provenance.saved_test_spec(run, (run / rundir.SPEC).read_text(encoding="utf-8"), record)
+        text = provenance.saved_test_spec(run, rundir.read_bytes(run / rundir.SPEC).decode("utf-8"), record)
         loaded = load_text(text, str(run / rundir.SPEC), (), run)
         data = prepare(loaded.spec, loaded.analysis, loaded.base_dir, *scalers)
         data = replace(data, class_names=record.get("class_names"))

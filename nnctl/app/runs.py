@@ -9,7 +9,7 @@ from typing import Any
 
 from nnctl import checkpoint, rundir
 from nnctl.errors import RunDirError
-from nnctl.logs import read_jsonl
+from nnctl.logs import read_records
 
 
 def _alive(pid: int) -> bool:
@@ -23,12 +23,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _read(path: Path) -> dict:
-    """A JSON file of a run, or {} when missing or damaged (a damaged file must not hide the other runs)."""
-    try:
-        return rundir.read_json(path)
-    except Exception:
+def _read(path: Path, problems: list[str]) -> dict:
+    """A JSON file of a run (checked against its SHA-256), or {} when missing; a damaged one is noted in
+    `problems` (a damaged file must not hide the other runs)."""
+    if not path.exists():
         return {}
+    try:
+        doc = rundir.read_json(path)
+    except RunDirError as e:
+        problems.append(str(e))
+        return {}
+    if not isinstance(doc, dict):
+        problems.append(f"{path} is not a JSON object")
+        return {}
+    return doc
 
 
 def run_row(run: Path) -> dict:
@@ -37,10 +45,14 @@ def run_row(run: Path) -> dict:
     Args:
         run: a run directory.
     Returns:
-        {run_dir, name, date, status, best_epoch, monitor, best_value, epochs, duration_s, stop_reason}; without
-        a summary the status is running (its process lives), interrupted (it has checkpoints) or failed.
+        {run_dir, name, date, status, best_epoch, monitor, best_value, epochs, duration_s, stop_reason, problems};
+        without a summary the status is running (its lock is held), interrupted (it has checkpoints) or failed;
+        a run whose summary.json, run.json or metrics.jsonl is damaged is `damaged`, the damage in `problems`.
     """
-    s, info = _read(run / rundir.SUMMARY), _read(run / rundir.RUN)
+    problems: list[str] = []
+    s, info = _read(run / rundir.SUMMARY, problems), _read(run / rundir.RUN, problems)
+    recs, log_problems = read_records(run / rundir.METRICS)
+    problems += log_problems
     row: dict[str, Any] = {
         "run_dir": str(run),
         "name": s.get("name") or run.name,
@@ -52,19 +64,25 @@ def run_row(run: Path) -> dict:
         "epochs": s.get("epochs_run"),
         "duration_s": None,
         "stop_reason": s.get("stop_reason"),
+        "problems": problems,
     }
-    if s.get("compile_seconds") is not None:
+    if isinstance(s.get("compile_seconds"), (int, float)):
         row["duration_s"] = round(s["compile_seconds"] + s.get("train_seconds", 0.0), 2)
+    if (run / rundir.LOCK).exists():  # the writer holds its lock while it lives
+        live = rundir.is_locked(run)
+    else:  # a run directory of nnctl before 0.3: is its pid alive?
+        live = bool(info.get("pid") and info.get("host") == socket.gethostname() and _alive(int(info["pid"])))
     if not s:
         ckpts = checkpoint.list_checkpoints(run)
-        if info.get("pid") and info.get("host") == socket.gethostname() and _alive(int(info["pid"])):
+        if live:
             row["status"] = "running"
         else:
             row["status"] = "interrupted" if ckpts else "failed"
         if ckpts:
             row["epochs"] = ckpts[-1][0]
-        if (run / rundir.METRICS).exists():
-            row["epochs"] = len(read_jsonl(run / rundir.METRICS)) or row["epochs"]
+        row["epochs"] = len(recs) or row["epochs"]
+    if problems and not live:
+        row["status"] = "damaged"
     return row
 
 

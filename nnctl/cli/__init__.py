@@ -55,5 +55,6 @@ def main() -> None:
     """The console script: run the app; Ctrl-C outside a command's own handling exits 130."""
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before a command installed its own handling (e.g. while Python imports)
+        print("interrupted: SIGINT", file=sys.stderr)
         sys.exit(130)

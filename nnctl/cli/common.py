@@ -5,7 +5,7 @@ Only typer is imported here at start-up; rich and nnctl load inside the helpers,
 
 from __future__ import annotations
 
-import json
+import warnings
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -29,27 +29,57 @@ def esc(obj: Any) -> str:
     return escape(str(obj))
 
 
-def guard(fn: Callable[[], Any], as_json: bool) -> Any:
-    """Run a command body; user errors become a message and an exit code, not a traceback."""
-    from nnctl.errors import NnctlError, SpecError
+def error(message: Any) -> None:
+    """`error: ...` on stderr (also under --quiet: errors always reach stderr)."""
+    console(stderr=True).print(f"[bold red]error:[/] {esc(message)}", markup=True, soft_wrap=True, highlight=False)
 
+
+def _show_note(message: Any, category: type[Warning], *args: Any, **kw: Any) -> None:
+    from nnctl.rundir import RunNote
+
+    if issubclass(category, RunNote):
+        console(stderr=True).print(f"[bold yellow]warning:[/] {esc(message)}", soft_wrap=True, highlight=False)
+    else:
+        _plain_show(message, category, *args, **kw)
+
+
+_plain_show = warnings.showwarning
+
+
+def guard(fn: Callable[[], Any], as_json: bool) -> Any:
+    """Run a command body; user errors and failed file operations (no such directory, no permission, disk
+    full) become a message and an exit code, not a traceback. Notes of the library (`nnctl.rundir.RunNote`)
+    are printed on stderr as `warning: ...` when they happen."""
+    from nnctl.errors import NnctlError, SpecError
+    from nnctl.startup import release
+    from nnctl.strictjson import dumps
+
+    release()
     try:
-        return fn()
-    except NnctlError as e:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_note
+            return fn()
+    except (NnctlError, OSError) as e:
+        if isinstance(e, OSError):
+            where = f"{e.filename}: " if e.filename else ""
+            e = NnctlError(f"{where}{e.strerror or e}")
         if as_json:
             doc: dict[str, Any] = {"ok": False, "error": type(e).__name__, "message": str(e)}
             if isinstance(e, SpecError):
                 doc["problems"] = [p.__dict__ for p in e.problems]
-            print(json.dumps(doc))
+            print(dumps(doc))
         else:
-            console(stderr=True).print(f"[bold red]error:[/] {esc(e)}", markup=True, soft_wrap=True, highlight=False)
+            error(e)
         raise typer.Exit(e.exit_code) from None
 
 
 def emit(doc: Any, as_json: bool, quiet: bool, render: Callable[[], None]) -> None:
-    """A command's result: one JSON document with --json, nothing with --quiet, else `render()`."""
+    """A command's result: one strict JSON document with --json (non-finite numbers as null, see
+    nnctl.strictjson), nothing with --quiet, else `render()`."""
     if as_json:
-        print(json.dumps(doc, default=str))
+        from nnctl.strictjson import dumps
+
+        print(dumps(doc, default=str))
     elif not quiet:
         render()
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from nnctl.cli import app
-from nnctl.cli.common import JsonOpt, QuietOpt, console, emit, esc, fmt, guard
+from nnctl.cli.common import JsonOpt, QuietOpt, console, emit, error, esc, fmt, guard
 
 SpecArg = Annotated[str | None, typer.Argument(help="The YAML spec to train.")]
 OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="Run directory (must not exist).")]
@@ -50,6 +50,12 @@ def train(
     coordinator: CoordinatorOpt = None,
     num_processes: ProcessesOpt = None,
     process_id: ProcessIdOpt = None,
+    skip_memory_check: Annotated[
+        bool,
+        typer.Option(
+            "--skip-memory-check", help="Train even when the estimated memory exceeds the device's (nnctl.app.memory)."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
@@ -57,6 +63,14 @@ def train(
 
     Ctrl-C (SIGINT) or SIGTERM: the step in flight finishes, a checkpoint is written, and the command exits
     130/143 saying how to resume."""
+    from nnctl import interrupt
+
+    with interrupt.early():  # first thing: a Ctrl-C from now on is noted and acted on at a phase boundary
+        multi = (coordinator, num_processes, process_id)
+        _train(spec, out, set_, seed, resume, multi, not skip_memory_check, as_json, quiet)
+
+
+def _train(spec, out, set_, seed, resume, multi, memory_check: bool, as_json: bool, quiet: bool) -> None:
     from nnctl.cli.progress import TrainDisplay
     from nnctl.errors import NnctlError, TrainingInterrupted
 
@@ -67,7 +81,7 @@ def train(
         from nnctl.app.banner import banner
         from nnctl.parallel import initialize
 
-        initialize(coordinator, num_processes, process_id)
+        initialize(*multi)
         on_start = lambda b, run, e: display.start(banner(b, run, e))
         if resume is not None:
             if spec is not None or out is not None or set_ or seed is not None:
@@ -76,11 +90,11 @@ def train(
                     "--set or --seed with it"
                 )
             with display:
-                return resume_run(resume, on_start=on_start, on_epoch=display.epoch)
+                return resume_run(resume, on_start, display.epoch, memory_check)
         if spec is None:
             raise NnctlError("give a SPEC to train, or --resume RUN_DIR")
         with display:
-            return train_run(spec, out, tuple(set_ or ()), seed, on_start=on_start, on_epoch=display.epoch)
+            return train_run(spec, out, tuple(set_ or ()), seed, on_start, display.epoch, memory_check=memory_check)
 
     def guarded():
         try:
@@ -94,6 +108,7 @@ def train(
     res = guard(guarded, as_json)
     emit(res.summary, as_json, quiet, lambda: display.final(res.summary))
     if res.summary["status"] == "failed":
+        error(res.summary.get("message") or f"the run failed ({res.summary.get('stop_reason')})")
         raise typer.Exit(1)
 
 

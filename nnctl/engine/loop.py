@@ -151,12 +151,13 @@ class Loop:
 
     # --- end of epoch: metrics, early stopping, best/good weights -------------------------------------------
     def epoch_record(self, state: TrainState, sums: dict, counters: Counters, val_sums: dict | None) -> dict:
-        record = {f"train/{k}": v for k, v in self.obj.finalize(sums).items()}
+        none = counters.steps == 0  # every step skipped (on_nonfinite: skip_step): averages over nothing
+        record = {f"train/{k}": jnp.where(none, jnp.nan, v) for k, v in self.obj.finalize(sums).items()}
         if val_sums is not None:
             record.update({f"val/{k}": v for k, v in self.obj.finalize(val_sums).items()})
         steps = jnp.maximum(counters.steps, 1.0)
-        record["grad_norm"] = counters.grad_norm / steps
-        record["clip_fraction"] = counters.clipped / steps
+        record["grad_norm"] = jnp.where(none, jnp.nan, counters.grad_norm / steps)
+        record["clip_fraction"] = jnp.where(none, jnp.nan, counters.clipped / steps)
         record["skipped_steps"] = counters.skipped
         record["lr"] = self.learning_rate(state)
         record["step"] = state.step

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from nnctl.errors import Problem, SpecError, choices_text, did_you_mean
 from nnctl.spec.check import Analysis, check_spec
 from nnctl.spec.models import Spec
-from nnctl.spec.yamlio import Located, load_yaml, parse_scalar
+from nnctl.spec.yamlio import Located, load_yaml, parse_scalar, read_spec_file
 
 __all__ = ["Loaded", "load_spec", "load_text", "format_path", "SpecError"]
 
@@ -317,10 +317,5 @@ def load_spec(
     p = FsPath(path)
     if p.is_dir() and (p / "spec.yaml").exists():  # a run directory
         p = p / "spec.yaml"
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError([Problem("", f"no such spec file: {p}", str(p))]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError([Problem("", f"cannot read the spec: {e}", str(p))]) from None
+    text = read_spec_file(p)
     return load_text(text, str(p), tuple(overrides), p.parent, check, require_sources)

@@ -101,7 +101,7 @@ class DataSpec(Strict):
     normalize_target: Literal["none", "minmax", "standard"] = Field(
         "none", description="regression: scale targets (undone for predictions)"
     )
-    n_samples: Optional[int] = Field(None, gt=0, description="builtin generators: number of examples")
+    n_samples: Optional[int] = Field(None, gt=0, le=10**8, description="builtin generators: number of examples")
     noise: Optional[float] = Field(None, ge=0, description="builtin generators: noise level")
     corruption: Optional[CorruptionRef] = Field(
         None,

@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # see ref_type
 else:
     LossRef = ref_type(LOSSES)
 
+MAX_EPOCHS = 10_000_000  # epoch numbers are int32 on the device and six-digit checkpoint names
+
 
 class ModelSpec(Strict):
     type: Literal[tuple(MODEL_KINDS.names(aliases=False))] = Field(  # type: ignore[valid-type]
@@ -37,7 +39,7 @@ class ModelSpec(Strict):
     decoder: Optional[list[AnyLayer]] = Field(None, min_length=1, description="vae: latent code -> input")
     generator: Optional[list[AnyLayer]] = Field(None, min_length=1, description="gan: noise -> example")
     discriminator: Optional[list[AnyLayer]] = Field(None, min_length=1, description="gan: example -> 1 logit")
-    latent_dim: Optional[int] = Field(None, gt=0, description="vae/gan: size of the latent code / noise")
+    latent_dim: Optional[int] = Field(None, gt=0, le=10**6, description="vae/gan: size of the latent code / noise")
     conditional: bool = Field(False, description="gan: feed the one-hot class label to both networks")
     beta: float = Field(1.0, ge=0, description="vae: weight of the KL term")
     init_from: Optional[str] = Field(
@@ -96,10 +98,10 @@ class EarlyStoppingSpec(Strict):
 
     monitor: str = "val_loss"
     mode: Literal["min", "max", "auto"] = "auto"
-    patience: int = Field(10, ge=0)
+    patience: int = Field(10, ge=0, le=MAX_EPOCHS)
     min_delta: float = Field(0.0, ge=0)
     baseline: Optional[float] = None
-    start_from_epoch: int = Field(0, ge=0)
+    start_from_epoch: int = Field(0, ge=0, le=MAX_EPOCHS)
     restore_best: bool = Field(True, description="end with the weights of the best epoch")
     stopping_threshold: Optional[float] = Field(None, description="stop as soon as the monitor is this good")
     divergence_threshold: Optional[float] = Field(None, description="stop as soon as the monitor is this bad")
@@ -124,8 +126,8 @@ class StreamSpec(Strict):
 class CheckpointSpec(Strict):
     """Periodic checkpoints (whole training state) every `every_epochs` epochs; the newest `keep` are kept."""
 
-    every_epochs: int = Field(1, gt=0)
-    keep: int = Field(3, gt=0)
+    every_epochs: int = Field(1, gt=0, le=MAX_EPOCHS)
+    keep: int = Field(3, gt=0, le=10_000)
 
 
 class TrainSpec(Strict):
@@ -134,9 +136,12 @@ class TrainSpec(Strict):
     optimizer: OptimizerRef = Field(default_factory=lambda: {"type": "adam"})
     batch_size: Union[int, Literal["full"]] = Field(32, description="examples per step, or `full` (batch GD)")
     epochs: Optional[int] = Field(
-        None, gt=0, description="passes over the training data (default: 10 when steps is not given either)"
+        None,
+        gt=0,
+        le=MAX_EPOCHS,
+        description="passes over the training data (default: 10 when steps is not given either)",
     )
-    steps: Optional[int] = Field(None, gt=0, description="total optimizer steps (instead of epochs)")
+    steps: Optional[int] = Field(None, gt=0, le=2**31 - 2, description="total optimizer steps (instead of epochs)")
     weight_decay: Optional[float] = Field(None, ge=0)
     gradient_clipping: Optional[ClipSpec] = None
     early_stopping: Optional[EarlyStoppingSpec] = None
@@ -148,6 +153,12 @@ class TrainSpec(Strict):
     )
     freeze: list[str] = Field(default_factory=list, description="globs over parameter paths, e.g. '*/bias'")
     on_nonfinite: Literal["stop", "skip_step"] = Field("stop", description="what a NaN/inf loss or gradient does")
+    max_skipped_epochs: int = Field(
+        3,
+        ge=1,
+        le=MAX_EPOCHS,
+        description="on_nonfinite: skip_step: the run fails once this many epochs in a row skipped every step",
+    )
     fuse: Literal["auto", "epochs", "steps"] = Field(
         "auto", description="compile whole epochs (several per call when tiny) or one step per call"
     )
@@ -208,8 +219,8 @@ class TrainSpec(Strict):
     @field_validator("batch_size")
     @classmethod
     def _bs(cls, v):
-        if isinstance(v, int) and v <= 0:
-            raise ValueError(f"batch_size must be positive or 'full', got {v}")
+        if isinstance(v, int) and not 0 < v < 2**31:
+            raise ValueError(f"batch_size must be positive or 'full' (and below 2**31), got {v}")
         return v
 
     @model_validator(mode="after")
@@ -223,7 +234,7 @@ class TrainSpec(Strict):
 
 class Spec(Strict):
     name: Optional[str] = Field(None, description="run name (default: the spec file's stem)")
-    seed: int = Field(0, ge=0, description="drives initialisation, shuffling, dropout and augmentation")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="drives initialisation, shuffling, dropout and augmentation")
     description: Optional[str] = None
     data: DataSpec = Field(
         default_factory=lambda: DataSpec.model_validate({"source": "none"}),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path as FsPath
 from typing import Any
 
 import yaml
@@ -103,6 +104,25 @@ class _Builder:
 _LOADER = yaml.SafeLoader("")
 # YAML 1.2 core-schema floats that YAML 1.1 (PyYAML) reads as strings: an exponent without a dot (3e-4, 1E3)
 _FLOAT_12 = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+")
+
+
+def read_spec_file(p: FsPath) -> str:
+    """A spec file's text, read with the size cap applied while reading: a 1 GB file or a link to /dev/zero
+    costs MAX_BYTES of reading, not the whole file."""
+    try:
+        if not p.is_file():  # a directory, a device, a fifo (which would block forever)
+            if not p.exists():
+                raise SpecError([Problem("", f"no such spec file: {p}", str(p))])
+            raise SpecError([Problem("", f"{p} is not a regular file", str(p))])
+        with open(p, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise SpecError(
+                [Problem("", f"the spec is more than {MAX_BYTES:,} bytes long; refusing to load it", str(p), 1, 1)]
+            )
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError([Problem("", f"cannot read the spec: {e}", str(p))]) from None
 
 
 def load_yaml(text: str, file: str = "<spec>") -> Located:

@@ -1,0 +1,68 @@
+"""Will a built spec fit in memory? Estimated before anything is allocated, so an absurd size (`units: 10**12`)
+is a located error in a second instead of a machine swapping for an hour.
+
+The estimate is deliberately simple and a lower bound of what training needs:
+
+    parameters:  4 bytes x parameters x 6   (weights, gradients, two optimizer moments, best and last-good copies)
+    activations: 4 bytes x batch x (sum of every layer's output size) x 2   (kept for the backward pass, and
+                 their gradients)
+
+It is compared with the memory of the device training runs on (`bytes_limit` of its memory statistics), or the
+machine's RAM where the device does not report one (CPU). `nnctl train --skip-memory-check` trains anyway.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+
+from nnctl.app.builder import Built
+from nnctl.data.sources.npz import host_memory
+from nnctl.errors import SpecError
+
+PARAM_COPIES = 6
+ACTIVATION_COPIES = 2
+
+
+def device_memory() -> tuple[int, str]:
+    """(bytes, what) of the memory training can use."""
+    dev = jax.local_devices()[0]
+    try:
+        stats = dev.memory_stats() or {}
+    except Exception:  # some backends do not implement it
+        stats = {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), f"{dev.platform} device memory"
+    return host_memory(), "host memory (RAM)"
+
+
+def estimate(b: Built) -> dict[str, int]:
+    """{parameters, activations, total} in bytes (see the module doc)."""
+    assert b.loaded.analysis is not None  # a built spec was checked
+    per_example = sum(math.prod(s) for s in b.loaded.analysis.shapes.values() if all(isinstance(d, int) for d in s))
+    params = 4 * b.param_count * PARAM_COPIES
+    acts = 4 * b.loop.batch_size * per_example * ACTIVATION_COPIES
+    return {"parameters": params, "activations": acts, "total": params + acts}
+
+
+def check_memory(b: Built) -> None:
+    """A SpecError (located at `model`, with the numbers) when the estimate exceeds the available memory."""
+    need = estimate(b)
+    have, what = device_memory()
+    if need["total"] <= have:
+        return
+    shapes = b.loaded.analysis.shapes if b.loaded.analysis is not None else {}
+    big = max(shapes.items(), key=lambda kv: math.prod(kv[1]) if kv[1] else 0, default=None)
+    widest = f"; the widest layer is '{big[0]}' with output {list(big[1])}" if big else ""
+    msg = (
+        f"training this model needs at least {_gib(need['total'])} ({b.param_count:,} parameters: "
+        f"{_gib(need['parameters'])}; activations for batch {b.loop.batch_size}: {_gib(need['activations'])}), "
+        f"more than the {_gib(have)} of {what}{widest}. Make the model or the batch smaller, or pass "
+        f"--skip-memory-check to try anyway"
+    )
+    raise SpecError([b.loaded.problem(("model",), msg)])
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
