@@ -141,7 +141,7 @@ def measure(impl: str, workload: str, quick: bool) -> dict:
     r = sh(args, {"NNCTL_CACHE_DIR": "off"})  # every implementation compiles: same footing for memory
     if r.returncode != 0:
         return {"impl": impl, "workload": workload, "error": (r.stderr or r.stdout)[-1500:]}
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return {**json.loads(r.stdout.strip().splitlines()[-1]), "load1": os.getloadavg()[0]}
 
 
 def children_cpu() -> float:
@@ -330,7 +330,8 @@ def report(doc: dict) -> str:
     lines = [
         "# nnctl benchmark results",
         "",
-        f"Command: `{doc['command']}` — {doc['date']}, {doc['repeats']} repeat(s) per cell, interleaved, "
+        f"Command: `{doc['command']}` — {doc['date']}, {doc['repeats']} repeat(s) per cell "
+        f"({doc.get('progress', 'complete')}), interleaved, "
         f"each measurement in a fresh process{' (QUICK settings: smoke test only)' if quick else ''}.",
         "",
         f"Machine: {m['cpu']} ({m['cpu_flags']}), {m['cores']} logical cores, {m['memory']}; Python "
@@ -461,7 +462,7 @@ def main(argv=None) -> None:
     ap.add_argument(
         "--pinned", type=int, default=None, metavar="CORE", help="pin each measured process to CORE; CPU seconds"
     )
-    ap.add_argument("--variants", action="store_true", help="also nnctl's variants of bench/variants.py")
+    ap.add_argument("--variants", default="", help="comma-separated nnctl variants of bench/variants.py, or all")
     a = ap.parse_args(argv)
     PIN["core"] = a.pinned
 
@@ -487,7 +488,7 @@ def main(argv=None) -> None:
     for rep in range(a.repeats):
         for n in names:
             streamed = [STREAM] if not a.skip_stream and n not in ("xor", "iris") else []
-            extra = [v for v in NNCTL_VARIANTS if a.variants and applies(v, n)]
+            extra = [v for v in NNCTL_VARIANTS if (a.variants == "all" or v in a.variants.split(",")) and applies(v, n)]
             order = impls + streamed + extra
             for impl in order if rep % 2 == 0 else order[::-1]:  # interleaved, alternating the order
                 r = measure(impl, n, a.quick)
@@ -498,6 +499,7 @@ def main(argv=None) -> None:
                     if k in ("steps_per_s", "samples_per_s", "cpu_steps_per_s", "cpu_samples_per_s", "error")
                 }
                 print(f"[{rep + 1}/{a.repeats}] {n:5s} {impl:6s} {shown}", file=sys.stderr)
+        write(doc, Path(a.out), f"{rep + 1} of {a.repeats} repeats done")  # a stopped session keeps its repeats
     if not a.skip_e2e:
         doc["startup"] = startup(a.repeats)
         print(f"startup: {doc['startup']}", file=sys.stderr)
@@ -509,12 +511,16 @@ def main(argv=None) -> None:
     for k, v in end_peak.items():
         if isinstance(v, float):
             doc["peak"][k] = max(v, doc["peak"].get(k) or 0.0)
+    write(doc, Path(a.out), "complete")
+
+
+def write(doc: dict, out: Path, progress: str) -> None:
     doc["load_end"] = os.getloadavg()
-    out = Path(a.out)
+    doc["progress"] = progress
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     (out / "RESULTS.md").write_text(report(doc))
-    print(f"wrote {out / 'results.json'} and {out / 'RESULTS.md'}", file=sys.stderr)
+    print(f"wrote {out / 'results.json'} and {out / 'RESULTS.md'} ({progress})", file=sys.stderr)
 
 
 if __name__ == "__main__":
