@@ -1,4 +1,4 @@
-"""A/B of XLA:CPU flag sets on one workload: `python -m bench.flags cnn --flags "" --flags "--xla_..." [--repeats 5]`.
+"""A/B of XLA:CPU flag sets on one workload: `python -m bench.flags cnn --flags= --flags=--xla_... [--repeats 5]`.
 
 Each run is `python -m bench.child IMPL WORKLOAD` in a fresh process pinned to one core (BENCH_PIN_CORE) with
 XLA_FLAGS set to one of the given sets; the sets are interleaved (repeat 1 of every set, then repeat 2, the

@@ -225,6 +225,15 @@ def fmt(m, digits=3, scale=1.0):
     return f"{f(v)} ({f(lo)}–{f(hi)})"
 
 
+def load_line(doc: dict) -> str:
+    cells = [rows for c in doc["throughput"].values() for rows in c.values()]
+    loads = [r["load1"] for rows in cells for r in rows if "load1" in r]
+    if not loads:
+        return ""
+    cores = doc["machine"]["cores"]
+    return f" 1-minute load average after each measurement: median {fmt(med(loads))} on {cores} cores."
+
+
 def rate_key(w, clock: str) -> str:
     return ("cpu_" if clock == "cpu" else "") + ("steps_per_s" if w.unit == "steps/s" else "samples_per_s")
 
@@ -337,7 +346,7 @@ def report(doc: dict) -> str:
         f"Machine: {m['cpu']} ({m['cpu_flags']}), {m['cores']} logical cores, {m['memory']}; Python "
         f"{m['python']}, jax {m['jax']}, flax {m['flax']}, optax {m['optax']}, torch {m['torch']}. "
         f"Load average at start {tuple(round(x, 2) for x in m['load_start'])}, at end "
-        f"{tuple(round(x, 2) for x in doc['load_end'])}.",
+        f"{tuple(round(x, 2) for x in doc['load_end'])}.{load_line(doc)}",
         "",
         f"float32 matmul peak (2048³, best of 7, at the start and the end of the session"
         f"{', one core, per CPU second' if pinned else ''}): "
