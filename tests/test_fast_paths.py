@@ -33,7 +33,7 @@ def autodiff_window_max(x, k):
     return w.max(axis=axes)
 
 
-@pytest.mark.parametrize("shape,k", [((3, 6, 6, 4), (3, 2)), ((2, 9, 5), (3,))])
+@pytest.mark.parametrize("shape,k", [((3, 6, 6, 4), (3, 2)), pytest.param((2, 9, 5), (3,), marks=pytest.mark.slow)])
 def test_window_max_gradient_equals_autodiff_without_ties(shape, k):
     x = jax.random.normal(jax.random.key(0), shape)  # continuous values: no ties
     out_shape = jax.eval_shape(lambda x: autodiff_window_max(x, k), x).shape
@@ -87,7 +87,8 @@ def batch_major_projection(x, w, b):
     return xp + b.reshape(1, d, 1, -1)
 
 
-@pytest.mark.parametrize("d", [2])  # one direction: covered by the lstm case below
+@pytest.mark.slow  # the layer-level test below covers both directions in the fast suite
+@pytest.mark.parametrize("d", [1, 2])
 def test_time_major_projection_equals_batch_major(d):
     ks = jax.random.split(jax.random.key(5), 4)
     x = jax.random.normal(ks[0], (3, 7, 5))
@@ -105,7 +106,8 @@ def test_time_major_projection_equals_batch_major(d):
 
 
 @pytest.mark.parametrize(
-    "cell,bidirectional,return_sequences", [("simple_rnn", True, True), ("lstm", False, False), ("gru", True, True)]
+    "cell,bidirectional,return_sequences",
+    [pytest.param("simple_rnn", True, True, marks=pytest.mark.slow), ("lstm", False, False), ("gru", True, True)],
 )
 def test_recurrent_layer_gradients_equal_the_batch_major_formulation(
     cell, bidirectional, return_sequences, monkeypatch
@@ -157,7 +159,7 @@ def test_relu_simple_rnn_with_identity_init_is_the_irnn():
     np.testing.assert_allclose(jax.jit(Network((one,)).apply)(v, x), want[:, -1], rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("bidirectional", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_explicit_tanh_equals_the_default_and_is_applied_once(bidirectional):
     default, explicit = (
         build([{"type": "simple_rnn", "units": 3, "bidirectional": bidirectional, **extra}])
