@@ -1,9 +1,13 @@
 """One measurement in a fresh process: `python -m bench.child IMPL WORKLOAD [--quick]`.
 
-IMPL: nnctl | nnctl-stream (`train.data_placement: stream`) | jax | torch.
+IMPL: nnctl | nnctl-stream (`train.data_placement: stream`) | jax | torch | a variant of bench/variants.py.
 
 Prints one JSON line: throughput after compile/warm-up, compile (or warm-up) seconds, and the process's
-peak resident memory (ru_maxrss), so each implementation's memory is measured on its own.
+peak resident memory (ru_maxrss), so each implementation's memory is measured on its own. The timed part is
+measured twice: wall seconds (`seconds`) and CPU seconds of the whole process, every thread
+(`cpu_seconds`, time.process_time), which is what the pinned mode of the suite reports: on a shared machine
+a process waiting for its core accrues wall time but no CPU time. With BENCH_PIN_CORE=N in the environment
+the process first pins itself (all its threads, before jax or torch start any) to core N.
 
 nnctl is driven through its public API only: `nnctl.spec.load_spec`, `nnctl.data.prepare.prepare`,
 `nnctl.app.build` / `nnctl.app.fit`, and the documented fields of `Built` (fuse, placement) and `FitResult`
@@ -22,7 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import variants
 from bench.workloads import by_name, make_data, nnctl_spec
+
+if os.environ.get("BENCH_PIN_CORE"):  # before numpy/jax/torch start thread pools sized from the affinity
+    os.sched_setaffinity(0, {int(os.environ["BENCH_PIN_CORE"])})
 
 
 def run_nnctl(w, x, y, overrides: tuple = ()) -> dict:
@@ -37,12 +45,15 @@ def run_nnctl(w, x, y, overrides: tuple = ()) -> dict:
         loaded = load_spec(str(spec), overrides)
         data = prepare(loaded.spec, loaded.analysis, loaded.base_dir)
         b = build(loaded, data)
-        res = fit(b)
+        cpu: list[float] = []
+        res = fit(b, on_epoch=lambda r: cpu.append(time.process_time()))
     recs = res.records
     timed = recs[1:]  # the first epoch is the warm-up (its call also measured the chunk size)
     secs = sum(r["time"] for r in timed)
+    # CPU time from the warm-up epoch's record to the last record: the timed epochs, host-side records included
     return {
         "seconds": secs,
+        "cpu_seconds": cpu[-1] - cpu[0],
         "steps": len(timed) * w.steps_per_epoch,
         "samples": len(timed) * w.n,
         "compile_s": res.compile_s,
@@ -62,6 +73,9 @@ def main(argv: list[str]) -> None:
         out = run_nnctl(w, x, y)
     elif impl == "nnctl-stream":  # the data stays in host memory; windows of batches are prefetched
         out = run_nnctl(w, x, y, ("train.data_placement=stream",))
+    elif impl in variants.NNCTL_VARIANTS:
+        variants.patch(impl)
+        out = run_nnctl(w, x, y, variants.overrides(impl))
     elif impl == "jax":
         from bench import ref_jax
 
@@ -79,6 +93,9 @@ def main(argv: list[str]) -> None:
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         steps_per_s=out["steps"] / out["seconds"],
         samples_per_s=out["samples"] / out["seconds"],
+        cpu_steps_per_s=out["steps"] / out["cpu_seconds"],
+        cpu_samples_per_s=out["samples"] / out["cpu_seconds"],
+        affinity=sorted(os.sched_getaffinity(0)),
         pid=os.getpid(),
     )
     print(json.dumps(out))

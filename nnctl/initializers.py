@@ -113,6 +113,24 @@ def orthogonal(scale: float = 1.0):
     return ji.orthogonal(scale)
 
 
+@register("identity", "eye")
+def identity(gain: float = 1.0):
+    """`gain` x identity: `gain` on a matrix's diagonal (IRNN); conv kernel: identity at the centre; vector: `gain`.
+
+    A matrix [n, m] gets `gain` on its main diagonal (e.g. the recurrent kernel of a ReLU simple RNN, the
+    IRNN); a convolution kernel [*window, in, out] the identity map at the window's centre (PyTorch's
+    dirac_); a vector all `gain` (the diagonal of a diagonal scale)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        if len(shape) < 2:
+            return jnp.full(shape, gain, dtype)
+        eye = gain * jnp.eye(shape[-2], shape[-1], dtype=dtype)
+        centre = tuple(n // 2 for n in shape[:-2])
+        return jnp.zeros(shape, dtype).at[centre].set(eye)
+
+    return init
+
+
 def build(opts):
     return INITIALIZERS.build(opts)
 

@@ -27,6 +27,10 @@ KEYS = {
     "steps_per_s",
     "samples_per_s",
     "pid",
+    "cpu_seconds",
+    "cpu_steps_per_s",
+    "cpu_samples_per_s",
+    "affinity",
 }
 NNCTL_KEYS = KEYS | {"fuse", "placement", "final_loss"}
 
@@ -52,6 +56,7 @@ def check_row(row: dict, w, impl: str, keys: set, epochs: int = EPOCHS) -> None:
     assert row["steps"] == epochs * w.steps_per_epoch and row["samples"] == epochs * w.n
     assert row["seconds"] > 0 and math.isfinite(row["steps_per_s"]) and row["steps_per_s"] > 0
     assert row["samples_per_s"] > 0 and row["peak_rss_mb"] > 0 and row["compile_s"] >= 0
+    assert row["cpu_seconds"] > 0 and row["cpu_steps_per_s"] > 0
 
 
 def test_bench_nnctl_path(tiny_xor, capsys):
@@ -86,6 +91,29 @@ def test_bench_nnctl_path(tiny_xor, capsys):
     }
     md = suite.report(doc)
     assert "| xor (steps/s) |" in md
+
+    # pinned mode: per CPU second first, the same runs per wall second after, and the variants' table
+    bare = {**row, "impl": "nnctl-bare", "cpu_steps_per_s": row["cpu_steps_per_s"] * 2}
+    doc["throughput"]["xor"]["nnctl-bare"] = [bare]
+    md = suite.report({**doc, "pinned": 1})
+    cpu_part, wall_part = md.split("### The same runs, per wall-clock second")
+    assert "pinned to core 1, per CPU second" in cpu_part and "| xor (steps/s) |" in wall_part
+    assert f"{row['cpu_steps_per_s']:,.0f}" in cpu_part and f"{row['steps_per_s']:,.0f}" in wall_part
+    assert "| xor | records off (no metrics, guard, gradient norm) |" in md and "| 0.50x | 0.50 |" in md
+
+
+def test_bench_records_off_variant_trains_the_same(tiny_xor, capsys, monkeypatch):
+    """`nnctl-bare` (metrics, finiteness guard and gradient norm off, bench/variants.py) trains to the same
+    loss: only bookkeeping is removed."""
+    from nnctl.engine import loop
+    from nnctl.objectives import supervised
+
+    for module, attr in ((loop, "commit"), (supervised, "apply_update")):  # restored after the test
+        monkeypatch.setattr(module, attr, getattr(module, attr))
+    w, run = tiny_xor
+    on, off = run("nnctl", capsys), run("nnctl-bare", capsys)
+    check_row(off, w, "nnctl-bare", NNCTL_KEYS)
+    assert off["final_loss"] == pytest.approx(on["final_loss"], rel=1e-6)
 
 
 def test_bench_reference_jax(tiny_xor, capsys):

@@ -103,6 +103,7 @@ INIT_CHECK = {
     "lecun_normal": ({}, lambda w: abs(w.var() - 1 / 64) < 3e-3),
     "lecun_uniform": ({}, lambda w: np.abs(w).max() <= np.sqrt(3 / 64) + 1e-6),
     "orthogonal": ({}, lambda w: np.allclose(w.T @ w, np.eye(64), atol=1e-4)),
+    "identity": ({"gain": 0.5}, lambda w: np.array_equal(w, 0.5 * np.eye(64))),
 }
 
 
