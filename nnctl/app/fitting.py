@@ -28,7 +28,9 @@ from nnctl.data.stream import windows
 from nnctl.early_stopping import REASONS
 from nnctl.engine.compiled import HostFns, stack_records, steps_fns, stream_evaluate, stream_fns
 from nnctl.engine.state import Carry
-from nnctl.jaxcfg import configure
+from nnctl.jaxcfg import CacheCount, cache_count, configure
+
+CAPACITY = 4096  # epochs one fused call can record: fixed, so the epoch count never changes a program
 
 
 @dataclass
@@ -42,6 +44,7 @@ class FitResult:
     weights: dict
     checkpoint: Path | None = None  # the checkpoint written by this session, if any
     transfer: dict | None = None  # model.init_from: what was copied, skipped, new
+    cache: CacheCount | None = None  # this session's compilations: asked of the persistent cache, served by it
 
 
 class StopFlag:
@@ -121,13 +124,16 @@ def fit(
         The final carry, every epoch's record, times, status and stop reason, and the weights to keep.
     """
     configure()  # persistent compilation cache
+    cache0 = cache_count()
     run = _Run(b, on_epoch, stop or StopFlag(), ckpt)
     place = b.loop.placement
     put = place.put if place else (lambda tree: jax.tree.map(jnp.asarray, tree))
     t0 = time.perf_counter()
     transfer = None
     if start is None:
-        carry = _jit(b, b.loop.start, static_argnums=0)(tuple(b.data.input_shape))  # init + carry: one program
+        make = b.lifted()
+        start_fn = _jit(b, lambda hp, shape: make(hp).start(shape), static_argnums=1)
+        carry = start_fn(b.hp, tuple(b.data.input_shape))  # init + carry: one program
         if b.loaded.spec.model.init_from:
             carry, transfer = start_from(carry, b.loaded.spec.model.init_from, b.loaded.base_dir)
         run.compile_s = time.perf_counter() - t0
@@ -156,6 +162,7 @@ def fit(
         b.loop.final_weights(carry),
         run.saved_path,
         transfer,
+        cache_count().since(cache0),
     )
 
 
@@ -174,11 +181,12 @@ def _fused(run: _Run, carry: Carry, put: Callable, target_chunk_s: float) -> Car
     data = b.data
     train_data = put((data.x_train, data.y_train))
     val_data = put((data.x_val, data.y_val)) if data.x_val is not None else None
-    cap = max(1, min(b.epochs, 4096))  # one program serves every chunk size: the epoch limit is an argument
+    cap = CAPACITY  # one program serves every chunk size: the epoch limit is an argument
+    make = b.lifted()
     t = time.perf_counter()
     compiled = (
-        _jit(b, b.loop.chunk, static_argnums=4, donate_argnums=0)
-        .lower(carry, train_data, val_data, jnp.int32(b.epochs), cap)
+        _jit(b, lambda hp, c, tr, va, lim: make(hp).chunk(c, tr, va, lim, cap), donate_argnums=1)
+        .lower(b.hp, carry, train_data, val_data, jnp.int32(b.epochs))
         .compile()
     )
     run.compile_s += time.perf_counter() - t
@@ -192,7 +200,7 @@ def _fused(run: _Run, carry: Carry, put: Callable, target_chunk_s: float) -> Car
         new = None
         if more:
             lim = min(e_next + k, b.epochs if not every else min(b.epochs, (e_next // every + 1) * every))
-            carry, recs = compiled(carry, train_data, val_data, jnp.int32(lim))
+            carry, recs = compiled(b.hp, carry, train_data, val_data, jnp.int32(lim))
             new, e_next = (recs, e_next, lim), lim
         if inflight is None and new is None:
             return carry
@@ -252,7 +260,7 @@ Calls = Callable[..., Iterator[tuple]]
 
 def _stepped(run: _Run, put: Callable) -> tuple[Calls, Callable, HostFns]:
     b = run.b
-    loop, fns = b.loop, steps_fns(b.loop)
+    loop, fns = b.loop, steps_fns(b.loop, b.lifted(), b.hp)
     train_data = put((b.data.x_train, b.data.y_train))
     val_data = put((b.data.x_val, b.data.y_val)) if b.data.x_val is not None else None
 
@@ -266,7 +274,7 @@ def _stepped(run: _Run, put: Callable) -> tuple[Calls, Callable, HostFns]:
 
 def _streamed(run: _Run, put: Callable) -> tuple[Calls, Callable, HostFns]:
     b = run.b
-    loop, fns, data = b.loop, stream_fns(b.loop), b.data
+    loop, fns, data = b.loop, stream_fns(b.loop, b.lifted(), b.hp), b.data
     place = loop.placement
     put_train = place.put_windows if place else put  # data-parallel: each device gets its slice
 

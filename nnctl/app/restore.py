@@ -8,18 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from nnctl import rundir
 from nnctl.app.builder import Built, build
 from nnctl.app.predict_io import write_predictions
+from nnctl.app.scoring import score
 from nnctl.app.session import load_run_spec
 from nnctl.data.inputs import read_inputs
 from nnctl.data.prepare import Imputer, Scaler, prepare
-from nnctl.engine.compiled import stream_evaluate, stream_fns
-from nnctl.engine.state import TrainState
-from nnctl.errors import DataError, RunDirError
+from nnctl.errors import RunDirError
 from nnctl.kinds.base import abstract_variables
 from nnctl.spec import Loaded
 
@@ -72,28 +70,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
         {run_dir, split, examples, metrics, task[, confusion_matrix, class_names]}.
     """
     r = restore(run_dir)
-    data, loop = r.built.data, r.built.loop
-    x, y = data.split(split)
-    if x is None:
-        have = [s for s in ("train", "val", "test") if data.split(s)[0] is not None]
-        raise DataError(
-            f"this run has no {split} split (set data.{'test' if split == 'test' else 'validation'}_split "
-            f"in the spec); available: {', '.join(have)}"
-        )
-    assert y is not None  # a split has both its inputs and its targets
-    state = TrainState(
-        params=r.weights["params"], model_state=r.weights["model_state"], opt_state=None, step=jnp.int32(0)
-    )  # evaluation reads the weights only
-    if r.built.placement == "stream":  # too big for the device at once: the same batches, streamed
-        sums = stream_evaluate(loop, stream_fns(loop), state, x, y, jax.device_put, r.built.window, r.built.prefetch)
-    else:
-        sums = jax.jit(lambda s, d: loop.evaluate(s, d, len(x)))(state, (jnp.asarray(x), jnp.asarray(y)))
-    out = {k: float(v) for k, v in loop.obj.finalize(sums).items()}
-    result = {"run_dir": str(run_dir), "split": split, "examples": int(len(x)), "metrics": out, "task": data.task}
-    if "confusion" in sums:
-        result["confusion_matrix"] = np.asarray(sums["confusion"]).astype(int).tolist()
-        result["class_names"] = data.class_names
-    return result
+    return {"run_dir": str(run_dir), **score(r.built, r.weights, split)}
 
 
 def predict_run(run_dir: str | Path, input_path: str, output: str | None = None) -> dict:

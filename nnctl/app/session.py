@@ -18,6 +18,7 @@ import jax
 from nnctl import checkpoint, rundir
 from nnctl.app.builder import Built, build
 from nnctl.app.fitting import FitResult, Resume, StopFlag, fit
+from nnctl.app.scoring import score
 from nnctl.app.summary import summarize
 from nnctl.data.peek import resolve
 from nnctl.data.prepare import prepare
@@ -217,6 +218,8 @@ def _write_final(b: Built, run: Path, res: FitResult, start: Resume | None) -> d
         {"seed": b.loaded.spec.seed, "epoch": int(carry.epoch), "step": int(carry.state.step)},
     )
     summary = summarize(b, res, run, start.epoch if start is not None else None)
+    if b.loaded.spec.train.evaluate_test and data.x_test is not None and res.status != "interrupted":
+        summary["test"] = score(b, res.weights, "test")  # the held-out split, in this process
     rundir.write_json(run / rundir.SUMMARY, summary)
     return summary
 
