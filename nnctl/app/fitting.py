@@ -45,6 +45,7 @@ class FitResult:
     checkpoint: Path | None = None  # the checkpoint written by this session, if any
     transfer: dict | None = None  # model.init_from: what was copied, skipped, new
     cache: CacheCount | None = None  # this session's compilations: asked of the persistent cache, served by it
+    compile_cpu_s: float = 0.0  # CPU seconds of this process (all threads) while compiling, this session only
 
 
 class StopFlag:
@@ -78,6 +79,7 @@ class _Run:
     ckpt: Any
     records: list = field(default_factory=list)
     compile_s: float = 0.0
+    compile_cpu_s: float = 0.0  # process CPU time over the same intervals as compile_s (this session)
     train_s: float = 0.0
     saved_epoch: int = 0
     saved_path: Path | None = None
@@ -128,7 +130,7 @@ def fit(
     run = _Run(b, on_epoch, stop or StopFlag(), ckpt)
     place = b.loop.placement
     put = place.put if place else (lambda tree: jax.tree.map(jnp.asarray, tree))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     transfer = None
     if start is None:
         make = b.lifted()
@@ -137,10 +139,12 @@ def fit(
         if b.loaded.spec.model.init_from:
             carry, transfer = start_from(carry, b.loaded.spec.model.init_from, b.loaded.base_dir)
         run.compile_s = time.perf_counter() - t0
+        run.compile_cpu_s = time.process_time() - c0
     else:
         carry = put(start.carry)
         run.records, run.fresh = list(start.records), len(start.records)
         run.compile_s, run.train_s = start.compile_s + time.perf_counter() - t0, start.train_s
+        run.compile_cpu_s = time.process_time() - c0
     run.saved_epoch = int(carry.epoch)
     if b.fuse == "epochs" and b.placement != "stream":
         carry = _fused(run, carry, put, target_chunk_s)
@@ -163,6 +167,7 @@ def fit(
         run.saved_path,
         transfer,
         cache_count().since(cache0),
+        run.compile_cpu_s,
     )
 
 
@@ -183,13 +188,14 @@ def _fused(run: _Run, carry: Carry, put: Callable, target_chunk_s: float) -> Car
     val_data = put((data.x_val, data.y_val)) if data.x_val is not None else None
     cap = CAPACITY  # one program serves every chunk size: the epoch limit is an argument
     make = b.lifted()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     compiled = (
         _jit(b, lambda hp, c, tr, va, lim: make(hp).chunk(c, tr, va, lim, cap), donate_argnums=1)
         .lower(b.hp, carry, train_data, val_data, jnp.int32(b.epochs))
         .compile()
     )
     run.compile_s += time.perf_counter() - t
+    run.compile_cpu_s += time.process_time() - c
     k, e_next, stopped = 1, int(carry.epoch), bool(carry.stopped)
     inflight = None  # (records on the device, first epoch, epoch limit) of the call running
     t_mark = time.perf_counter()
@@ -225,7 +231,7 @@ def _host_driven(run: _Run, carry: Carry, put: Callable) -> Carry:
     b = run.b
     calls, evaluate, fns = _streamed(run, put) if b.placement == "stream" else _stepped(run, put)
     while int(carry.epoch) < b.epochs and not bool(carry.stopped) and run.stop.signum is None:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         epoch = carry.epoch
         snapshot = jax.tree.map(lambda a: np.array(a, copy=True), carry)  # what a mid-epoch signal saves
         idx, mask = fns.perm(epoch)
@@ -236,15 +242,17 @@ def _host_driven(run: _Run, carry: Carry, put: Callable) -> Carry:
             if run.first_call() and t_first is None:  # the session's first call compiles: compile time
                 jax.block_until_ready(sums)
                 run.compile_s += time.perf_counter() - t
+                run.compile_cpu_s += time.process_time() - c
                 t_first = time.perf_counter()
             if run.stop.signum is not None and not last:
                 gen.close()
                 return snapshot  # the partial epoch is dropped
-        t_end = time.perf_counter()
+        t_end, c_end = time.perf_counter(), time.process_time()
         carry, rec = fns.end(carry, state, sums, counters, evaluate(state), epoch)
         if t_first is not None:  # the session's first epoch end: compiling evaluation and end-of-epoch
             jax.block_until_ready(rec)
             run.compile_s += time.perf_counter() - t_end
+            run.compile_cpu_s += time.process_time() - c_end
             t_first += time.perf_counter() - t_end
         recs = stack_records(
             jax.tree.map(lambda a: jnp.asarray(a)[None], {**rec, "active": jnp.bool_(True), "epoch": epoch})
