@@ -94,8 +94,12 @@ def cache_text(c: dict | None) -> str:
     return "-" if not c else f"{c['from_cache']}/{c['programs']}"
 
 
-def markdown(rows: list[dict]) -> str:
+def markdown(rows: list[dict], command: str = "") -> str:
+    head = f"`{command}`: " if command else ""
     lines = [
+        f"{head}CPU seconds of `nnctl train` processes pinned to one core, 2 epochs each; warm and new-values "
+        "figures are medians. cache: programs served by the persistent cache / asked of it.",
+        "",
         "| spec | cold: compile CPU s | process CPU s | warm: compile CPU s | process CPU s | cache"
         " | new values: compile CPU s | process CPU s | cache |",
         "|---|---:|---:|---:|---:|---|---:|---:|---|",
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         rows.append(measure(ROOT / "specs" / f"{name}.yaml", a.repeats))
         print(json.dumps(rows[-1]), file=sys.stderr)
-    table = markdown(rows)
+    table = markdown(rows, " ".join(["python -m bench.compile_times", *(argv if argv is not None else sys.argv[1:])]))
     print(table)
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1) + "\n")
