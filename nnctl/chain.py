@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnctl.optim import build_optimizer
+from nnctl.optim import build_optimizer, given
 from nnctl.trees import path_str
 
 
@@ -109,11 +109,11 @@ def _describe(train: Any, frozen: bool, groups: int) -> str:
             if c.max_value
             else f"clip_{'per_tensor' if c.per_tensor else 'global'}_norm({c.max_norm})"
         )
-    if train.weight_decay:
+    if given(train.weight_decay):
         parts.append(f"weight_decay({train.weight_decay})")
     parts.append(train.optimizer.type)
     lr = train.optimizer.learning_rate
-    if not isinstance(lr, (int, float)):
+    if hasattr(lr, "type"):
         parts[-1] += f"[{lr.type}]"
     if groups:
         parts.append(f"param_groups({groups})")

@@ -40,18 +40,22 @@ def reason_code(name: str) -> int:
 
 @struct.dataclass
 class EarlyStopping:
+    """The running state (best, best_epoch, wait, stopped, reason) and the settings. The numeric settings are
+    arrays too, so a compiled loop reads them as inputs: changing `patience` or a threshold reuses the compiled
+    program. Only the direction and whether a baseline/threshold is given are part of the program."""
+
     best: jnp.ndarray
     best_epoch: jnp.ndarray
     wait: jnp.ndarray
     stopped: jnp.ndarray
     reason: jnp.ndarray
+    patience: jnp.ndarray
+    min_delta: jnp.ndarray
+    start_from_epoch: jnp.ndarray
+    baseline: jnp.ndarray | None = None
+    stopping_threshold: jnp.ndarray | None = None
+    divergence_threshold: jnp.ndarray | None = None
     sign: float = struct.field(pytree_node=False, default=1.0)  # +1: min, -1: max
-    patience: int = struct.field(pytree_node=False, default=0)
-    min_delta: float = struct.field(pytree_node=False, default=0.0)
-    baseline: float | None = struct.field(pytree_node=False, default=None)
-    start_from_epoch: int = struct.field(pytree_node=False, default=0)
-    stopping_threshold: float | None = struct.field(pytree_node=False, default=None)
-    divergence_threshold: float | None = struct.field(pytree_node=False, default=None)
     enabled: bool = struct.field(pytree_node=False, default=True)
 
     @classmethod
@@ -67,19 +71,20 @@ class EarlyStopping:
         enabled: bool = True,
     ) -> EarlyStopping:
         sign = 1.0 if mode == "min" else -1.0
+        f32 = lambda v: None if v is None else jnp.float32(v)
         return cls(
             best=jnp.float32(jnp.inf * sign),
             best_epoch=jnp.int32(-1),
             wait=jnp.int32(0),
             stopped=jnp.bool_(False),
             reason=jnp.int32(0),
+            patience=jnp.int32(patience),
+            min_delta=jnp.float32(abs(min_delta)),
+            start_from_epoch=jnp.int32(start_from_epoch),
+            baseline=f32(baseline),
+            stopping_threshold=f32(stopping_threshold),
+            divergence_threshold=f32(divergence_threshold),
             sign=sign,
-            patience=patience,
-            min_delta=abs(min_delta),
-            baseline=baseline,
-            start_from_epoch=start_from_epoch,
-            stopping_threshold=stopping_threshold,
-            divergence_threshold=divergence_threshold,
             enabled=enabled,
         )
 
@@ -91,7 +96,7 @@ class EarlyStopping:
         value = jnp.asarray(value, jnp.float32)
         active = (epoch >= self.start_from_epoch) & ~self.stopped
         improved = active & self._improves(value, self.best)
-        beats_baseline = True if self.baseline is None else self._improves(value, jnp.float32(self.baseline))
+        beats_baseline = True if self.baseline is None else self._improves(value, self.baseline)
         wait = jnp.where(active, self.wait + 1, self.wait)
         wait = jnp.where(improved & beats_baseline, 0, wait)
         best = jnp.where(improved, value, self.best)

@@ -4,12 +4,14 @@
   else `$XDG_CACHE_HOME/nnctl/jax`, else `~/.cache/nnctl/jax`. `NNCTL_CACHE_DIR=off` (or `none`, `0`)
   turns it off. Every compiled program is cached (no minimum compile time), so running the same spec again
   loads its programs from disk instead of compiling them.
-* `configure()` is idempotent.
+* `configure()` is idempotent. It also counts the compilations that asked the persistent cache and those
+  it served (`CacheCount`), so a run can say its programs came from the cache.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -17,6 +19,29 @@ import jax
 CACHE_ENV = "NNCTL_CACHE_DIR"
 _OFF = {"", "0", "off", "none", "false", "no"}
 _done = False
+_REQUESTS = "/jax/compilation_cache/compile_requests_use_cache"
+_HITS = "/jax/compilation_cache/cache_hits"
+_counts = {_REQUESTS: 0, _HITS: 0}
+
+
+@dataclass(frozen=True)
+class CacheCount:
+    """Compilations that asked the persistent cache, and those it served (since the process started)."""
+
+    requests: int
+    hits: int
+
+    def since(self, earlier: CacheCount) -> CacheCount:
+        return CacheCount(self.requests - earlier.requests, self.hits - earlier.hits)
+
+
+def cache_count() -> CacheCount:
+    return CacheCount(_counts[_REQUESTS], _counts[_HITS])
+
+
+def _count(event: str, **kwargs: object) -> None:
+    if event in _counts:
+        _counts[event] += 1
 
 
 def cache_dir() -> Path | None:
@@ -34,6 +59,7 @@ def configure() -> None:
     if _done:
         return
     _done = True
+    jax.monitoring.register_event_listener(_count)
     d = cache_dir()
     if d is None:
         return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeAlias, Union
 
+import jax.numpy as jnp
 import optax
 from pydantic import Discriminator, Field, Tag
 
@@ -16,6 +17,34 @@ from nnctl.registry import FnRegistry, ref_type
 
 SCHEDULES = FnRegistry("learning-rate schedule")
 OPTIMIZERS = FnRegistry("optimizer")
+
+# The options each optimizer and schedule reads as runtime inputs of the compiled programs
+# (nnctl.app.hyper): changing them reuses the compiled program. Listed are the options used only in
+# arithmetic whose float32 result is the same for a Python float and a float32 array; Optax forms `1 - b`
+# from a Python float in float64, so betas/decay/rho stay compiled in (the results would change in the last
+# bits otherwise), as do step counts and the warm-up schedule (its Optax checks need concrete values).
+RUNTIME: dict[str, tuple[str, ...]] = {
+    "sgd": ("learning_rate", "momentum"),
+    "momentum": ("learning_rate", "momentum"),
+    "adagrad": ("learning_rate", "initial_accumulator_value", "eps"),
+    "adadelta": ("learning_rate", "eps"),
+    "rmsprop": ("learning_rate", "eps", "momentum"),
+    "adam": ("learning_rate", "eps"),
+    "adamw": ("learning_rate", "eps", "weight_decay"),
+    "nadam": ("learning_rate", "eps"),
+    "adamax": ("learning_rate", "eps"),
+    "lion": ("learning_rate", "weight_decay"),
+    "constant": ("value",),
+    "cosine": ("initial",),
+    "exponential": ("initial", "decay_rate"),
+    "step": ("initial", "factor"),
+    "reduce_on_plateau": ("initial",),
+}
+
+
+def given(v: Any) -> bool:
+    """True for a set, non-zero option: a runtime input (an array) is never zero, zeros stay compiled in."""
+    return v is not None and (not isinstance(v, (int, float)) or v != 0)
 
 
 # ---------------------------------------------------------------------------------------------- schedules
@@ -47,7 +76,17 @@ def exponential(
     staircase: bool = False,
 ):
     """initial * decay_rate ^ (step / decay_steps); decay_steps defaults to one epoch."""
-    return optax.exponential_decay(initial, decay_steps or steps_per_epoch, decay_rate, staircase=staircase), None
+    steps = decay_steps or steps_per_epoch
+    if not given(decay_rate) or steps <= 0:  # Optax's rule: a constant rate
+        return optax.exponential_decay(initial, steps, decay_rate, staircase=staircase), None
+
+    def schedule(count):  # optax.exponential_decay's arithmetic, without its checks on concrete values
+        p = count / steps
+        if staircase:
+            p = jnp.floor(p)
+        return jnp.where(count <= 0, initial, initial * jnp.power(decay_rate, p))
+
+    return schedule, None
 
 
 @SCHEDULES.register("step", "piecewise")
@@ -68,7 +107,18 @@ def step(
             raise ValueError("every_epochs must be positive")
         boundaries = list(range(every_epochs * steps_per_epoch, max(total_steps, 1), every_epochs * steps_per_epoch))
     assert boundaries is not None  # given, or computed from every_epochs just above
-    return optax.piecewise_constant_schedule(initial, {int(b): factor for b in boundaries}), None
+    if isinstance(factor, (int, float)) and factor < 0:
+        raise ValueError("`factor` must not be negative")
+    marks = sorted({int(b) for b in boundaries})
+
+    def schedule(count):  # optax.piecewise_constant_schedule's arithmetic, without its checks on concrete values
+        v: Any = initial
+        for threshold in marks:
+            indicator = jnp.maximum(0.0, jnp.sign(threshold - count))
+            v = v * indicator + (1 - indicator) * factor * v
+        return v
+
+    return schedule, None
 
 
 @SCHEDULES.register("linear_warmup_cosine", "warmup_cosine")
@@ -137,7 +187,7 @@ LearningRate = Annotated[
 @OPTIMIZERS.register("sgd", "gd")
 def sgd(learning_rate: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False):
     """(Stochastic) gradient descent: w <- w - lr * g. With batch_size: full it is batch gradient descent."""
-    return optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov)
+    return optax.sgd(learning_rate, momentum=momentum if given(momentum) else None, nesterov=nesterov)
 
 
 @OPTIMIZERS.register("momentum")
@@ -179,7 +229,12 @@ def rmsprop(
     mean of g^2 (the notes' and Keras' formula); eps_in_sqrt: true puts eps inside the root, sqrt(v + eps)
     (Optax's default)."""
     return optax.rmsprop(
-        learning_rate, decay=decay, eps=eps, momentum=momentum or None, centered=centered, eps_in_sqrt=eps_in_sqrt
+        learning_rate,
+        decay=decay,
+        eps=eps,
+        momentum=momentum if given(momentum) else None,
+        centered=centered,
+        eps_in_sqrt=eps_in_sqrt,
     )
 
 
@@ -226,9 +281,10 @@ else:
 
 
 def build_learning_rate(lr: Any, total_steps: int, steps_per_epoch: int):
-    """(rate or schedule fn, extra link or None) from a spec's learning_rate."""
-    if isinstance(lr, (int, float)):
-        return float(lr), None
+    """(rate or schedule fn, extra link or None) from a spec's learning_rate (a number, a runtime input or a
+    schedule's options)."""
+    if not hasattr(lr, "type"):
+        return (float(lr) if isinstance(lr, (int, float)) else lr), None
     return SCHEDULES.build(lr, total_steps, steps_per_epoch)
 
 
@@ -239,7 +295,7 @@ def build_optimizer(opts: Any, total_steps: int, steps_per_epoch: int, weight_de
     kwargs = {k: getattr(opts, k) for k in type(opts).model_fields if k != "type"}
     kwargs["learning_rate"] = lr
     links = []
-    if weight_decay:
+    if given(weight_decay):
         if "weight_decay" in kwargs:
             kwargs["weight_decay"] = weight_decay
         else:

@@ -3,6 +3,7 @@ the compilation cache, lazy imports, `nnctl time`. (Speed itself is measured by 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -93,6 +94,7 @@ def test_bf16_computes_in_bfloat16_and_keeps_float32_state():
         return orig(variables, x, **kw)
 
     object.__setattr__(b.obj, "net", type("Spy", (), {"apply": staticmethod(spy), "init": orig.__self__.init})())
+    b = dataclasses.replace(b, loop_for=None)  # the fit uses b.loop (whose objective is b.obj), not a rebuilt one
     res = fit(b)
     assert seen and all(xd == jnp.bfloat16 and pd == jnp.bfloat16 for xd, pd in seen)
     leaves = jax.tree.leaves(res.carry.state.params) + jax.tree.leaves(res.carry.state.opt_state)

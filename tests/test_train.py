@@ -63,8 +63,15 @@ def test_steps_and_short_last_batch(tmp_path):
     res = train_run(
         str(SPECS / "iris.yaml"),
         out=str(tmp_path / "r"),
-        overrides=("train.epochs=null", "train.steps=12", "train.batch_size=20", "train.early_stopping=null"),
+        overrides=(
+            "train.epochs=null",
+            "train.steps=12",
+            "train.batch_size=20",
+            "train.early_stopping=null",
+            "train.evaluate_test=false",
+        ),
     )
+    assert "test" not in res.summary  # evaluate_test: false
     assert res.summary["steps"] == 12
     assert res.summary["epochs_run"] == 3 and res.summary["stop_reason"] == "steps"
 
@@ -86,6 +93,12 @@ def test_short_last_batch_counts_exactly(tmp_path):
     assert ev["examples"] == 96
     assert res.records[0]["train/loss"] == pytest.approx(ev["metrics"]["loss"], rel=1e-5)
     assert res.records[0]["train/accuracy"] == pytest.approx(ev["metrics"]["accuracy"])
+    # train scored the held-out test split in its own process, as `nnctl eval` does from the run directory
+    test = evaluate_run(res.run_dir)
+    assert res.summary["test"]["metrics"] == test["metrics"] and res.summary["test"]["examples"] == 30
+    assert (
+        json.loads((res.run_dir / "summary.json").read_text())["test"]["confusion_matrix"] == test["confusion_matrix"]
+    )
 
 
 def test_steps_mode_compiles_the_step_once(tmp_path, monkeypatch):
@@ -94,8 +107,8 @@ def test_steps_mode_compiles_the_step_once(tmp_path, monkeypatch):
     made = []
     orig = T.steps_fns
 
-    def spy(loop):
-        fns = orig(loop)
+    def spy(*args):
+        fns = orig(*args)
         made.append(fns)
         return fns
 
@@ -105,7 +118,9 @@ def test_steps_mode_compiles_the_step_once(tmp_path, monkeypatch):
         out=str(tmp_path / "r"),
         overrides=("train.epochs=3", "train.fuse=steps", "train.early_stopping=null"),
     )
-    assert made[0].train._cache_size() == 1  # the short last batch did not recompile
+    assert (
+        made[0].train.func._cache_size() == 1
+    )  # (train binds the runtime inputs)  # the short last batch did not recompile
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_weights(tmp_path):

@@ -3,7 +3,9 @@ compiled loop's static facts, early stopping, the loop shape and where the data 
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nnctl.app.hyper import hyperparams, lift
 from nnctl.data.prepare import Dataset
 from nnctl.data.stream import choose_placement, data_bytes, window_size
 from nnctl.early_stopping import EarlyStopping
@@ -40,21 +43,22 @@ class Built:
     placement: str = "device"  # or "stream": data stays on the host, windows of batches go to the device
     window: int = 1  # batches per compiled call when streaming
     prefetch: int = 2
+    hp: Any = None  # the compiled programs' runtime inputs (nnctl.app.hyper.hyperparams)
+    loop_for: Callable[[Any], Loop] | None = None  # hp (traced) -> the loop whose options read them
+
+    def lifted(self) -> Callable[[Any], Loop]:
+        """hp -> Loop: the loop rebuilt inside a trace from the runtime inputs (the static loop without them)."""
+        return self.loop_for or (lambda hp: self.loop)
 
 
 def build(loaded: Loaded, data: Dataset) -> Built:
-    """Build a checked spec (`nnctl.spec.load_spec`) and its prepared data (`nnctl.data.prepare.prepare`).
+    """Build a checked spec (`nnctl.spec.load_spec`) and its prepared data (`nnctl.data.prepare.prepare`) into
+    the objective, the loop, the host-side settings of the fit and its runtime inputs (`nnctl.app.hyper`).
 
-    Args:
-        loaded: the loaded, checked spec.
-        data: its prepared splits.
-    Returns:
-        The objective, the loop and the host-side settings of the fit.
     Raises:
         SpecError: problems only the data reveals (metrics for the task, class weights).
     """
-    spec = loaded.spec
-    t = spec.train
+    spec, t = loaded.spec, loaded.spec.train
     check_metrics(loaded, data.task)
     kind = MODEL_KINDS.get(spec.model.type)
     net = kind.network(spec.model, data.num_classes)
@@ -111,7 +115,21 @@ def build(loaded: Loaded, data: Dataset) -> Built:
         placement=where,
         window=window_size(t.stream.window, fuse, batch_bytes, nb),
         prefetch=t.stream.prefetch,
+        hp=hyperparams(spec, es, loop.max_steps),  # the runtime inputs and the loop that reads them
+        loop_for=_loop_for(kind, ctx, loop),
     )
+
+
+def _loop_for(kind: Any, ctx: BuildContext, loop: Loop) -> Callable[[Any], Loop]:
+    """hp -> the loop with the objective rebuilt from the spec with hp's runtime options (nnctl.app.hyper)."""
+
+    def make(hp: Any) -> Loop:
+        o = kind.objective(dataclasses.replace(ctx, spec=lift(ctx.spec, hp["spec"])))
+        return dataclasses.replace(
+            loop, obj=o, seed=hp["seed"], max_steps=hp["max_steps"], es=hp["es"], plateau_scale=o.chain.plateau_scale
+        )
+
+    return make
 
 
 def early_stopping(spec: Any, data: Dataset) -> tuple[tuple[str, str], EarlyStopping, bool]:

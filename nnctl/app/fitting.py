@@ -29,7 +29,9 @@ from nnctl.data.stream import windows
 from nnctl.early_stopping import REASONS
 from nnctl.engine.compiled import HostFns, stack_records, steps_fns, stream_evaluate, stream_fns
 from nnctl.engine.state import Carry
-from nnctl.jaxcfg import configure
+from nnctl.jaxcfg import CacheCount, cache_count, configure
+
+CAPACITY = 4096  # epochs one fused call can record: fixed, so the epoch count never changes a program
 
 
 @dataclass
@@ -43,6 +45,8 @@ class FitResult:
     weights: dict
     checkpoint: Path | None = None  # the checkpoint written by this session, if any
     transfer: dict | None = None  # model.init_from: what was copied, skipped, new
+    cache: CacheCount | None = None  # this session's compilations: asked of the persistent cache, served by it
+    compile_cpu_s: float = 0.0  # CPU seconds of this process (all threads) while compiling, this session only
 
 
 class StopFlag:
@@ -76,6 +80,7 @@ class _Run:
     ckpt: Any
     records: list = field(default_factory=list)
     compile_s: float = 0.0
+    compile_cpu_s: float = 0.0  # process CPU time over the same intervals as compile_s (this session)
     train_s: float = 0.0
     saved_epoch: int = 0
     saved_path: Path | None = None
@@ -129,20 +134,25 @@ def fit(
         The final carry, every epoch's record, times, status and stop reason, and the weights to keep.
     """
     configure()  # persistent compilation cache
+    cache0 = cache_count()
     run = _Run(b, on_epoch, stop or StopFlag(), ckpt)
     place = b.loop.placement
     put = place.put if place else (lambda tree: jax.tree.map(jnp.asarray, tree))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     transfer = None
     if start is None:
-        carry = _jit(b, b.loop.start, static_argnums=0)(tuple(b.data.input_shape))  # init + carry: one program
+        make = b.lifted()
+        start_fn = _jit(b, lambda hp, shape: make(hp).start(shape), static_argnums=1)
+        carry = start_fn(b.hp, tuple(b.data.input_shape))  # init + carry: one program
         if b.loaded.spec.model.init_from:
             carry, transfer = start_from(carry, b.loaded.spec.model.init_from, b.loaded.base_dir)
         run.compile_s = time.perf_counter() - t0
+        run.compile_cpu_s = time.process_time() - c0
     else:
         carry = put(start.carry)
         run.records, run.fresh = list(start.records), len(start.records)
         run.compile_s, run.train_s = start.compile_s + time.perf_counter() - t0, start.train_s
+        run.compile_cpu_s = time.process_time() - c0
     run.saved_epoch = int(carry.epoch)
     if b.fuse == "epochs" and b.placement != "stream":
         carry = _fused(run, carry, put, target_chunk_s)
@@ -167,6 +177,8 @@ def fit(
         b.loop.final_weights(carry),
         run.saved_path,
         transfer,
+        cache_count().since(cache0),
+        run.compile_cpu_s,
     )
 
 
@@ -185,14 +197,16 @@ def _fused(run: _Run, carry: Carry, put: Callable, target_chunk_s: float) -> Car
     data = b.data
     train_data = put((data.x_train, data.y_train))
     val_data = put((data.x_val, data.y_val)) if data.x_val is not None else None
-    cap = max(1, min(b.epochs, 4096))  # one program serves every chunk size: the epoch limit is an argument
-    t = time.perf_counter()
+    cap = CAPACITY  # one program serves every chunk size: the epoch limit is an argument
+    make = b.lifted()
+    t, c = time.perf_counter(), time.process_time()
     compiled = (
-        _jit(b, b.loop.chunk, static_argnums=4, donate_argnums=0)
-        .lower(carry, train_data, val_data, jnp.int32(b.epochs), cap)
+        _jit(b, lambda hp, c, tr, va, lim: make(hp).chunk(c, tr, va, lim, cap), donate_argnums=1)
+        .lower(b.hp, carry, train_data, val_data, jnp.int32(b.epochs))
         .compile()
     )
     run.compile_s += time.perf_counter() - t
+    run.compile_cpu_s += time.process_time() - c
     k, e_next, stopped = 1, int(carry.epoch), bool(carry.stopped)
     inflight = None  # (records on the device, first epoch, epoch limit) of the call running
     t_mark = time.perf_counter()
@@ -203,7 +217,7 @@ def _fused(run: _Run, carry: Carry, put: Callable, target_chunk_s: float) -> Car
         new = None
         if more:
             lim = min(e_next + k, b.epochs if not every else min(b.epochs, (e_next // every + 1) * every))
-            carry, recs = compiled(carry, train_data, val_data, jnp.int32(lim))
+            carry, recs = compiled(b.hp, carry, train_data, val_data, jnp.int32(lim))
             new, e_next = (recs, e_next, lim), lim
         if inflight is None and new is None:
             return carry
@@ -228,7 +242,7 @@ def _host_driven(run: _Run, carry: Carry, put: Callable) -> Carry:
     b = run.b
     calls, evaluate, fns = _streamed(run, put) if b.placement == "stream" else _stepped(run, put)
     while int(carry.epoch) < b.epochs and not bool(carry.stopped) and not run.halted():
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         epoch = carry.epoch
         snapshot = jax.tree.map(lambda a: np.array(a, copy=True), carry)  # what a mid-epoch signal saves
         idx, mask = fns.perm(epoch)
@@ -239,15 +253,17 @@ def _host_driven(run: _Run, carry: Carry, put: Callable) -> Carry:
             if run.first_call() and t_first is None:  # the session's first call compiles: compile time
                 jax.block_until_ready(sums)
                 run.compile_s += time.perf_counter() - t
+                run.compile_cpu_s += time.process_time() - c
                 t_first = time.perf_counter()
             if run.stop.signum is not None and not last:
                 gen.close()
                 return snapshot  # the partial epoch is dropped
-        t_end = time.perf_counter()
+        t_end, c_end = time.perf_counter(), time.process_time()
         carry, rec = fns.end(carry, state, sums, counters, evaluate(state), epoch)
         if t_first is not None:  # the session's first epoch end: compiling evaluation and end-of-epoch
             jax.block_until_ready(rec)
             run.compile_s += time.perf_counter() - t_end
+            run.compile_cpu_s += time.process_time() - c_end
             t_first += time.perf_counter() - t_end
         recs = stack_records(
             jax.tree.map(lambda a: jnp.asarray(a)[None], {**rec, "active": jnp.bool_(True), "epoch": epoch})
@@ -263,7 +279,7 @@ Calls = Callable[..., Generator[tuple, None, None]]
 
 def _stepped(run: _Run, put: Callable) -> tuple[Calls, Callable, HostFns]:
     b = run.b
-    loop, fns = b.loop, steps_fns(b.loop)
+    loop, fns = b.loop, steps_fns(b.loop, b.lifted(), b.hp)
     train_data = put((b.data.x_train, b.data.y_train))
     val_data = put((b.data.x_val, b.data.y_val)) if b.data.x_val is not None else None
 
@@ -277,7 +293,7 @@ def _stepped(run: _Run, put: Callable) -> tuple[Calls, Callable, HostFns]:
 
 def _streamed(run: _Run, put: Callable) -> tuple[Calls, Callable, HostFns]:
     b = run.b
-    loop, fns, data = b.loop, stream_fns(b.loop), b.data
+    loop, fns, data = b.loop, stream_fns(b.loop, b.lifted(), b.hp), b.data
     place = loop.placement
     put_train = place.put_windows if place else put  # data-parallel: each device gets its slice
 

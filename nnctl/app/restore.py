@@ -9,20 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from nnctl import rundir
 from nnctl.app import provenance
 from nnctl.app.builder import Built, build
 from nnctl.app.predict_io import write_predictions
+from nnctl.app.scoring import score_arrays
 from nnctl.app.session import load_run_spec
 from nnctl.data.inputs import input_names, read_inputs
 from nnctl.data.newdata import prepare_new
 from nnctl.data.prepare import Dataset, Imputer, Scaler, prepare
 from nnctl.data.sources.csv import CsvLayout
-from nnctl.engine.compiled import stream_evaluate, stream_fns
-from nnctl.engine.state import TrainState
 from nnctl.errors import DataError, RunDirError, SpecError
 from nnctl.kinds.base import abstract_variables
 from nnctl.spec import Loaded, load_text
@@ -138,20 +136,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_path: str | None
 
 
 def _score(r: Restored, x: np.ndarray, y: np.ndarray) -> dict:
-    data, loop = r.built.data, r.built.loop
-    state = TrainState(
-        params=r.weights["params"], model_state=r.weights["model_state"], opt_state=None, step=jnp.int32(0)
-    )  # evaluation reads the weights only
-    if r.built.placement == "stream":  # too big for the device at once: the same batches, streamed
-        sums = stream_evaluate(loop, stream_fns(loop), state, x, y, jax.device_put, r.built.window, r.built.prefetch)
-    else:
-        sums = jax.jit(lambda s, d: loop.evaluate(s, d, len(x)))(state, (jnp.asarray(x), jnp.asarray(y)))
-    out = {k: float(v) for k, v in loop.obj.finalize(sums).items()}
-    result = {"examples": int(len(x)), "metrics": out, "task": data.task}
-    if "confusion" in sums:
-        result["confusion_matrix"] = np.asarray(sums["confusion"]).astype(int).tolist()
-        result["class_names"] = data.class_names
-    return result
+    return score_arrays(r.built, r.weights, x, y)
 
 
 def predict_run(run_dir: str | Path, input_path: str, output: str | None = None) -> dict:

@@ -23,6 +23,7 @@ from nnctl.app.builder import Built, build
 from nnctl.app.fitting import FitResult, Resume, StopFlag, fit
 from nnctl.app.memory import check_memory
 from nnctl.app.provenance import save_data_record
+from nnctl.app.scoring import score
 from nnctl.app.summary import summarize
 from nnctl.data.peek import resolve
 from nnctl.data.prepare import Dataset, prepare
@@ -294,6 +295,8 @@ def _write_final(b: Built, run: Path, res: FitResult, start: Resume | None) -> d
             f"under on_nonfinite: skip_step): the run failed, those epochs did not change its weights "
             f"(lower the learning rate or clip gradients; train.max_skipped_epochs sets {n})"
         )
+    if b.loaded.spec.train.evaluate_test and data.x_test is not None and res.status != "interrupted":
+        summary["test"] = score(b, res.weights, "test")  # the held-out split, in this process
     rundir.write_json(run / rundir.SUMMARY, summary)
     return summary
 

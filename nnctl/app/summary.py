@@ -48,6 +48,8 @@ def summarize(b: Built, res: FitResult, run: Path, resumed_from: int | None = No
         "best_value": best_value,
         "restored_best": bool(b.loop.restore_best and best is not None and res.reason != "nonfinite"),
         "compile_seconds": round(res.compile_s, 4),
+        "compile_cpu_seconds": round(res.compile_cpu_s, 4),  # this session's, all threads of the process
+        "compile_cache": None if res.cache is None else {"programs": res.cache.requests, "from_cache": res.cache.hits},
         "train_seconds": round(res.train_s, 4),
         "steps_per_second": round(steps / res.train_s, 1) if res.train_s > 0 else None,
         "parameters": b.param_count,

@@ -146,6 +146,10 @@ class TrainDisplay:
         for k, v in summary["final"].items():
             t.add_row(k, fmt(v), *([fmt(best.get(k, ""))] if best else []))
         pad = [""] if best else []
+        test = summary.get("test")
+        for k, v in (test["metrics"] if test else {}).items():  # scored with the kept weights
+            cells = ["", fmt(v)] if best and summary.get("restored_best") else [fmt(v), *pad]
+            t.add_row(f"test/{k}", *cells)
         t.add_row(
             "monitor",
             f"{summary['monitor']} (best {fmt(summary['best_value'])} at epoch {summary['best_epoch']})",
@@ -153,13 +157,25 @@ class TrainDisplay:
         )
         t.add_row("epochs / steps", f"{summary['epochs_run']} / {summary['steps']}", *pad)
         t.add_row(
-            "compile / train time", f"{summary['compile_seconds']:.2f} s / {summary['train_seconds']:.2f} s", *pad
+            "compile / train time",
+            f"{summary['compile_seconds']:.2f} s{cache_note(summary.get('compile_cache'))} / "
+            f"{summary['train_seconds']:.2f} s",
+            *pad,
         )
         t.add_row("steps/s", fmt(summary["steps_per_second"]), *pad)
         c.print(t)
         if summary.get("message"):
             c.print(f"[red]{summary['message']}[/]")
         c.print(f"run directory: {summary['run_dir']}")
+
+
+def cache_note(cache: dict | None) -> str:
+    """' (cache)' when the persistent cache served every compiled program, ' (cache: h of n)' when some."""
+    if not cache or not cache["from_cache"]:
+        return ""
+    if cache["from_cache"] == cache["programs"]:
+        return " (cache)"
+    return f" (cache: {cache['from_cache']} of {cache['programs']})"
 
 
 def banner_lines(info: dict) -> list[str]:

@@ -4,6 +4,8 @@
 * `stream_fns`: a window of batches gathered on the host per call (`data_placement: stream`), with the
   randomness of the fused epoch (batch `i0 + j` of epoch `e` uses `fold_in(epoch_key(e), i0 + j + 1)`), so
   streaming visits the same batches with the same dropout/augmentation draws as a device-resident run.
+* Both take the loop's runtime inputs (`hp`, see nnctl.app.hyper) as an argument of every program, through
+  `make(hp) -> Loop`; without them the loop's own values are compiled in.
 * `stack_records`: host side, the per-epoch records of one call as a list of dicts.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jax
@@ -35,52 +38,67 @@ class HostFns:
     eval0: Callable
 
 
-def steps_fns(loop: Loop) -> HostFns:
-    """`fuse: steps`: one jitted step per batch (state, sums and counters donated)."""
+Make = Callable[[Any], Loop]
 
-    def step(state, sums, counters, data, idx, mask, epoch, i):
-        x, y = data
-        return loop.train_step(state, sums, counters, x[idx[i]], y[idx[i]], mask[i], loop.epoch_key(epoch), i)
+
+def _bind(f: Callable, hp: Any, **kw: Any) -> Callable:
+    """jax.jit of f(hp, ...) with `hp` bound (donated argument numbers count after it)."""
+    donate = kw.pop("donate_argnums", ())
+    donate = (donate,) if isinstance(donate, int) else donate
+    return partial(jax.jit(f, donate_argnums=tuple(d + 1 for d in donate), **kw), hp)
+
+
+def steps_fns(loop: Loop, make: Make | None = None, hp: Any = None) -> HostFns:
+    """`fuse: steps`: one jitted step per batch (state, sums and counters donated)."""
+    L = make or (lambda _: loop)
+
+    def step(hp, state, sums, counters, data, idx, mask, epoch, i):
+        lp, (x, y) = L(hp), data
+        return lp.train_step(state, sums, counters, x[idx[i]], y[idx[i]], mask[i], lp.epoch_key(epoch), i)
 
     return HostFns(
-        perm=jax.jit(lambda e: loop.batch_index(loop.epoch_key(e))),
+        perm=_bind(lambda hp, e: L(hp).batch_index(L(hp).epoch_key(e)), hp),
         sums0=jax.jit(loop.train_sums0),
-        train=jax.jit(step, donate_argnums=(0, 1, 2)),
-        end=jax.jit(loop.end_epoch),
-        evaluate=jax.jit(lambda s, d: loop.evaluate(s, d, loop.n_val)),
+        train=_bind(step, hp, donate_argnums=(0, 1, 2)),
+        end=_bind(lambda hp, *a: L(hp).end_epoch(*a), hp),
+        evaluate=_bind(lambda hp, s, d: L(hp).evaluate(s, d, loop.n_val), hp),
         eval0=jax.jit(loop.eval_sums0),
     )
 
 
-def stream_fns(loop: Loop) -> HostFns:
+def stream_fns(loop: Loop, make: Make | None = None, hp: Any = None) -> HostFns:
     """`data_placement: stream`: one program per window length (at most two: full and last)."""
+    L = make or (lambda _: loop)
 
-    def window(state, sums, counters, xs, ys, ms, epoch, i0):
-        key = loop.epoch_key(epoch)
+    def window(hp, state, sums, counters, xs, ys, ms, epoch, i0):
+        lp = L(hp)
+        key = lp.epoch_key(epoch)
 
         def one(carry: tuple[TrainState, dict, Counters], inp: tuple):
             xb, yb, m, j = inp
-            return loop.train_step(*carry, xb, yb, m, key, i0 + j), None
+            return lp.train_step(*carry, xb, yb, m, key, i0 + j), None
 
         steps = jnp.arange(xs.shape[0], dtype=jnp.int32)
         if xs.shape[0] == 1:  # no loop at all: XLA:CPU runs conv backward passes slower inside one
             return one((state, sums, counters), (xs[0], ys[0], ms[0], steps[0]))[0]
         return jax.lax.scan(one, (state, sums, counters), (xs, ys, ms, steps))[0]
 
-    def eval_window(state, sums, xs, ys, ms):
+    def eval_window(hp, state, sums, xs, ys, ms):
+        lp = L(hp)
+
         def one(s, inp):
-            return loop.obj.eval_step(state, s, *inp), None
+            return lp.obj.eval_step(state, s, *inp), None
 
         if xs.shape[0] == 1:
             return one(sums, (xs[0], ys[0], ms[0]))[0]
         return jax.lax.scan(one, sums, (xs, ys, ms))[0]
 
     return HostFns(
-        perm=jax.jit(lambda e: loop.batch_index(loop.epoch_key(e))),
+        perm=_bind(lambda hp, e: L(hp).batch_index(L(hp).epoch_key(e)), hp),
         sums0=jax.jit(loop.train_sums0),
-        train=jax.jit(window, donate_argnums=(0, 1, 2)),
-        end=jax.jit(loop.end_epoch),
-        evaluate=jax.jit(eval_window, donate_argnums=1),
+        train=_bind(window, hp, donate_argnums=(0, 1, 2)),
+        end=_bind(lambda hp, *a: L(hp).end_epoch(*a), hp),
+        evaluate=_bind(eval_window, hp, donate_argnums=1),
         eval0=jax.jit(loop.eval_sums0),
     )
 

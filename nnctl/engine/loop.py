@@ -201,6 +201,13 @@ class Loop:
             val_sums = self.evaluate(state, val_data, self.n_val)
         return self.end_epoch(carry, state, sums, counters, val_sums, epoch)
 
+    def record_shape(self, carry: Carry) -> dict:
+        """An epoch's record from zero sums: the shapes of `one_epoch`'s record without tracing a training
+        epoch (a second trace of the whole step was a third of a cache-hit compile)."""
+        sums, counters = self.train_sums0()
+        val_sums = self.eval_sums0() if self.n_val else None
+        return self.end_epoch(carry, carry.state, sums, counters, val_sums, carry.epoch)[1]
+
     def chunk(
         self, carry: Carry, train_data: tuple, val_data: tuple | None, limit: jax.Array, k: int
     ) -> tuple[Carry, dict]:
@@ -212,7 +219,7 @@ class Loop:
         the `k`-long buffer (XLA:CPU rewrites a loop-carried buffer on every iteration that writes into it, so
         writing each record straight into the long buffer cost more than a tiny model's epoch).
         """
-        template = jax.eval_shape(lambda c: self.one_epoch(c, train_data, val_data)[1], carry)
+        template = jax.eval_shape(self.record_shape, carry)
         block = min(RECORD_BLOCK, k)
         nblocks = -(-k // block)
         buf0 = jax.tree.map(lambda s: jnp.zeros((nblocks, block, *s.shape), s.dtype), template)

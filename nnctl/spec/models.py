@@ -179,6 +179,11 @@ class TrainSpec(Strict):
         description="{every_epochs: N, keep: K}: periodic "
         "checkpoints for `nnctl train --resume` (plus the best weights)",
     )
+    evaluate_test: bool = Field(
+        True,
+        description="score the kept weights on the held-out test split at the end of training (when the data "
+        "has one): shown in the final table and written to summary.json as `test`",
+    )
     log: list[Literal["csv", "tensorboard"]] = Field(
         default_factory=list, description="extra metric sinks besides metrics.jsonl: csv, tensorboard"
     )

@@ -1,0 +1,50 @@
+"""Loss and metrics of a set of weights on one split of a built spec: `nnctl eval` (from a run directory) and
+`nnctl train` (the held-out test split, in the same process, at the end) share it."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nnctl.app.builder import Built
+from nnctl.engine.compiled import stream_evaluate, stream_fns
+from nnctl.engine.state import TrainState
+from nnctl.errors import DataError
+
+
+def score(b: Built, weights: dict, split: str) -> dict:
+    """{split, examples, metrics, task[, confusion_matrix, class_names]} of `weights` ({"params",
+    "model_state"}) on a split (train | val | test) of `b`'s data.
+
+    Raises:
+        DataError: the data has no such split.
+    """
+    x, y = b.data.split(split)
+    if x is None:
+        have = [s for s in ("train", "val", "test") if b.data.split(s)[0] is not None]
+        raise DataError(
+            f"this run has no {split} split (set data.{'test' if split == 'test' else 'validation'}_split "
+            f"in the spec); available: {', '.join(have)}"
+        )
+    assert y is not None  # a split has both its inputs and its targets
+    return {"split": split, **score_arrays(b, weights, x, y)}
+
+
+def score_arrays(b: Built, weights: dict, x: np.ndarray, y: np.ndarray) -> dict:
+    """{examples, metrics, task[, confusion_matrix, class_names]} of `weights` on examples `x`, `y` (prepared
+    like the run's data: scaled, encoded)."""
+    data, loop = b.data, b.loop
+    state = TrainState(
+        params=weights["params"], model_state=weights["model_state"], opt_state=None, step=jnp.int32(0)
+    )  # evaluation reads the weights only
+    if b.placement == "stream":  # too big for the device at once: the same batches, streamed
+        sums = stream_evaluate(loop, stream_fns(loop), state, x, y, jax.device_put, b.window, b.prefetch)
+    else:
+        sums = jax.jit(lambda s, d: loop.evaluate(s, d, len(x)))(state, (jnp.asarray(x), jnp.asarray(y)))
+    out = {k: float(v) for k, v in loop.obj.finalize(sums).items()}
+    result = {"examples": int(len(x)), "metrics": out, "task": data.task}
+    if "confusion" in sums:
+        result["confusion_matrix"] = np.asarray(sums["confusion"]).astype(int).tolist()
+        result["class_names"] = data.class_names
+    return result
