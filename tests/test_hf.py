@@ -107,7 +107,10 @@ def test_unusable_columns_and_paths(tmp_path):
 @pytest.mark.parametrize(
     "fields, fragment",
     [
-        (dict(source="csv", path="t.csv", target="y", split="train"), "data.split applies to source hf only, not csv"),
+        (
+            dict(source="csv", path="t.csv", target="y", hf_split="train"),
+            "data.hf_split applies to source hf only, not csv",
+        ),
         (dict(source="hf", path="d", x="a", y="b", test={"x": "a"}), "hf data: test must be {split: <name>}"),
         (dict(source="hf", path="d", x="a"), "source hf needs y"),
         (dict(source="hf", path="d", x="a", y="b", target="b"), "source hf does not use data.target"),

@@ -366,7 +366,7 @@ def _cli(args: list[str], **kw):
     )
 
 
-def _early_sigint_trials(tmp_path: Path, trials: int) -> None:
+def _early_sigint_trials(tmp_path: Path, trials: int, latest: float = 8.0) -> None:
     """SIGINT at a random moment of the start-up (imports, spec, data, build, compile, first epochs): the
     command ends 130 with a clean message, or had already finished (0, or killed by the signal while Python
     shut down after the run was complete); never a swallowed signal, a crash or a traceback; the run
@@ -380,7 +380,7 @@ def _early_sigint_trials(tmp_path: Path, trials: int) -> None:
     for i in range(trials):
         out = tmp_path / f"r{i}"
         p = _cli(["train", "-q", str(tmp_path / "s.yaml"), "--out", str(out)])
-        time.sleep(rng.uniform(0.3, 8.0))  # not earlier: the interpreter's own start-up (site) is Python's
+        time.sleep(rng.uniform(0.3, latest))  # not earlier: the interpreter's own start-up (site) is Python's
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=120)
         text = err.decode()
@@ -397,7 +397,7 @@ def _early_sigint_trials(tmp_path: Path, trials: int) -> None:
 
 
 def test_early_sigint_a_few_times(tmp_path):
-    _early_sigint_trials(tmp_path, 2)
+    _early_sigint_trials(tmp_path, 2, latest=2.0)  # a whole run can take under 3 s: signal it while it starts
 
 
 @pytest.mark.slow

@@ -126,7 +126,7 @@ class DataSource:
 
 DATA_SOURCES: Registry[DataSource] = Registry("data source")
 IMAGE_KEYS = ("image_size", "color_mode", "resize", "on_bad_file")  # data keys only image sources use
-OWNED_KEYS = (*IMAGE_KEYS, "split")  # data keys a source must declare in `own_keys` to accept
+OWNED_KEYS = (*IMAGE_KEYS, "hf_split")  # data keys a source must declare in `own_keys` to accept
 
 
 def check_owned_keys(data, source: DataSource) -> None:
