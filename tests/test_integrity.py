@@ -218,6 +218,20 @@ def test_a_model_too_big_for_memory_is_refused_before_allocating(tmp_path):
     assert time.perf_counter() - t < 20 and not (tmp_path / "run").exists()
 
 
+def test_validate_refuses_a_model_too_big_for_memory_without_allocating(tmp_path):
+    from typer.testing import CliRunner
+
+    from nnctl.cli import app
+
+    (tmp_path / "s.yaml").write_text(XOR.replace("units: 3", "units: 200000").replace("units: 1,", "units: 200000,"))
+    t = time.perf_counter()
+    r = CliRunner().invoke(app, ["validate", str(tmp_path / "s.yaml")])
+    assert r.exit_code == 2 and "training this model needs at least" in r.output, r.output
+    assert time.perf_counter() - t < 20
+    (tmp_path / "ok.yaml").write_text(XOR)
+    assert CliRunner().invoke(app, ["validate", str(tmp_path / "ok.yaml")]).exit_code == 0
+
+
 def test_a_forged_npz_header_is_refused_before_allocating(tmp_path):
     p = tmp_path / "d.npz"
     np.savez(p, x=np.zeros((4, 4), np.float32), y=np.zeros(4, np.float32))

@@ -8,7 +8,8 @@ The estimate is deliberately simple and a lower bound of what training needs:
                  their gradients)
 
 It is compared with the memory of the device training runs on (`bytes_limit` of its memory statistics), or the
-machine's RAM where the device does not report one (CPU). `nnctl train --skip-memory-check` trains anyway.
+machine's RAM where the device does not report one (CPU). `nnctl train --skip-memory-check` trains anyway;
+`nnctl validate` makes the same check on the spec alone (parameters counted on abstract shapes).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import math
 import jax
 
 from nnctl.app.builder import Built
+from nnctl.app.inspect import param_rows
 from nnctl.data.sources.npz import host_memory
 from nnctl.errors import SpecError
+from nnctl.spec import Loaded
 
 PARAM_COPIES = 6
 ACTIVATION_COPIES = 2
@@ -37,31 +40,43 @@ def device_memory() -> tuple[int, str]:
     return host_memory(), "host memory (RAM)"
 
 
-def estimate(b: Built) -> dict[str, int]:
+def estimate(loaded: Loaded, param_count: int, batch_size: int) -> dict[str, int]:
     """{parameters, activations, total} in bytes (see the module doc)."""
-    assert b.loaded.analysis is not None  # a built spec was checked
-    per_example = sum(math.prod(s) for s in b.loaded.analysis.shapes.values() if all(isinstance(d, int) for d in s))
-    params = 4 * b.param_count * PARAM_COPIES
-    acts = 4 * b.loop.batch_size * per_example * ACTIVATION_COPIES
+    assert loaded.analysis is not None  # a checked spec
+    per_example = sum(math.prod(s) for s in loaded.analysis.shapes.values() if all(isinstance(d, int) for d in s))
+    params = 4 * param_count * PARAM_COPIES
+    acts = 4 * batch_size * per_example * ACTIVATION_COPIES
     return {"parameters": params, "activations": acts, "total": params + acts}
 
 
 def check_memory(b: Built) -> None:
     """A SpecError (located at `model`, with the numbers) when the estimate exceeds the available memory."""
-    need = estimate(b)
+    check_sizes(b.loaded, b.param_count, b.loop.batch_size)
+
+
+def check_spec_sizes(loaded: Loaded) -> None:
+    """`check_memory` before anything is built (`nnctl validate`): parameters counted on abstract shapes, the
+    batch from the spec (`full`: 1, which keeps the estimate a lower bound)."""
+    count = sum(r.count for r in param_rows(loaded))
+    batch = loaded.spec.train.batch_size
+    check_sizes(loaded, count, batch if isinstance(batch, int) else 1)
+
+
+def check_sizes(loaded: Loaded, param_count: int, batch_size: int) -> None:
+    need = estimate(loaded, param_count, batch_size)
     have, what = device_memory()
     if need["total"] <= have:
         return
-    shapes = b.loaded.analysis.shapes if b.loaded.analysis is not None else {}
+    shapes = loaded.analysis.shapes if loaded.analysis is not None else {}
     big = max(shapes.items(), key=lambda kv: math.prod(kv[1]) if kv[1] else 0, default=None)
     widest = f"; the widest layer is '{big[0]}' with output {list(big[1])}" if big else ""
     msg = (
-        f"training this model needs at least {_gib(need['total'])} ({b.param_count:,} parameters: "
-        f"{_gib(need['parameters'])}; activations for batch {b.loop.batch_size}: {_gib(need['activations'])}), "
+        f"training this model needs at least {_gib(need['total'])} ({param_count:,} parameters: "
+        f"{_gib(need['parameters'])}; activations for batch {batch_size}: {_gib(need['activations'])}), "
         f"more than the {_gib(have)} of {what}{widest}. Make the model or the batch smaller, or pass "
         f"--skip-memory-check to try anyway"
     )
-    raise SpecError([b.loaded.problem(("model",), msg)])
+    raise SpecError([loaded.problem(("model",), msg)])
 
 
 def _gib(n: int) -> str:

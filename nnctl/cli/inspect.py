@@ -148,6 +148,7 @@ def validate(
     quiet: QuietOpt = False,
 ):
     """Check specs without training: exit 0 when all are valid, 2 otherwise."""
+    from nnctl.app.memory import check_spec_sizes
     from nnctl.errors import SpecError
     from nnctl.spec import load_spec
 
@@ -157,6 +158,7 @@ def validate(
         try:
             loaded = load_spec(s, tuple(set_ or ()), require_sources=False)
             assert loaded.analysis is not None  # load_spec checks the spec by default
+            check_spec_sizes(loaded)  # what `train` would refuse before allocating: an absurd size
             results.append({"spec": s, "ok": True, "warnings": [str(w) for w in loaded.analysis.warnings]})
         except SpecError as e:
             bad += 1
