@@ -72,3 +72,14 @@ def configure() -> None:
         jax.config.update("jax_compilation_cache_dir", str(d))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def device_memory_limit() -> int | None:
+    """`bytes_limit` of the first local device's memory statistics; None where the backend reports none
+    (XLA:CPU)."""
+    dev = jax.local_devices()[0]
+    try:
+        stats = dev.memory_stats() or {}
+    except Exception:  # some backends do not implement it
+        stats = {}
+    return int(stats["bytes_limit"]) if stats.get("bytes_limit") else None

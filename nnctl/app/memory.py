@@ -22,6 +22,7 @@ from nnctl.app.builder import Built
 from nnctl.app.inspect import param_rows
 from nnctl.data.sources.npz import host_memory
 from nnctl.errors import SpecError
+from nnctl.jaxcfg import device_memory_limit
 from nnctl.spec import Loaded
 
 PARAM_COPIES = 6
@@ -30,13 +31,9 @@ ACTIVATION_COPIES = 2
 
 def device_memory() -> tuple[int, str]:
     """(bytes, what) of the memory training can use."""
-    dev = jax.local_devices()[0]
-    try:
-        stats = dev.memory_stats() or {}
-    except Exception:  # some backends do not implement it
-        stats = {}
-    if stats.get("bytes_limit"):
-        return int(stats["bytes_limit"]), f"{dev.platform} device memory"
+    limit = device_memory_limit()
+    if limit is not None:
+        return limit, f"{jax.local_devices()[0].platform} device memory"
     return host_memory(), "host memory (RAM)"
 
 

@@ -12,7 +12,7 @@ from nnctl.errors import RunDirError
 from nnctl.logs import read_records
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether a process of this host with this id exists."""
     try:
         os.kill(pid, 0)
@@ -71,7 +71,7 @@ def run_row(run: Path) -> dict:
     if (run / rundir.LOCK).exists():  # the writer holds its lock while it lives
         live = rundir.is_locked(run)
     else:  # a run directory of nnctl before 0.3: is its pid alive?
-        live = bool(info.get("pid") and info.get("host") == socket.gethostname() and _alive(int(info["pid"])))
+        live = bool(info.get("pid") and info.get("host") == socket.gethostname() and pid_alive(int(info["pid"])))
     if not s:
         ckpts = checkpoint.list_checkpoints(run)
         if live:

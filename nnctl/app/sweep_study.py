@@ -8,7 +8,6 @@ machines share a study; `sqlite:///...` for one machine).
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import warnings
@@ -21,6 +20,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from nnctl.app.runs import pid_alive
 from nnctl.app.sweep_space import Plan
 from nnctl.errors import NnctlError
 from nnctl.spec.search import Distribution
@@ -177,19 +177,9 @@ def recover_stale(study: optuna.Study) -> int:
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid, host = t.user_attrs.get("pid"), t.user_attrs.get("host")
-        if host != socket.gethostname() or pid is None or _alive(int(pid)):
+        if host != socket.gethostname() or pid is None or pid_alive(int(pid)):
             continue
         study.tell(t.number, state=TrialState.FAIL)
         study.enqueue_trial(t.params, skip_if_exists=True)
         n += 1
     return n
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 import jax
 import numpy as np
 
+from nnctl.jaxcfg import device_memory_limit
+
 WINDOW_BYTES = 64 << 20  # default window: about this many bytes of batches per compiled call
 MAX_WINDOW = 64
 
@@ -33,13 +35,9 @@ def device_budget() -> int:
     env = os.environ.get("NNCTL_DEVICE_DATA_BUDGET")
     if env:
         return int(float(env))
-    dev = jax.local_devices()[0]
-    try:
-        stats = dev.memory_stats() or {}
-    except Exception:  # some backends do not implement it
-        stats = {}
-    if stats.get("bytes_limit"):
-        return int(stats["bytes_limit"]) // 2
+    limit = device_memory_limit()
+    if limit is not None:
+        return limit // 2
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):

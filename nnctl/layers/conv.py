@@ -20,7 +20,7 @@ from pydantic import BeforeValidator, Field, NonNegativeInt, PositiveInt
 
 from nnctl import initializers
 from nnctl.layers.base import KernelMixin, LayerSpec, Shape, ShapeError, WindowMixin, register_layer
-from nnctl.layers.padding import check_pad_mode, pad_spatial
+from nnctl.layers.padding import check_pad_mode, pad_pairs, pad_spatial
 
 IntOrList = Union[PositiveInt, list[PositiveInt]]
 
@@ -55,22 +55,7 @@ def pads_of(layer: LayerSpec, padding, n: int) -> str | tuple[tuple[int, int], .
         return "SAME"
     if padding == "valid":
         return tuple((0, 0) for _ in range(n))
-    if isinstance(padding, int):
-        return tuple((padding, padding) for _ in range(n))
-    if len(padding) != n:
-        raise ShapeError(
-            f"({layer.type}) padding {padding} needs {n} value(s), one per spatial axis "
-            f"(an integer, or a two-item list: low, high)"
-        )
-    out = []
-    for p in padding:
-        if isinstance(p, int):
-            out.append((p, p))
-        elif len(p) == 2:
-            out.append((p[0], p[1]))
-        else:
-            raise ShapeError(f"({layer.type}) padding entry {p} must be an integer or a two-item list: low, high")
-    return tuple(out)
+    return pad_pairs(layer, padding, n)
 
 
 def spatial_in(layer: LayerSpec, shape: Shape, rank: int) -> tuple[int, ...]:

@@ -19,7 +19,10 @@ def pad_pairs(layer: LayerSpec, padding, rank: int) -> tuple[tuple[int, int], ..
     if isinstance(padding, int):
         return ((padding, padding),) * rank
     if len(padding) != rank:
-        raise ShapeError(f"({layer.type}) padding {padding} needs {rank} entries, one per spatial axis")
+        raise ShapeError(
+            f"({layer.type}) padding {padding} needs {rank} value(s), one per spatial axis "
+            f"(an integer, or a two-item list: low, high)"
+        )
     out = []
     for p in padding:
         if isinstance(p, int):

@@ -29,6 +29,17 @@ from nnctl.layers.base import LayerSpec, ShapeError, WindowMixin, register_layer
 from nnctl.layers.conv import IntOrList, _padding_word, pads_of, per_axis, spatial_in, window_out
 
 
+def pool_geometry(layer, shape):
+    """(output shape, warnings, window, strides, padding) of a windowed pooling layer (pool_size, strides,
+    padding, rank) on an input of `shape` (without the batch axis)."""
+    sizes = spatial_in(layer, shape, layer.rank)
+    k = per_axis(layer, "pool_size", layer.pool_size, layer.rank)
+    s = per_axis(layer, "strides", layer.strides if layer.strides is not None else layer.pool_size, layer.rank)
+    pads = pads_of(layer, layer.padding, layer.rank)
+    out, warns = window_out(layer, sizes, k, s, (1,) * layer.rank, pads, what="pool")
+    return (*out, shape[-1]), warns, k, s, pads
+
+
 class _Pool(WindowMixin, LayerSpec):
     pool_size: IntOrList = Field(2, description="window size: an integer or one per spatial axis")
     strides: Optional[IntOrList] = Field(None, description="step between windows (default: pool_size)")
@@ -41,12 +52,7 @@ class _Pool(WindowMixin, LayerSpec):
     slow_in_scan: ClassVar[bool] = True
 
     def _geometry(self, shape):
-        sizes = spatial_in(self, shape, self.rank)
-        k = per_axis(self, "pool_size", self.pool_size, self.rank)
-        s = per_axis(self, "strides", self.strides if self.strides is not None else self.pool_size, self.rank)
-        pads = pads_of(self, self.padding, self.rank)
-        out, warns = window_out(self, sizes, k, s, (1,) * self.rank, pads, what="pool")
-        return (*out, shape[-1]), warns, k, s, pads
+        return pool_geometry(self, shape)
 
     def apply(self, xs, train):
         x = xs[0]

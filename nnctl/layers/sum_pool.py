@@ -9,7 +9,8 @@ import flax.linen as nn
 from pydantic import BeforeValidator, Field, NonNegativeInt
 
 from nnctl.layers.base import LayerSpec, WindowMixin, register_layer
-from nnctl.layers.conv import IntOrList, _padding_word, pads_of, per_axis, spatial_in, window_out
+from nnctl.layers.conv import IntOrList, _padding_word
+from nnctl.layers.pool import pool_geometry
 
 
 class _SumPool(WindowMixin, LayerSpec):
@@ -23,12 +24,7 @@ class _SumPool(WindowMixin, LayerSpec):
     slow_in_scan: ClassVar[bool] = True
 
     def _geometry(self, shape):
-        sizes = spatial_in(self, shape, self.rank)
-        k = per_axis(self, "pool_size", self.pool_size, self.rank)
-        s = per_axis(self, "strides", self.strides if self.strides is not None else self.pool_size, self.rank)
-        pads = pads_of(self, self.padding, self.rank)
-        out, warns = window_out(self, sizes, k, s, (1,) * self.rank, pads, what="pool")
-        return (*out, shape[-1]), warns, k, s, pads
+        return pool_geometry(self, shape)
 
     def apply(self, xs, train):
         x = xs[0]
