@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from nnctl.clipping import describe as describe_clip_ranges
+from nnctl.clipping import grad_clip_link, weight_clip_link
 from nnctl.optim import build_optimizer, given
 from nnctl.trees import path_str
 
@@ -101,7 +103,7 @@ class Chain:
 
 
 def _describe(train: Any, frozen: bool, groups: int) -> str:
-    parts = []
+    parts = [describe_clip_ranges(train.clip)] if train.clip else []
     c = train.gradient_clipping
     if c:
         parts.append(
@@ -144,9 +146,10 @@ def build_chain(
     groups: Sequence[Any] = (),
 ) -> Chain:
     """The whole Optax transformation of a spec's `train` section (or of one network's optimizer):
-    clip -> weight decay -> optimizer (+ schedule link), frozen parameters set to zero, then the
-    `param_groups` learning-rate scales."""
-    links = [link for link in [clip_link(train.gradient_clipping)] if link is not None]
+    per-layer gradient clips -> clip -> weight decay -> optimizer (+ schedule link), frozen parameters set to
+    zero, the `param_groups` learning-rate scales, then the per-layer weight clips (`train.clip`)."""
+    grad_clips = grad_clip_link(params_shape, train.clip)
+    links = [link for link in [grad_clips, clip_link(train.gradient_clipping)] if link is not None]
     opt_links, lr = build_optimizer(train.optimizer, total_steps, steps_per_epoch, train.weight_decay)
     tx = optax.chain(*links, *opt_links)
     mask = frozen_mask(params_shape, list(train.freeze), frozen_layers)
@@ -156,6 +159,9 @@ def build_chain(
         tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
     if groups:
         tx = optax.chain(tx, scale_by_groups(params_shape, groups))
+    weight_clips = weight_clip_link(params_shape, train.clip, mask)
+    if weight_clips is not None:
+        tx = optax.chain(tx, weight_clips)
     return Chain(tx, mask, lr, _describe(train, any_frozen, len(groups)), _plateau_reader(tx, params_shape))
 
 

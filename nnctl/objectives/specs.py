@@ -5,13 +5,14 @@ imports this module).
   `contractive`), each logged separately in metrics.jsonl.
 * `data.corruption`: the denoising autoencoder's input noise (training only, fresh every step).
 * `train.param_groups`: per-glob learning-rate scales (transfer learning: smaller steps for early layers).
+* `train.clip`: per-glob gradient and weight clip ranges.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from nnctl.registry import Strict
 
@@ -79,10 +80,34 @@ class ParamGroup(Strict):
     learning_rate_scale: float = Field(..., ge=0)
 
 
+class ClipRange(Strict):
+    """Per-layer clip ranges for the parameters matching `params` (a glob over paths as `inspect params` prints
+    them; each parameter takes the first entry that matches it): the gradient clipped elementwise to
+    [-grad_value, grad_value], then scaled so that the joint L2 norm of the entry's arrays is at most
+    `grad_norm`; after each update the weights are clipped to [weight_min, weight_max] (WGAN's weight
+    clipping: weight_min: -0.01, weight_max: 0.01)."""
+
+    params: str
+    grad_value: Optional[float] = Field(None, gt=0, description="clip each gradient value to [-v, v]")
+    grad_norm: Optional[float] = Field(
+        None, gt=0, description="scale the gradients of the matched arrays so their joint L2 norm is at most this"
+    )
+    weight_min: Optional[float] = Field(None, description="after each update, weights below this are set to it")
+    weight_max: Optional[float] = Field(None, description="after each update, weights above this are set to it")
+
+    @model_validator(mode="after")
+    def _some(self) -> ClipRange:
+        if all(v is None for v in (self.grad_value, self.grad_norm, self.weight_min, self.weight_max)):
+            raise ValueError("give at least one of grad_value, grad_norm, weight_min, weight_max")
+        if self.weight_min is not None and self.weight_max is not None and self.weight_min >= self.weight_max:
+            raise ValueError(f"weight_min ({self.weight_min}) must be below weight_max ({self.weight_max})")
+        return self
+
+
 def regularizer_keys(regs) -> list[str]:
     """The metrics.jsonl name of each regularizer: its type, or type/layer when a type repeats."""
     types = [r.type for r in regs]
     return [r.type if types.count(r.type) == 1 else f"{r.type}/{r.layer}" for r in regs]
 
 
-__all__ = ["RegularizerRef", "CorruptionRef", "ParamGroup", "Optional", "regularizer_keys"]
+__all__ = ["RegularizerRef", "CorruptionRef", "ParamGroup", "ClipRange", "Optional", "regularizer_keys"]

@@ -92,7 +92,7 @@ def check_spec(loaded: Any) -> Analysis:
     problems += semantic
     warnings += semantic_warnings
     problems += monitor_problems(loaded) + optimizer_problems(loaded)
-    if not problems and input_shape is not None and (spec.train.param_groups or spec.train.freeze):
+    if not problems and input_shape is not None and (spec.train.param_groups or spec.train.freeze or spec.train.clip):
         net = kind.network(spec.model, info.num_classes if info else None)
         problems += glob_problems(loaded, param_paths(abstract_variables(net, input_shape).get("params", {})))
     if problems:
@@ -214,12 +214,14 @@ def init_from_problem(loaded: Any) -> Problem | None:
 
 
 def glob_problems(loaded: Any, paths: list[str]) -> list[Problem]:
-    """`train.param_groups[i].params` and `train.freeze[i]` globs that match no parameter path."""
+    """`train.param_groups[i].params`, `train.freeze[i]` and `train.clip[i].params` globs that match no
+    parameter path."""
     t = loaded.spec.train
     globs: list[tuple[tuple[str | int, ...], str]] = [
         (("train", "param_groups", i, "params"), g.params) for i, g in enumerate(t.param_groups)
     ]
     globs += [(("train", "freeze", i), g) for i, g in enumerate(t.freeze)]
+    globs += [(("train", "clip", i, "params"), c.params) for i, c in enumerate(t.clip)]
     return [
         loaded.problem(
             key, f"'{g}' matches no parameter.{did_you_mean(g, paths)} Parameters: {choices_text(paths, 12)}"

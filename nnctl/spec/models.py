@@ -11,7 +11,7 @@ from nnctl.layers import AnyLayer
 from nnctl.layers.graph import resolve_names
 from nnctl.losses import LOSSES
 from nnctl.metrics import METRICS
-from nnctl.objectives.specs import ParamGroup, RegularizerRef
+from nnctl.objectives.specs import ClipRange, ParamGroup, RegularizerRef
 from nnctl.optim import OptimizerRef
 from nnctl.registry import Strict, ref_type
 from nnctl.spec.data_spec import DataSpec
@@ -204,6 +204,11 @@ class TrainSpec(Strict):
     param_groups: list[ParamGroup] = Field(
         default_factory=list,
         description="[{params: GLOB, learning_rate_scale: 0.1}]: smaller steps for matching parameters",
+    )
+    clip: list[ClipRange] = Field(
+        default_factory=list,
+        description="per-layer clip ranges [{params: GLOB, grad_value: V, grad_norm: N, weight_min: LO, "
+        "weight_max: HI}]: gradients clipped before the optimizer, weights clipped after each update",
     )
 
     @field_validator("metrics")
