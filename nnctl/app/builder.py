@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nnctl.app.diagnose import probe_for
 from nnctl.app.hyper import hyperparams, lift
 from nnctl.data.prepare import Dataset
 from nnctl.data.stream import choose_placement, data_bytes, window_size
@@ -100,6 +101,7 @@ def build(loaded: Loaded, data: Dataset) -> Built:
         seed=spec.seed,
         placement=placement(t.devices, bs),
         plateau_scale=obj.chain.plateau_scale,
+        probe=probe_for(spec, data.x_train, data.y_train) if t.diagnostics else None,
     )
     where = choose_placement(t.data_placement, data_bytes(data.x_train, data.y_train, data.x_val, data.y_val))
     batch_bytes = bs * (data.x_train[:1].nbytes + data.y_train[:1].nbytes)

@@ -10,6 +10,7 @@ import matplotlib
 import yaml
 
 from nnctl import rundir
+from nnctl.app.diagnose_plot import draw_diagnostics
 from nnctl.app.restore import evaluate_run
 from nnctl.errors import DataError, NnctlError, RunDirError
 from nnctl.logs import read_jsonl
@@ -104,7 +105,8 @@ def plot_runs(run_dirs: list[str], out: str | None = None, with_confusion: bool 
         out: the PNG to write (default: the first run's curves.png).
         with_confusion: also draw each classification run's confusion matrix.
     Returns:
-        {out, runs, quantities, confusion (one per run drawn), confusion_skipped ({run_dir, reason})}.
+        {out, runs, quantities, confusion (one per run drawn), confusion_skipped ({run_dir, reason}),
+        diagnostics (the per-layer figures written, for runs trained with train.diagnostics)}.
     Raises:
         NnctlError: no run directories, or one without metrics.
     """
@@ -132,13 +134,27 @@ def plot_runs(run_dirs: list[str], out: str | None = None, with_confusion: bool 
     target = Path(out) if out else Path(run_dirs[0]) / "curves.png"
     fig.savefig(target, dpi=100)
     plt.close(fig)
+    diagnostics = _diagnostics(data, target)
     return {
         "out": str(target),
         "runs": [d["run_dir"] for d in data],
         "quantities": quantities,
         "confusion": [{"run_dir": d["run_dir"], **cm} for d, cm in cms],
         "confusion_skipped": skipped,
+        "diagnostics": diagnostics,
     }
+
+
+def _diagnostics(data: list[dict], target: Path) -> list[str]:
+    """The per-layer figure of each run trained with train.diagnostics, beside `target`: TARGET-diagnostics.png
+    (one run) or TARGET-diagnostics-RUN.png (several)."""
+    written = []
+    for d in data:
+        suffix = "" if len(data) == 1 else f"-{Path(d['run_dir']).name}"
+        path = target.with_name(f"{target.stem}-diagnostics{suffix}.png")
+        if draw_diagnostics(read_jsonl(Path(d["run_dir"]) / rundir.METRICS), d["label"], path) is not None:
+            written.append(str(path))
+    return written
 
 
 def _confusions(data: list[dict]) -> tuple[list[tuple[dict, dict]], list[dict]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from nnctl.app.builder import Built, metric_mode
+from nnctl.app.diagnose import diagnose
 from nnctl.app.fitting import FitResult
 
 
@@ -73,6 +74,8 @@ def summarize(b: Built, res: FitResult, run: Path, resumed_from: int | None = No
         s["resumed_from_epoch"] = resumed_from
     if res.transfer:  # model.init_from: what was copied, skipped, new
         s["init_from"] = res.transfer
+    if spec.train.diagnostics:  # plain-words flags of the per-layer records ([]: nothing wrong seen)
+        s["diagnostics"] = diagnose(recs, spec)
     if res.reason == "nonfinite":
         bad = res.carry.bad
         what, epoch, step = bad.quantity(), int(bad.epoch) + 1, int(bad.step)

@@ -95,7 +95,8 @@ def plot(
     """Plot learning curves of one or more runs and, for classification, the confusion matrix.
 
     Loss and each metric vs epoch (train solid, val dashed, runs overlaid), the best epoch dotted and an
-    early stop marked x; the confusion matrix is on the validation split (else test, else train)."""
+    early stop marked x; the confusion matrix is on the validation split (else test, else train). A run
+    trained with `train.diagnostics: true` also gets a per-layer figure (OUT-diagnostics.png)."""
 
     def body():
         from nnctl.app.plots import plot_runs
@@ -109,5 +110,7 @@ def plot(
         for s in res["confusion_skipped"]:
             c.print(f"[yellow]warning:[/] no confusion matrix for {s['run_dir']}: {s['reason']}", soft_wrap=True)
         c.print(f"wrote {res['out']}")
+        for path in res.get("diagnostics", []):  # runs trained with train.diagnostics: the per-layer figure
+            c.print(f"wrote {path}")
 
     emit(res, as_json, quiet, render)

@@ -166,6 +166,8 @@ class TrainDisplay:
         c.print(t)
         if summary.get("message"):
             c.print(f"[red]{summary['message']}[/]")
+        for flag in summary.get("diagnostics") or []:  # train.diagnostics: what the per-layer records show
+            c.print(f"[yellow]diagnostics:[/] {esc(flag)}", soft_wrap=True, highlight=False)
         c.print(f"run directory: {summary['run_dir']}")
 
 

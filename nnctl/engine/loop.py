@@ -72,6 +72,7 @@ class Loop:
     seed: int
     placement: Any = None  # nnctl.parallel.Placement when data-parallel over several devices
     plateau_scale: Callable[[Any], jax.Array] | None = None  # reduce_on_plateau's scale from the optimizer state
+    probe: Any = None  # nnctl.engine.diagnostics.Probe under train.diagnostics: per-layer records each epoch
 
     @property
     def n_batches(self) -> int:
@@ -167,6 +168,8 @@ class Loop:
         self, carry: Carry, state: TrainState, sums: dict, counters: Counters, val_sums: dict | None, epoch: jax.Array
     ) -> tuple[Carry, dict]:
         record = self.epoch_record(state, sums, counters, val_sums)
+        if self.probe is not None:
+            record.update(self.probe.measure(self.obj, state))
         split, metric = self.monitor
         value = record.get(f"{split}/{metric}", record["train/loss"])
         es, improved = carry.es.update(epoch, value)

@@ -42,6 +42,7 @@ class ModelKind:
     kernel_regularizer: ClassVar[str] = ""  # non-empty: why layers' kernel_regularizer is refused
     can_sample: ClassVar[bool] = False
     can_encode: ClassVar[bool] = True
+    diagnostics: ClassVar[bool] = False  # whether train.diagnostics can probe its network (one supervised net)
 
     # --- the spec -----------------------------------------------------------------------------------------
     def check_fields(self, model: Any) -> None:
@@ -80,6 +81,14 @@ class ModelKind:
         """Problems with keys this kind does not support, its losses, and kernel regularizers in its parts."""
         spec = loaded.spec
         problems = [loaded.problem(path, reason) for path, reason in self.unsupported if _used(spec, path)]
+        if spec.train.diagnostics and not self.diagnostics:
+            problems.append(
+                loaded.problem(
+                    ("train", "diagnostics"),
+                    f"train.diagnostics probes one supervised network; a {self.name} trains several: remove it "
+                    "(train.gradient_clipping and train.clip still apply)",
+                )
+            )
         loss = LOSSES.canonical(spec.train.loss.type)
         if self.losses is not None and loss not in self.losses:
             problems.append(

@@ -24,6 +24,7 @@ class Sequential(ModelKind):
     name = "sequential"
     parts = ("layers",)
     doc = "plain network (graph of layers)"
+    diagnostics = True
     unsupported = (
         (("train", "generator"), "train.generator is the optimizer of a gan's generator; this model is sequential"),
         (

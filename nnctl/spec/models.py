@@ -205,6 +205,11 @@ class TrainSpec(Strict):
         default_factory=list,
         description="[{params: GLOB, learning_rate_scale: 0.1}]: smaller steps for matching parameters",
     )
+    diagnostics: bool = Field(
+        False,
+        description="record per-layer gradient and weight norms, update/weight ratios, dead-ReLU and saturated "
+        "sigmoid/tanh fractions every epoch (on a fixed probe batch) and flag what they show at the end",
+    )
     clip: list[ClipRange] = Field(
         default_factory=list,
         description="per-layer clip ranges [{params: GLOB, grad_value: V, grad_norm: N, weight_min: LO, "
