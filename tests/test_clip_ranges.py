@@ -11,7 +11,8 @@ from nnctl.app import train_run
 from nnctl.chain import build_chain
 from nnctl.errors import SpecError
 from nnctl.objectives.specs import ClipRange
-from nnctl.spec import load_text
+from nnctl.spec import load_spec, load_text
+from tests.conftest import SPECS
 
 ONE_LAYER = """
 name: clip-golden
@@ -117,3 +118,28 @@ def test_bad_entries_are_located_errors(entry, key, words):
         load_text(text)
     msg = str(e.value)
     assert key in msg and words in msg, msg
+
+
+GAN_CLIP = (
+    "train.clip=[{params: 'discriminator/*', weight_min: -0.01, weight_max: 0.01}]",
+    "train.epochs=1",
+    "data.n_samples=256",
+)
+
+
+def test_gan_discriminator_globs_are_checked():
+    load_spec(SPECS / "gan_ring.yaml", overrides=GAN_CLIP)
+    with pytest.raises(SpecError) as e:
+        load_spec(SPECS / "gan_ring.yaml", overrides=("train.clip=[{params: 'critic/*', weight_max: 1}]",))
+    assert "'critic/*' matches no parameter" in str(e.value)
+
+
+@pytest.mark.slow
+def test_gan_weight_clipping_keeps_the_discriminator_in_its_box(tmp_path):
+    train_run(str(SPECS / "gan_ring.yaml"), out=str(tmp_path / "run"), overrides=GAN_CLIP)
+    p = serialization.msgpack_restore((tmp_path / "run" / "weights.msgpack").read_bytes())["params"]
+    disc = np.concatenate([np.ravel(a) for a in jax.tree.leaves(p["discriminator"])])
+    gen = np.concatenate([np.ravel(a) for a in jax.tree.leaves(p["generator"])])
+    assert disc.min() >= np.float32(-0.01) and disc.max() <= np.float32(0.01)
+    assert np.abs(disc).max() == np.float32(0.01)  # some weights sit on the box's edge
+    assert np.abs(gen).max() > 0.1  # the generator is not clipped
