@@ -3,8 +3,11 @@ deliberately bad net gets the right flag, a healthy one none), the per-layer fig
 
 import json
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+from flax import serialization
 
 from nnctl.app import train_run
 from nnctl.app.diagnose import diagnose
@@ -32,11 +35,17 @@ BAD = {
     + "    - {type: dense, units: 16, activation: relu, bias_init: {type: constant, value: -100}}\n"
     + "    - {type: dense, units: 3, activation: softmax}\n",
 }
-HEALTHY = (
+HEALTHY = (  # batch_norm and dropout: the probe pass updates no batch statistics and draws its own dropout
     "    - {type: dense, units: 16, activation: relu, kernel_init: he_normal}\n"
     "    - {type: dense, units: 8, activation: tanh}\n"
+    "    - {type: batch_norm}\n"
+    "    - {type: dropout, rate: 0.1}\n"
     "    - {type: dense, units: 3, activation: softmax}\n"
 )
+
+
+def _weights(res):
+    return serialization.msgpack_restore((res.run_dir / "weights.msgpack").read_bytes())
 
 
 def _train(tmp, name, text):
@@ -73,11 +82,11 @@ def test_healthy_net_gets_no_flag_and_every_record(runs):
     res = runs["healthy"]
     assert res.summary["diagnostics"] == []
     rec = res.records[-1]
-    for layer in ("dense_0", "dense_1", "dense_2"):
+    for layer in ("dense_0", "dense_1", "batch_norm_2", "dense_4"):
         assert rec[f"diag/{layer}/grad_norm"] > 0 and rec[f"diag/{layer}/weight_norm"] > 0
         assert 0 < rec[f"diag/{layer}/update_ratio"] < 1
     assert 0 <= rec["diag/dense_0/dead_fraction"] < 0.5 and 0 <= rec["diag/dense_1/saturated_fraction"] < 0.5
-    assert "diag/dense_2/dead_fraction" not in rec  # the output layer's activation is the head: not watched
+    assert "diag/dense_4/dead_fraction" not in rec  # the output layer's activation is the head: not watched
     lines = (res.run_dir / "metrics.jsonl").read_text().splitlines()
     assert "diag/dense_0/grad_norm" in json.loads(lines[-1])
 
@@ -85,6 +94,8 @@ def test_healthy_net_gets_no_flag_and_every_record(runs):
 def test_diagnostics_do_not_change_training(runs):
     on, off = runs["healthy"].records, runs["healthy_off"].records
     assert [r["train/loss"] for r in on] == [r["train/loss"] for r in off]
+    for a, b in zip(jax.tree.leaves(_weights(runs["healthy"])), jax.tree.leaves(_weights(runs["healthy_off"]))):
+        np.testing.assert_array_equal(a, b)  # batch statistics included
     assert not any(k.startswith("diag/") for k in off[-1]) and "diagnostics" not in runs["healthy_off"].summary
 
 
@@ -106,9 +117,9 @@ def test_fractions_by_hand():
 
 def test_exploding_gradients_flag_from_records():
     spec = load_text(HEAD % ("sgd", 0.1, "true") + HEALTHY).spec
-    recs = [{"epoch": 1, "diag/dense_0/grad_norm": 5e3, "diag/dense_1/grad_norm": 1.0, "diag/dense_2/grad_norm": 1.0}]
+    recs = [{"epoch": 1, "diag/dense_0/grad_norm": 5e3, "diag/dense_1/grad_norm": 1.0, "diag/dense_4/grad_norm": 1.0}]
     (flag,) = diagnose(recs, spec)
-    assert flag.startswith("the gradient norm of dense_0 (layer 1) is 5e+03 of dense_2's (layer 3): exploding")
+    assert flag.startswith("the gradient norm of dense_0 (layer 1) is 5e+03 of dense_4's (layer 5): exploding")
     recs[0]["diag/dense_0/grad_norm"] = 2.0
     assert diagnose(recs, spec) == []
 
