@@ -127,7 +127,7 @@ def test_exploding_gradients_flag_from_records():
 def test_gan_refuses_diagnostics_with_a_located_error():
     with pytest.raises(SpecError) as e:
         load_spec(SPECS / "gan_ring.yaml", overrides=("train.diagnostics=true",))
-    assert "train.diagnostics" in str(e.value) and "one supervised network" in str(e.value)
+    assert "train.diagnostics" in str(e.value) and "one supervised network" in str(e.value) and "gan" in str(e.value)
 
 
 def test_saturation_flag_from_records():

@@ -22,7 +22,7 @@ def banner(b: Built, run_dir: Path, start_epoch: int | None = None) -> dict[str,
     Returns:
         {name, run_dir, device, data: {origin, task, sizes}, parameters, optimizer, class_weights, batch_size,
         steps_per_epoch, epochs, fuse, streaming, early_stopping, seed, shuffle, on_nonfinite, checkpoints,
-        logs, start_epoch, checkpoint_dir, warnings (the spec check's, as text)}.
+        logs, diagnostics (train.diagnostics), start_epoch, checkpoint_dir, warnings (the spec check's, as text)}.
     """
     spec, data, t = b.loaded.spec, b.data, b.loaded.spec.train
     devices = jax.devices()
@@ -55,6 +55,7 @@ def banner(b: Built, run_dir: Path, start_epoch: int | None = None) -> dict[str,
         "on_nonfinite": t.on_nonfinite,
         "checkpoints": None if ck is None else {"every_epochs": ck.every_epochs, "keep": ck.keep},
         "logs": [rundir.METRICS, *t.log],
+        "diagnostics": t.diagnostics,
         "start_epoch": start_epoch,
         "checkpoint_dir": str(run_dir / checkpoint.DIR),
         "warnings": [str(w) for w in (b.loaded.analysis.warnings if b.loaded.analysis else [])]

@@ -207,6 +207,7 @@ def banner_lines(info: dict) -> list[str]:
     lines.append(
         f"  seed {info['seed']}   shuffle {info['shuffle']}   on_nonfinite {info['on_nonfinite']}   "
         f"checkpoints: {ckpt}   logs: {', '.join(info['logs'])}"
+        + ("   diagnostics: per layer, each epoch" if info.get("diagnostics") else "")
     )
     if info["start_epoch"] is not None:
         lines.append(f"  [bold]resuming[/] after epoch {info['start_epoch']} from {info['checkpoint_dir']}")

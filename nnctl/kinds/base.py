@@ -85,8 +85,8 @@ class ModelKind:
             problems.append(
                 loaded.problem(
                     ("train", "diagnostics"),
-                    f"train.diagnostics probes one supervised network; a {self.name} trains several: remove it "
-                    "(train.gradient_clipping and train.clip still apply)",
+                    f"train.diagnostics measures one supervised network (model.type: sequential); a {self.name} "
+                    "trains several parts on losses of their own: remove it (train.clip still applies)",
                 )
             )
         loss = LOSSES.canonical(spec.train.loss.type)
