@@ -86,12 +86,14 @@ VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512
 
 
 def vgg(classes=1000, cfg=tuple(VGG16), hidden=4096, pool_out=7):
-    out = []
-    for i, v in enumerate(cfg):
+    out, i = [], 0  # i: the index in torchvision's `features` (a convolution and its ReLU take two)
+    for v in cfg:
         if v == "M":
             out.append(layer(f"features.{i}", "max_pool2d", pool_size=2))
+            i += 1
         else:
             out.append(conv(f"features.{i}", v, 3, p=1, act="relu"))
+            i += 2
     return out + [
         layer("avgpool", "adaptive_avg_pool", output_size=pool_out),
         layer("flatten", "flatten"),

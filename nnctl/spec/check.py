@@ -19,6 +19,7 @@ from nnctl.kinds.base import abstract_variables
 from nnctl.losses import loss_info
 from nnctl.metrics import METRICS
 from nnctl.optim import build_optimizer
+from nnctl.spec.models import WEIGHT_FILES
 from nnctl.spec.semantic import semantic_problems
 from nnctl.trees import param_paths
 
@@ -197,18 +198,27 @@ def optimizer_problems(loaded: Any) -> list[Problem]:
 
 
 def init_from_problem(loaded: Any) -> Problem | None:
-    """`model.init_from` must name a finished run directory (relative to the working directory or the spec)."""
+    """`model.init_from` must name a finished run directory or an existing weight file (relative to the working
+    directory or the spec)."""
     src = loaded.spec.model.init_from
     if not src:
         return None
     p = FsPath(src).expanduser()
+    if FsPath(src).suffix.lower() in WEIGHT_FILES:
+        if p.is_file() or (FsPath(loaded.base_dir) / p).is_file():
+            return None
+        return loaded.problem(
+            ("model", "init_from"),
+            f"no such weight file '{src}' (relative to the working directory or the spec file)",
+        )
     if (p / "weights.msgpack").exists() or (FsPath(loaded.base_dir) / p / "weights.msgpack").exists():
         return None
     return loaded.problem(
         ("model", "init_from"),
         (
             f"'{src}' is not a finished run directory (no weights.msgpack there): train the source "
-            f"spec first, or fix the path (relative to the working directory or the spec file)"
+            f"spec first, or fix the path (relative to the working directory or the spec file); a weight file "
+            f"ends in {', '.join(WEIGHT_FILES)}"
         ),
     )
 

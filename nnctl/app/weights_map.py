@@ -1,0 +1,190 @@
+"""Weights from another tool's file mapped onto a spec's variables, by name (docs/transfer.md).
+
+PyTorch (a `state_dict`, or safetensors written from one): the variable `<layer path>/<leaf>` reads the tensor
+`<layer path with / as .>.<name>`, the names being PyTorch's: kernel and scale -> `weight`, bias -> `bias`,
+batch norm's mean and var -> `running_mean`, `running_var`, an embedding table -> `weight`, PReLU's slopes ->
+`weight`. Layouts: a convolution kernel [out, in, *window] becomes [*window, in, out]; a linear weight [out,
+in] becomes [in, out], and when the dense layer reads a `flatten` of an image (H, W, C), its rows are
+reordered from PyTorch's channels-first flattening (c, h, w) to nnctl's channels-last one (h, w, c).
+
+Keras (`.weights.h5`): the layer named N reads Keras' layer N, its arrays in Keras' order (kernel, bias;
+gamma, beta, moving mean, moving variance), layouts unchanged (Keras is channels-last like nnctl).
+
+Rules: a layer found in the file must match it completely (every array, every shape), else a located error
+names the first array that does not (its name, the shape expected, the shape found); a layer the file does not
+have keeps its fresh initialisation (a new head) and is reported as new; tensors nothing reads are reported as
+unused; a file of which nothing matches is an error listing what it holds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nnctl.errors import did_you_mean
+from nnctl.layers.graph import thread_shapes
+from nnctl.trees import flat
+
+TORCH_NAMES = {
+    "kernel": "weight",
+    "scale": "weight",
+    "bias": "bias",
+    "mean": "running_mean",
+    "var": "running_var",
+    "embedding": "weight",
+    "alpha": "weight",
+}
+TORCH_IGNORED = ("num_batches_tracked",)  # batch norm's step counter: nnctl's momentum needs none
+KERAS_ORDER = ("kernel", "embedding", "alpha", "scale", "bias", "mean", "var")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One variable of the target: its flat path (params/..., model_state/batch_stats/...), layer path, leaf."""
+
+    path: str
+    layer: str
+    leaf: str
+    shape: tuple
+
+
+def slots(target: dict, layer_order: list[str]) -> list[Slot]:
+    """The target's variables, in the spec's layer order."""
+    out = []
+    for path, leaf in flat(target).items():
+        parts = path.split("/")
+        skip = 2 if parts[0] == "model_state" else 1  # model_state/<collection>/...
+        out.append(Slot(path, "/".join(parts[skip:-1]), parts[-1], tuple(leaf.shape)))
+    rank = {name: i for i, name in enumerate(layer_order)}
+    return sorted(
+        out,
+        key=lambda s: (
+            rank.get(s.layer.split("/")[0], len(rank)),
+            s.layer,
+            KERAS_ORDER.index(s.leaf) if s.leaf in KERAS_ORDER else 99,
+        ),
+    )
+
+
+def flattened_inputs(layers: list, input_shape: tuple) -> dict[str, tuple]:
+    """{dense layer name: the image shape (H, W, C) a `flatten` before it flattened}, looking back through
+    layers without parameters that keep the shape (dropout, activation)."""
+    shapes = thread_shapes(layers, input_shape)[0]
+    by_name = {layer.name: layer for layer in layers}
+    out = {}
+    for layer in layers:
+        if layer.type != "dense" or len(layer.inputs) != 1:
+            continue
+        src = by_name.get(layer.inputs[0])
+        while src is not None and src.type != "flatten" and not src.has_params and len(src.inputs) == 1:
+            before = by_name.get(src.inputs[0])
+            src = before if before is not None and shapes.get(before.name) == shapes.get(src.name) else None
+        if src is not None and src.type == "flatten" and len(shapes.get(src.inputs[0], ())) >= 2:
+            out[layer.name] = shapes[src.inputs[0]]
+    return out
+
+
+def torch_value(a: np.ndarray, slot: Slot, flattened: dict[str, tuple]) -> tuple[np.ndarray, str]:
+    """A PyTorch tensor in nnctl's layout, and the rule applied (for messages)."""
+    if slot.leaf == "kernel" and a.ndim >= 3:
+        return a.transpose(*range(2, a.ndim), 1, 0), "convolution [out, in, *window] -> [*window, in, out]"
+    if slot.leaf == "kernel" and a.ndim == 2:
+        a, rule = a.T, "linear [out, in] -> [in, out]"
+        image = flattened.get(slot.layer)
+        if image is not None and a.shape[0] == math.prod(image):
+            *spatial, c = image
+            r = len(spatial)
+            a = a.reshape(c, *spatial, -1).transpose(*range(1, r + 1), 0, r + 1).reshape(a.shape)
+            rule += f", rows reordered from channels-first to channels-last flattening of {list(image)}"
+        return a, rule
+    return a, "as stored"
+
+
+def map_torch(tensors: dict[str, np.ndarray], targets: list[Slot], flattened: dict, fail: Callable[[str], Any]):
+    """{target path: array} and the report, from a PyTorch/safetensors name -> tensor dict."""
+
+    def key_of(slot: Slot) -> str:
+        return f"{slot.layer.replace('/', '.')}.{TORCH_NAMES.get(slot.leaf, slot.leaf)}"
+
+    def fetch(slot: Slot):
+        a = tensors.get(key_of(slot))
+        if a is None:
+            return None
+        value, rule = torch_value(np.asarray(a), slot, flattened)
+        if tuple(value.shape) != slot.shape:
+            fail(
+                f"tensor '{key_of(slot)}' has shape {list(a.shape)} ({rule}: {list(value.shape)}), but "
+                f"{_show(slot)} is {list(slot.shape)}: the file's model differs from the spec here (rename the "
+                f"layer to start it fresh, or fix its size)"
+            )
+        return value
+
+    return _assemble(targets, fetch, key_of, set(tensors) - {k for k in tensors if k.endswith(TORCH_IGNORED)}, fail)
+
+
+def map_keras(layers: dict[str, list[np.ndarray]], targets: list[Slot], fail: Callable[[str], Any]):
+    """{target path: array} and the report, from Keras' {layer name: arrays in order}."""
+    by_layer: dict[str, list[Slot]] = {}
+    for s in targets:
+        by_layer.setdefault(s.layer, []).append(s)
+    for layer, group in by_layer.items():
+        arrays = layers.get(layer.split("/")[-1])
+        if arrays is not None and len(arrays) != len(group):
+            fail(
+                f"Keras layer '{layer.split('/')[-1]}' has {len(arrays)} arrays {[list(a.shape) for a in arrays]}, "
+                f"but layer {layer} has {len(group)} ({', '.join(s.leaf for s in group)})"
+            )
+
+    def key_of(slot: Slot) -> str:
+        name = slot.layer.split("/")[-1]
+        return f"{name}[{by_layer[slot.layer].index(slot)}]"
+
+    def fetch(slot: Slot):
+        arrays = layers.get(slot.layer.split("/")[-1])
+        if arrays is None:
+            return None
+        a = np.asarray(arrays[by_layer[slot.layer].index(slot)])
+        if tuple(a.shape) != slot.shape:
+            fail(
+                f"Keras array '{key_of(slot)}' has shape {list(a.shape)}, but {_show(slot)} is {list(slot.shape)}: "
+                f"the file's model differs from the spec here (rename the layer to start it fresh, or fix its size)"
+            )
+        return a
+
+    used = {f"{name}[{i}]" for name, arrays in layers.items() for i in range(len(arrays))}
+    return _assemble(targets, fetch, key_of, used, fail)
+
+
+def _show(slot: Slot) -> str:
+    return f"{slot.layer}/{slot.leaf}" + (" (running statistic)" if slot.path.startswith("model_state") else "")
+
+
+def _assemble(targets: list[Slot], fetch, key_of, source_keys: set[str], fail):
+    """Values per target path; a layer is read whole or not at all; the report of copied, new, unused."""
+    values: dict[str, np.ndarray] = {}
+    report: dict[str, list] = {"copied": [], "new": [], "unused": []}
+    fetched = {s.path: fetch(s) for s in targets}
+    found_layers = {s.layer for s in targets if fetched[s.path] is not None}
+    for s in targets:
+        v = fetched[s.path]
+        if v is not None:
+            values[s.path] = v
+            report["copied"].append(f"{s.layer}/{s.leaf}")
+        elif s.layer in found_layers:
+            fail(f"the file has layer {s.layer} but no '{key_of(s)}' for its {s.leaf} {list(s.shape)}")
+        else:
+            report["new"].append(f"{s.layer}/{s.leaf}")
+    read = {key_of(s) for s in targets if s.path in values}
+    report["unused"] = sorted(source_keys - read)
+    if not values:
+        first = key_of(targets[0]) if targets else ""
+        fail(
+            f"no array of the file matches the spec's layers by name (the first one looked for: "
+            f"'{first}').{did_you_mean(first, source_keys)} The file holds: {', '.join(sorted(source_keys)[:12])}"
+            f"{' ...' if len(source_keys) > 12 else ''}. Name the spec's layers after the file's (docs/transfer.md)"
+        )
+    return values, report
