@@ -42,3 +42,26 @@ def test_zoo_specs_are_generated():
         [sys.executable, str(ROOT / "scripts" / "make_zoo_specs.py"), "--check"], capture_output=True, text=True
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_ceil_mode_and_adaptive_pools_follow_pytorchs_rules_by_hand():
+    """On 0, 1, 2, 3, 4: a 2-wide ceil-mode pool keeps the last, partial window (an average divides by what it
+    covers); adaptive pooling to 3 reduces [0, 2), [1, 4), [3, 5) (PyTorch: floor(i n/o) .. ceil((i+1) n/o))."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from nnctl.layers.graph import Network
+    from tests.test_layers import build
+
+    x = jnp.arange(5.0).reshape(1, 5, 1)
+
+    def run(layer):
+        net = Network(build([layer]))
+        return np.asarray(net.apply(net.init(jax.random.key(0), x), x)).ravel().tolist()
+
+    assert run({"type": "max_pool1d", "pool_size": 2, "ceil_mode": True}) == [1.0, 3.0, 4.0]
+    assert run({"type": "avg_pool1d", "pool_size": 2, "ceil_mode": True}) == [0.5, 2.5, 4.0]
+    assert run({"type": "max_pool1d", "pool_size": 2}) == [1.0, 3.0]
+    assert run({"type": "adaptive_avg_pool", "output_size": 3}) == [0.5, 2.0, 3.5]
+    assert run({"type": "adaptive_max_pool", "output_size": 3}) == [1.0, 3.0, 4.0]
