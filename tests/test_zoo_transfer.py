@@ -69,11 +69,14 @@ def test_keras_weights_h5_gives_keras_outputs():
     assert "bn/mean" in report["copied"] and report["new"] == []
 
 
-def test_keras2_layout_reads_the_same(tmp_path):
-    """Keras 2's save_weights layout: attribute layer_names, then each layer's weight_names."""
+@pytest.mark.parametrize("root", ["/", "model_weights"])
+def test_keras2_layout_reads_the_same(tmp_path, root):
+    """Keras 2's layout: attribute layer_names, then each layer's weight_names (save_weights at the root,
+    model.save under model_weights)."""
     layers = read_keras(FIX / "keras_cnn.weights.h5")
     path = tmp_path / "old.h5"
-    with h5py.File(path, "w") as f:
+    with h5py.File(path, "w") as h5:
+        f = h5.require_group(root)
         f.attrs["layer_names"] = [n.encode() for n in [*layers, "flatten"]]
         f.create_group("flatten").attrs["weight_names"] = []
         for name, arrays in layers.items():

@@ -89,15 +89,18 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
 
 def read_keras(path: Path) -> dict[str, list[np.ndarray]]:
     """{layer name: its arrays in order} of a Keras 3 `.weights.h5` (layers/<key>/vars/<i>, the layer's name in
-    the `name` attribute of `vars`) or a Keras 2 weights file (attribute `layer_names`, then `weight_names`)."""
+    the `name` attribute of `vars`) or a Keras 2 file (attribute `layer_names`, then `weight_names`; a whole-model
+    file has them under `model_weights`)."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
             out: dict[str, list[np.ndarray]] = {}
-            if "layer_names" in f.attrs:  # Keras 2
-                for name in map(_text, f.attrs["layer_names"]):
-                    out[name] = [np.asarray(f[name][_text(w)]) for w in f[name].attrs.get("weight_names", [])]
+            root = f.get("model_weights", f)  # Keras 2's whole-model .h5 (model.save)
+            if "layer_names" in root.attrs:  # Keras 2
+                for name in map(_text, root.attrs["layer_names"]):
+                    g = root[name]
+                    out[name] = [np.asarray(g[_text(w)]) for w in g.attrs.get("weight_names", [])]
             else:
                 _keras3_walk(f, out, h5py.Group)
             return {k: v for k, v in out.items() if v}
