@@ -7,7 +7,8 @@ For each model: NAME.yaml (the nnctl spec, built by scripts/make_zoo_specs.py's 
 reduced copies of the other zoo networks with the same module names and structure), NAME.safetensors (the
 PyTorch modules of tests/zoo_torch.py, randomly initialised, batch-norm statistics randomised too) and NAME.npz
 (x: an input batch, NCHW, float16 values; y: PyTorch's output, logits). keras_cnn.*: a small Keras 3 model saved with
-`save_weights` (.weights.h5), its input (NHWC) and output (softmax).
+`save_weights` (.weights.h5), its input (NHWC) and output (softmax). decoder.*: linear -> reshape -> transposed
+convolutions (PyTorch's channels-first view and ConvTranspose2d layout).
 """
 
 from __future__ import annotations
@@ -70,6 +71,34 @@ def write_torch() -> None:
         (OUT / f"{name}.yaml").write_text(zs.spec_text(name, about, hwc, layers, int(y.shape[1])))
 
 
+DECODER_SPEC = """# A DCGAN-style decoder (tests/zoo_torch.py's Decoder): PyTorch views the linear output NCHW.
+model:
+  input_shape: [4]
+  layers:
+    - {name: fc, type: dense, units: 72, activation: relu}
+    - {name: image, type: reshape, shape: [3, 3, 8]}
+    - {name: up1, type: conv2d_transpose, filters: 4, kernel_size: 4, strides: 2, padding: 1, activation: relu}
+    - {name: up2, type: conv2d_transpose, filters: 1, kernel_size: 3, padding: 1}
+train: {loss: mse}
+"""
+
+
+def write_decoder() -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from tests import zoo_torch as zt
+
+    torch.manual_seed(0)
+    model = zt.Decoder().eval()
+    x = np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32)
+    with torch.no_grad():
+        y = model(torch.from_numpy(x)).numpy()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(OUT / "decoder.safetensors"))
+    np.savez_compressed(OUT / "decoder.npz", x=x, y=y)
+    (OUT / "decoder.yaml").write_text(DECODER_SPEC)
+
+
 KERAS_SPEC = """# A small Keras 3 CNN (scripts/make_zoo_fixtures.py); its layers carry the Keras model's names.
 model:
   input_shape: [8, 8, 3]
@@ -114,6 +143,7 @@ def write_keras() -> None:
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     write_torch()
+    write_decoder()
     write_keras()
     total = sum(f.stat().st_size for f in OUT.iterdir())
     print(f"wrote {len(list(OUT.iterdir()))} files, {total / 1024:.0f} KiB, to {OUT.relative_to(ROOT)}")

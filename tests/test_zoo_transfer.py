@@ -52,12 +52,17 @@ def load_with(spec: Path | str, weights: Path | str, text: str | None = None) ->
     return load_spec(str(spec), overrides=sets, require_sources=False)
 
 
-@pytest.mark.parametrize("name", TORCH_FIXTURES)
+def nhwc(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float32).transpose(0, 2, 3, 1) if a.ndim == 4 else a.astype(np.float32)
+
+
+@pytest.mark.parametrize("name", [*TORCH_FIXTURES, "decoder"])
 def test_pytorch_weights_give_pytorchs_outputs(name):
+    """decoder: linear -> channels-first view -> ConvTranspose2d (columns reordered, windows flipped)."""
     ref = np.load(FIX / f"{name}.npz")
-    x = ref["x"].astype(np.float32).transpose(0, 2, 3, 1)  # NCHW -> NHWC
-    out, report = forward(load_with(FIX / f"{name}.yaml", FIX / f"{name}.safetensors"), x)
-    np.testing.assert_allclose(out, ref["y"], rtol=1e-4, atol=1e-5 * np.abs(ref["y"]).max())
+    out, report = forward(load_with(FIX / f"{name}.yaml", FIX / f"{name}.safetensors"), nhwc(ref["x"]))
+    y = nhwc(ref["y"])
+    np.testing.assert_allclose(out, y, rtol=1e-4, atol=1e-5 * np.abs(y).max())
     assert report["new"] == [] and report["unused"] == [] and report["format"] == "safetensors"
 
 

@@ -23,6 +23,20 @@ class LeNet5(nn.Module):
         return self.fc3(torch.tanh(self.fc2(torch.tanh(self.fc1(x)))))
 
 
+class Decoder(nn.Module):
+    """A DCGAN-style decoder: linear -> view as a channels-first image -> transposed convolutions."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 8 * 3 * 3)
+        self.up1 = nn.ConvTranspose2d(8, 4, 4, 2, 1)
+        self.up2 = nn.ConvTranspose2d(4, 1, 3, 1, 1)
+
+    def forward(self, x):
+        x = torch.relu(self.fc(x)).view(-1, 8, 3, 3)
+        return self.up2(torch.relu(self.up1(x)))
+
+
 class AlexNet(nn.Module):
     def __init__(self, classes=1000, widths=(64, 192, 384, 256, 256), hidden=4096, pool_out=6):
         super().__init__()

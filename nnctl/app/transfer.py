@@ -21,7 +21,7 @@ import numpy as np
 
 from nnctl import rundir
 from nnctl.app.weights_files import read_weights, weights_format
-from nnctl.app.weights_map import flattened_inputs, map_keras, map_torch, slots
+from nnctl.app.weights_map import map_keras, map_torch, slots, torch_layout
 from nnctl.engine.state import Carry
 from nnctl.errors import SpecError
 from nnctl.spec import Loaded
@@ -110,7 +110,7 @@ def from_file(target: dict, loaded: Loaded) -> tuple[dict, dict]:
     if fmt == "keras":
         values, report = map_keras(contents, targets, fail)
     else:
-        values, report = map_torch(contents, targets, flattened_inputs(layers, loaded.analysis.input_shape), fail)
+        values, report = map_torch(contents, targets, torch_layout(layers, loaded.analysis.input_shape), fail)
     out = jax.tree_util.tree_map_with_path(
         lambda p, leaf: jnp.asarray(values[path_str(p)], leaf.dtype) if path_str(p) in values else leaf, target
     )

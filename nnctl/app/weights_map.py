@@ -3,9 +3,11 @@
 PyTorch (a `state_dict`, or safetensors written from one): the variable `<layer path>/<leaf>` reads the tensor
 `<layer path with / as .>.<name>`, the names being PyTorch's: kernel and scale -> `weight`, bias -> `bias`,
 batch norm's mean and var -> `running_mean`, `running_var`, an embedding table -> `weight`, PReLU's slopes ->
-`weight`. Layouts: a convolution kernel [out, in, *window] becomes [*window, in, out]; a linear weight [out,
+`weight`. Layouts: a convolution kernel [out, in, *window] becomes [*window, in, out] (a transposed
+convolution's [in, out, *window] becomes [*window, in, out] with the window flipped); a linear weight [out,
 in] becomes [in, out], and when the dense layer reads a `flatten` of an image (H, W, C), its rows are
-reordered from PyTorch's channels-first flattening (c, h, w) to nnctl's channels-last one (h, w, c).
+reordered from PyTorch's channels-first flattening (c, h, w) to nnctl's channels-last one (h, w, c); when it
+feeds a `reshape` to an image, its columns and bias are reordered the same way.
 
 Keras (`.weights.h5`): the layer named N reads Keras' layer N, its arrays in Keras' order (kernel, bias;
 gamma, beta, moving mean, moving variance), layouts unchanged (Keras is channels-last like nnctl).
@@ -70,41 +72,85 @@ def slots(target: dict, layer_order: list[str]) -> list[Slot]:
     )
 
 
-def flattened_inputs(layers: list, input_shape: tuple) -> dict[str, tuple]:
-    """{dense layer name: the image shape (H, W, C) a `flatten` before it flattened}, looking back through
-    layers without parameters that keep the shape (dropout, activation)."""
+@dataclass(frozen=True)
+class Layout:
+    """Where PyTorch's channels-first order shows in a spec: dense layers reading a flattened image
+    (`flattened`: name -> (H, W, C)) or feeding a reshape to one (`reshaped`), and transposed convolutions."""
+
+    flattened: dict
+    reshaped: dict
+    transposed: frozenset
+
+
+def torch_layout(layers: list, input_shape: tuple) -> Layout:
+    """The layout of a spec's top-level layers; looks through layers without parameters that keep the shape
+    (dropout, activation) between a dense layer and its `flatten` / `reshape`."""
     shapes = thread_shapes(layers, input_shape)[0]
     by_name = {layer.name: layer for layer in layers}
-    out = {}
+    users: dict[str, list] = {}
+    for layer in layers:
+        for i in layer.inputs:
+            users.setdefault(i, []).append(layer)
+
+    def passes(layer) -> bool:
+        return not layer.has_params and len(layer.inputs) == 1 and shapes.get(layer.name) == shapes.get(layer.inputs[0])
+
+    flattened, reshaped = {}, {}
     for layer in layers:
         if layer.type != "dense" or len(layer.inputs) != 1:
             continue
         src = by_name.get(layer.inputs[0])
-        while src is not None and src.type != "flatten" and not src.has_params and len(src.inputs) == 1:
-            before = by_name.get(src.inputs[0])
-            src = before if before is not None and shapes.get(before.name) == shapes.get(src.name) else None
+        while src is not None and src.type != "flatten" and passes(src):
+            src = by_name.get(src.inputs[0])
         if src is not None and src.type == "flatten" and len(shapes.get(src.inputs[0], ())) >= 2:
-            out[layer.name] = shapes[src.inputs[0]]
+            flattened[layer.name] = shapes[src.inputs[0]]
+        dst = users.get(layer.name, [])
+        while len(dst) == 1 and dst[0].type != "reshape" and passes(dst[0]):
+            dst = users.get(dst[0].name, [])
+        if len(dst) == 1 and dst[0].type == "reshape" and len(shapes.get(dst[0].name, ())) >= 2:
+            reshaped[layer.name] = shapes[dst[0].name]
+    return Layout(flattened, reshaped, frozenset(_paths_of_type(layers, "conv2d_transpose")))
+
+
+def _paths_of_type(layers: list, type_: str, prefix: str = "") -> list[str]:
+    out = []
+    for layer in layers:
+        out += [f"{prefix}{layer.name}"] if layer.type == type_ else []
+        out += _paths_of_type(layer.children(), type_, f"{prefix}{layer.name}/")
     return out
 
 
-def torch_value(a: np.ndarray, slot: Slot, flattened: dict[str, tuple]) -> tuple[np.ndarray, str]:
+def _channels_last(a: np.ndarray, image: tuple, axis: int) -> np.ndarray:
+    """`a` with its `axis` (of size H·W·C, in PyTorch's (c, h, w) order) put in nnctl's (h, w, c) order."""
+    *spatial, c = image
+    moved = np.moveaxis(a, axis, 0)
+    r = len(spatial)
+    moved = moved.reshape(c, *spatial, *moved.shape[1:]).transpose(*range(1, r + 1), 0, *range(r + 1, r + moved.ndim))
+    return np.moveaxis(moved.reshape(a.shape[axis], *a.shape[:axis], *a.shape[axis + 1 :]), 0, axis)
+
+
+def torch_value(a: np.ndarray, slot: Slot, layout: Layout) -> tuple[np.ndarray, str]:
     """A PyTorch tensor in nnctl's layout, and the rule applied (for messages)."""
+    if slot.leaf == "kernel" and a.ndim >= 3 and slot.layer in layout.transposed:
+        flipped = a.transpose(*range(2, a.ndim), 0, 1)[(slice(None, None, -1),) * (a.ndim - 2)]
+        return flipped, "transposed convolution [in, out, *window] -> [*window, in, out], window flipped"
     if slot.leaf == "kernel" and a.ndim >= 3:
         return a.transpose(*range(2, a.ndim), 1, 0), "convolution [out, in, *window] -> [*window, in, out]"
+    rule = "as stored"
     if slot.leaf == "kernel" and a.ndim == 2:
         a, rule = a.T, "linear [out, in] -> [in, out]"
-        image = flattened.get(slot.layer)
+        image = layout.flattened.get(slot.layer)
         if image is not None and a.shape[0] == math.prod(image):
-            *spatial, c = image
-            r = len(spatial)
-            a = a.reshape(c, *spatial, -1).transpose(*range(1, r + 1), 0, r + 1).reshape(a.shape)
+            a = _channels_last(a, image, 0)
             rule += f", rows reordered from channels-first to channels-last flattening of {list(image)}"
-        return a, rule
-    return a, "as stored"
+    image = layout.reshaped.get(slot.layer)
+    if image is not None and slot.leaf in ("kernel", "bias") and a.shape[-1] == math.prod(image):
+        a = _channels_last(a, image, a.ndim - 1)
+        rule += f", outputs reordered from a channels-first to a channels-last reshape to {list(image)}"
+    return a, rule
 
 
-def map_torch(tensors: dict[str, np.ndarray], targets: list[Slot], flattened: dict, fail: Callable[[str], Any]):
+def map_torch(tensors: dict[str, np.ndarray], targets: list[Slot], layout: Layout, fail: Callable[[str], Any]):
     """{target path: array} and the report, from a PyTorch/safetensors name -> tensor dict."""
 
     def key_of(slot: Slot) -> str:
@@ -114,7 +160,7 @@ def map_torch(tensors: dict[str, np.ndarray], targets: list[Slot], flattened: di
         a = tensors.get(key_of(slot))
         if a is None:
             return None
-        value, rule = torch_value(np.asarray(a), slot, flattened)
+        value, rule = torch_value(np.asarray(a), slot, layout)
         if tuple(value.shape) != slot.shape:
             fail(
                 f"tensor '{key_of(slot)}' has shape {list(a.shape)} ({rule}: {list(value.shape)}), but "
