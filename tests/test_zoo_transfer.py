@@ -170,3 +170,31 @@ def test_train_starts_from_a_safetensors_file_and_reports_it(tmp_path):
     params = rundir.read_msgpack(res.run_dir / rundir.WEIGHTS)["params"]
     torch_conv = load_file(FIX / "lenet5.safetensors")["conv2.weight"]
     assert np.array_equal(np.asarray(params["conv2"]["kernel"]), torch_conv.transpose(2, 3, 1, 0))
+
+
+def test_init_names_maps_layers_named_differently_in_the_file():
+    """Keras names (conv, bn, hidden, out) onto a spec's own names, and a PyTorch head under another name."""
+    ref = np.load(FIX / "keras_cnn.npz")
+    text = (FIX / "keras_cnn.yaml").read_text()
+    for old, new in (("conv", "c1"), ("bn", "n1"), ("hidden", "fc1"), ("out", "fc2")):
+        text = text.replace(f"name: {old},", f"name: {new},")
+    names = "  init_names: {c1: conv, n1: bn, fc1: hidden, fc2: out}\n"
+    out, report = forward(
+        load_with("", FIX / "keras_cnn.weights.h5", text.replace("  layers:", names + "  layers:")), ref["x"], True
+    )
+    np.testing.assert_allclose(out, ref["y"], rtol=1e-4, atol=1e-6)
+    assert report["new"] == [] and report["unused"] == [] and report["copied"][0] == "c1/kernel"
+
+    text = LENET.replace("name: fc3, type: dense", "name: head, type: dense").replace(
+        "  layers:", "  init_names: {head: fc3}\n  layers:"
+    )
+    _, report = forward(load_with("", FIX / "lenet5.safetensors", text), X32)
+    assert report["new"] == [] and report["unused"] == [] and "head/kernel" in report["copied"]
+
+
+def test_init_names_keys_must_be_layers_of_the_spec():
+    text = LENET.replace("  layers:", "  init_names: {fc4: fc3}\n  layers:")
+    with pytest.raises(SpecError, match=r"model.init_names.fc4: 'fc4' is not a layer of this spec. Did you mean 'fc3'"):
+        load_with("", FIX / "lenet5.safetensors", text)
+    with pytest.raises(SpecError, match="init_names needs model.init_from naming a weight file"):
+        load_text(LENET.replace("  layers:", "  init_names: {fc1: x}\n  layers:"), require_sources=False)

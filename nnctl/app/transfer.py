@@ -107,10 +107,12 @@ def from_file(target: dict, loaded: Loaded) -> tuple[dict, dict]:
     fmt, contents = read_weights(path)
     layers = list(loaded.spec.model.layers or [])
     targets = slots(target, [str(layer.name) for layer in layers])
+    names = dict(loaded.spec.model.init_names or {})
     if fmt == "keras":
-        values, report = map_keras(contents, targets, fail)
+        values, report = map_keras(contents, targets, names, fail)
     else:
-        values, report = map_torch(contents, targets, torch_layout(layers, loaded.analysis.input_shape), fail)
+        layout = torch_layout(layers, loaded.analysis.input_shape)
+        values, report = map_torch(contents, targets, layout, names, fail)
     out = jax.tree_util.tree_map_with_path(
         lambda p, leaf: jnp.asarray(values[path_str(p)], leaf.dtype) if path_str(p) in values else leaf, target
     )

@@ -150,11 +150,17 @@ def torch_value(a: np.ndarray, slot: Slot, layout: Layout) -> tuple[np.ndarray, 
     return a, rule
 
 
-def map_torch(tensors: dict[str, np.ndarray], targets: list[Slot], layout: Layout, fail: Callable[[str], Any]):
+def source_layer(layer: str, names: dict[str, str]) -> list[str]:
+    """The path of the file's layer for the spec's layer path: the top-level name through `model.init_names`."""
+    top, *rest = layer.split("/")
+    return [names.get(top, top), *rest]
+
+
+def map_torch(tensors: dict, targets: list[Slot], layout: Layout, names: dict[str, str], fail: Callable[[str], Any]):
     """{target path: array} and the report, from a PyTorch/safetensors name -> tensor dict."""
 
     def key_of(slot: Slot) -> str:
-        return f"{slot.layer.replace('/', '.')}.{TORCH_NAMES.get(slot.leaf, slot.leaf)}"
+        return f"{'.'.join(source_layer(slot.layer, names))}.{TORCH_NAMES.get(slot.leaf, slot.leaf)}"
 
     def fetch(slot: Slot):
         a = tensors.get(key_of(slot))
@@ -172,25 +178,25 @@ def map_torch(tensors: dict[str, np.ndarray], targets: list[Slot], layout: Layou
     return _assemble(targets, fetch, key_of, set(tensors) - {k for k in tensors if k.endswith(TORCH_IGNORED)}, fail)
 
 
-def map_keras(layers: dict[str, list[np.ndarray]], targets: list[Slot], fail: Callable[[str], Any]):
+def map_keras(layers: dict[str, list[np.ndarray]], targets: list[Slot], names: dict[str, str], fail):
     """{target path: array} and the report, from Keras' {layer name: arrays in order}."""
     by_layer: dict[str, list[Slot]] = {}
     for s in targets:
         by_layer.setdefault(s.layer, []).append(s)
+    keras_name = lambda layer: source_layer(layer, names)[-1]
     for layer, group in by_layer.items():
-        arrays = layers.get(layer.split("/")[-1])
+        arrays = layers.get(keras_name(layer))
         if arrays is not None and len(arrays) != len(group):
             fail(
-                f"Keras layer '{layer.split('/')[-1]}' has {len(arrays)} arrays {[list(a.shape) for a in arrays]}, "
+                f"Keras layer '{keras_name(layer)}' has {len(arrays)} arrays {[list(a.shape) for a in arrays]}, "
                 f"but layer {layer} has {len(group)} ({', '.join(s.leaf for s in group)})"
             )
 
     def key_of(slot: Slot) -> str:
-        name = slot.layer.split("/")[-1]
-        return f"{name}[{by_layer[slot.layer].index(slot)}]"
+        return f"{keras_name(slot.layer)}[{by_layer[slot.layer].index(slot)}]"
 
     def fetch(slot: Slot):
-        arrays = layers.get(slot.layer.split("/")[-1])
+        arrays = layers.get(keras_name(slot.layer))
         if arrays is None:
             return None
         a = np.asarray(arrays[by_layer[slot.layer].index(slot)])

@@ -79,6 +79,7 @@ def check_spec(loaded: Any) -> Analysis:
     init_from = init_from_problem(loaded)
     if init_from is not None:
         (problems if loaded.require_sources else warnings).append(init_from)
+    problems += init_names_problems(loaded)
     if out is not None and loss_info(spec.train.loss.type).folds == "softmax" and out[-1] == 1:
         problems.append(
             loaded.problem(
@@ -221,6 +222,26 @@ def init_from_problem(loaded: Any) -> Problem | None:
             f"ends in {', '.join(WEIGHT_FILES)}"
         ),
     )
+
+
+def init_names_problems(loaded: Any) -> list[Problem]:
+    """`model.init_names` renames layers of a weight file (`init_from: FILE`): its keys are the spec's layers."""
+    model = loaded.spec.model
+    if not model.init_names:
+        return []
+    parts = MODEL_KINDS.get(model.type).parts
+    names = [str(layer.name) for part in parts for layer in (getattr(model, part) or [])]
+    if not model.init_from or FsPath(model.init_from).suffix.lower() not in WEIGHT_FILES:
+        return [loaded.problem(("model", "init_names"), "init_names needs model.init_from naming a weight file")]
+    return [
+        loaded.problem(
+            ("model", "init_names", k),
+            f"'{k}' is not a layer of this spec.{did_you_mean(k, names)} Layers: {choices_text(names, 12)}",
+            key=True,
+        )
+        for k in model.init_names
+        if k not in names
+    ]
 
 
 def glob_problems(loaded: Any, paths: list[str]) -> list[Problem]:

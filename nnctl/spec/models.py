@@ -50,6 +50,11 @@ class ModelSpec(Strict):
         "shapes match), or a weight file another tool wrote: a PyTorch state_dict (.pt, .pth, .bin), .safetensors "
         "or a Keras .weights.h5, mapped by layer name (docs/transfer.md)",
     )
+    init_names: Optional[dict[str, str]] = Field(
+        None,
+        description="init_from a weight file: {spec layer: the file's layer} for layers named differently there "
+        "(e.g. Keras' block1_conv1 for features.0)",
+    )
 
     @model_validator(mode="before")
     @classmethod
