@@ -225,6 +225,22 @@ CASES = [
         2 * 9 * 2 * 4 + 4,
     ),
     ("lrn", [{"type": "lrn"}], (4, 4, 7), (4, 4, 7), 0),
+    ("adaptive_avg_pool", [{"type": "adaptive_avg_pool", "output_size": [3, 2]}], (7, 5, 2), (3, 2, 2), 0),
+    ("adaptive_max_pool1d", [{"type": "adaptive_max_pool", "output_size": 4}], (9, 3), (4, 3), 0),
+    (
+        "max_pool2d_ceil",
+        [{"type": "max_pool2d", "pool_size": 3, "strides": 2, "ceil_mode": True}],
+        (8, 8, 1),
+        (4, 4, 1),
+        0,
+    ),
+    (
+        "avg_pool2d_ceil",
+        [{"type": "avg_pool2d", "pool_size": 2, "strides": 2, "padding": 1, "ceil_mode": True}],
+        (5, 6, 1),
+        (3, 4, 1),  # 5 rows: a 4th window would start in the padding, so PyTorch drops it
+        0,
+    ),
     (
         "time_distributed",
         [

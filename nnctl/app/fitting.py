@@ -145,7 +145,7 @@ def fit(
         start_fn = _jit(b, lambda hp, shape: make(hp).start(shape), static_argnums=1)
         carry = start_fn(b.hp, tuple(b.data.input_shape))  # init + carry: one program
         if b.loaded.spec.model.init_from:
-            carry, transfer = start_from(carry, b.loaded.spec.model.init_from, b.loaded.base_dir)
+            carry, transfer = start_from(carry, b.loaded)
         run.compile_s = time.perf_counter() - t0
         run.compile_cpu_s = time.process_time() - c0
     else:

@@ -3,7 +3,8 @@
 Non-overlapping windows without padding (the usual `pool_size: 2`) run as reshape + max/mean, about 5x
 faster than `lax.reduce_window` on XLA:CPU (measured); every other case uses `reduce_window`.
 Average pooling with `same` padding averages only the real inputs (Keras); an integer padding counts
-the zeros (PyTorch's default).
+the zeros (PyTorch's default). `ceil_mode: true` rounds the output size up as PyTorch's ceil_mode does
+(GoogLeNet's pools): the last window may hang over the end, and an average divides only by what it covers.
 
 The maximum of those non-overlapping windows and `global_max_pool` have a hand-written gradient
 (`window_max`, `global_max`): the output gradient goes to every input equal to its window's maximum,
@@ -37,7 +38,24 @@ def pool_geometry(layer, shape):
     s = per_axis(layer, "strides", layer.strides if layer.strides is not None else layer.pool_size, layer.rank)
     pads = pads_of(layer, layer.padding, layer.rank)
     out, warns = window_out(layer, sizes, k, s, (1,) * layer.rank, pads, what="pool")
+    if getattr(layer, "ceil_mode", False):
+        if pads == "SAME":
+            raise ShapeError(f"({layer.type}) ceil_mode needs `valid` or integer padding (`same` already rounds up)")
+        (out, pads), warns = ceil_windows(sizes, k, s, pads), []
     return (*out, shape[-1]), warns, k, s, pads
+
+
+def ceil_windows(sizes, k, s, pads) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """PyTorch's ceil_mode: out = ceil((n + lo + hi - k) / s) + 1, less one when the last window would start
+    in the high padding; the padding grown on the high side so the last window fits. (out, pads)."""
+    out, grown = [], []
+    for n, ki, si, (lo, hi) in zip(sizes, k, s, pads):
+        o = -(-(n + lo + hi - ki) // si) + 1
+        if (o - 1) * si >= n + lo:
+            o -= 1
+        out.append(o)
+        grown.append((lo, hi + max((o - 1) * si + ki - (n + lo + hi), 0)))
+    return tuple(out), tuple(grown)
 
 
 class _Pool(WindowMixin, LayerSpec):
@@ -46,6 +64,9 @@ class _Pool(WindowMixin, LayerSpec):
     padding: Annotated[
         Union[Literal["same", "valid"], NonNegativeInt, list[NonNegativeInt]], BeforeValidator(_padding_word)
     ] = Field("valid", description="`valid`, `same` or an integer P on every side (one per axis allowed)")
+    ceil_mode: bool = Field(
+        False, description="round the output size up (PyTorch's ceil_mode): a last, partial window is kept"
+    )
 
     rank: ClassVar[int] = 0
     reduce: ClassVar[str] = "max"
@@ -61,11 +82,23 @@ class _Pool(WindowMixin, LayerSpec):
         exact_same = pads == "SAME" and all(n % ki == 0 for n, ki in zip(x.shape[1:-1], k))
         if k == s and (no_pad or exact_same):
             return _reshape_pool(x, k, out[:-1], self.reduce)
+        if self.reduce == "mean" and self.ceil_mode:
+            return _avg_ceil(x, k, s, pads, pads_of(self, self.padding, self.rank))
         if self.reduce == "max":
             return nn.max_pool(x, k, strides=s, padding=pads if pads == "SAME" else list(pads))
         return nn.avg_pool(
             x, k, strides=s, padding=pads if pads == "SAME" else list(pads), count_include_pad=pads != "SAME"
         )
+
+
+def _avg_ceil(x, k, s, pads, base):
+    """Average pooling under ceil_mode: the explicit padding counts (zeros), the grown part does not."""
+    window, strides = (1, *k, 1), (1, *s, 1)
+    sums = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, [(0, 0), *pads, (0, 0)])
+    ones = jnp.ones(tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[1:-1], base)), x.dtype)
+    grown = [(0, g[1] - b[1]) for g, b in zip(pads, base)]
+    counts = jax.lax.reduce_window(ones, 0.0, jax.lax.add, tuple(k), tuple(s), grown)
+    return sums / counts[None, ..., None]
 
 
 def _reshape_pool(x, k, out, reduce):

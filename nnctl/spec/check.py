@@ -19,6 +19,7 @@ from nnctl.kinds.base import abstract_variables
 from nnctl.losses import loss_info
 from nnctl.metrics import METRICS
 from nnctl.optim import build_optimizer
+from nnctl.spec.models import WEIGHT_FILES
 from nnctl.spec.semantic import semantic_problems
 from nnctl.trees import param_paths
 
@@ -78,6 +79,7 @@ def check_spec(loaded: Any) -> Analysis:
     init_from = init_from_problem(loaded)
     if init_from is not None:
         (problems if loaded.require_sources else warnings).append(init_from)
+    problems += init_names_problems(loaded)
     if out is not None and loss_info(spec.train.loss.type).folds == "softmax" and out[-1] == 1:
         problems.append(
             loaded.problem(
@@ -197,20 +199,49 @@ def optimizer_problems(loaded: Any) -> list[Problem]:
 
 
 def init_from_problem(loaded: Any) -> Problem | None:
-    """`model.init_from` must name a finished run directory (relative to the working directory or the spec)."""
+    """`model.init_from` must name a finished run directory or an existing weight file (relative to the working
+    directory or the spec)."""
     src = loaded.spec.model.init_from
     if not src:
         return None
     p = FsPath(src).expanduser()
+    if FsPath(src).suffix.lower() in WEIGHT_FILES:
+        if p.is_file() or (FsPath(loaded.base_dir) / p).is_file():
+            return None
+        return loaded.problem(
+            ("model", "init_from"),
+            f"no such weight file '{src}' (relative to the working directory or the spec file)",
+        )
     if (p / "weights.msgpack").exists() or (FsPath(loaded.base_dir) / p / "weights.msgpack").exists():
         return None
     return loaded.problem(
         ("model", "init_from"),
         (
             f"'{src}' is not a finished run directory (no weights.msgpack there): train the source "
-            f"spec first, or fix the path (relative to the working directory or the spec file)"
+            f"spec first, or fix the path (relative to the working directory or the spec file); a weight file "
+            f"ends in {', '.join(WEIGHT_FILES)}"
         ),
     )
+
+
+def init_names_problems(loaded: Any) -> list[Problem]:
+    """`model.init_names` renames layers of a weight file (`init_from: FILE`): its keys are the spec's layers."""
+    model = loaded.spec.model
+    if not model.init_names:
+        return []
+    parts = MODEL_KINDS.get(model.type).parts
+    names = [str(layer.name) for part in parts for layer in (getattr(model, part) or [])]
+    if not model.init_from or FsPath(model.init_from).suffix.lower() not in WEIGHT_FILES:
+        return [loaded.problem(("model", "init_names"), "init_names needs model.init_from naming a weight file")]
+    return [
+        loaded.problem(
+            ("model", "init_names", k),
+            f"'{k}' is not a layer of this spec.{did_you_mean(k, names)} Layers: {choices_text(names, 12)}",
+            key=True,
+        )
+        for k in model.init_names
+        if k not in names
+    ]
 
 
 def glob_problems(loaded: Any, paths: list[str]) -> list[Problem]:

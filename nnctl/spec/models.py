@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # see ref_type
 else:
     LossRef = ref_type(LOSSES)
 
+# model.init_from: weight files other tools write, by suffix (anything else is a run directory)
+WEIGHT_FILES = {".pt": "torch", ".pth": "torch", ".bin": "torch", ".safetensors": "safetensors", ".h5": "keras"}
 MAX_EPOCHS = 10_000_000  # epoch numbers are int32 on the device and six-digit checkpoint names
 
 
@@ -43,7 +45,15 @@ class ModelSpec(Strict):
     conditional: bool = Field(False, description="gan: feed the one-hot class label to both networks")
     beta: float = Field(1.0, ge=0, description="vae: weight of the KL term")
     init_from: Optional[str] = Field(
-        None, description="run directory whose weights are copied by layer name where shapes match (transfer learning)"
+        None,
+        description="start from these weights (transfer learning): a run directory (copied by layer name where "
+        "shapes match), or a weight file another tool wrote: a PyTorch state_dict (.pt, .pth, .bin), .safetensors "
+        "or a Keras .weights.h5, mapped by layer name (docs/transfer.md)",
+    )
+    init_names: Optional[dict[str, str]] = Field(
+        None,
+        description="init_from a weight file: {spec layer: the file's layer} for layers named differently there "
+        "(e.g. Keras' block1_conv1 for features.0)",
     )
 
     @model_validator(mode="before")
