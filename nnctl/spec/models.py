@@ -11,7 +11,7 @@ from nnctl.layers import AnyLayer
 from nnctl.layers.graph import resolve_names
 from nnctl.losses import LOSSES
 from nnctl.metrics import METRICS
-from nnctl.objectives.specs import ParamGroup, RegularizerRef
+from nnctl.objectives.specs import Adversarial, ParamGroup, RegularizerRef
 from nnctl.optim import OptimizerRef
 from nnctl.registry import Strict, ref_type
 from nnctl.spec.data_spec import DataSpec
@@ -42,6 +42,11 @@ class ModelSpec(Strict):
     latent_dim: Optional[int] = Field(None, gt=0, le=10**6, description="vae/gan: size of the latent code / noise")
     conditional: bool = Field(False, description="gan: feed the one-hot class label to both networks")
     beta: float = Field(1.0, ge=0, description="vae: weight of the KL term")
+    adversarial: Optional[Adversarial] = Field(
+        None,
+        description="gan: the adversarial game beyond train.loss (minimax generator loss, WGAN clipping, "
+        "WGAN-GP, critic steps, ACGAN, InfoGAN)",
+    )
     init_from: Optional[str] = Field(
         None, description="run directory whose weights are copied by layer name where shapes match (transfer learning)"
     )
