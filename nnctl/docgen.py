@@ -55,7 +55,7 @@ def generate() -> str:
         ("Top level", Spec),
         ("data", DataSpec),
         ("model", ModelSpec),
-        ("model.adversarial (gan; the adversarial terms of cyclegan and aae)", Adversarial),
+        ("model.adversarial (gan)", Adversarial),
         ("model.adversarial.info_codes (InfoGAN)", InfoCodes),
         ("train", TrainSpec),
         ("train.early_stopping", EarlyStoppingSpec),

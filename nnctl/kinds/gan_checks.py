@@ -1,5 +1,5 @@
-"""Spec checks of `model.adversarial` shared by the adversarial kinds (gan; cyclegan and aae read the loss
-keys): which losses its keys go with, the discriminator's output width, the generator's code width. Not a kind
+"""Spec checks of a gan's `model.adversarial` (which losses its keys go with, the discriminator's output width,
+the generator's code width) and the loss families every adversarial kind (gan, cyclegan) reads. Not a kind
 itself (it registers nothing)."""
 
 from __future__ import annotations

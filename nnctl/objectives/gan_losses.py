@@ -22,13 +22,27 @@ import jax.numpy as jnp
 import optax
 
 
+def d_real(kind: str, real: jax.Array) -> jax.Array:
+    """The discriminator's loss on a real example's output: -log s(r), 1/2 (r - 1)^2 or -r."""
+    if kind == "bce":
+        return jax.nn.softplus(-real)
+    if kind == "wasserstein":
+        return -real
+    return 0.5 * (real - 1.0) ** 2
+
+
+def d_fake(kind: str, fake: jax.Array) -> jax.Array:
+    """The discriminator's loss on a generated example's output: -log(1 - s(f)), 1/2 f^2 or f."""
+    if kind == "bce":
+        return jax.nn.softplus(fake)
+    if kind == "wasserstein":
+        return fake
+    return 0.5 * fake**2
+
+
 def d_loss(kind: str, real: jax.Array, fake: jax.Array) -> jax.Array:
     """The discriminator's (critic's) loss per example pair."""
-    if kind == "bce":
-        return jax.nn.softplus(-real) + jax.nn.softplus(fake)
-    if kind == "wasserstein":
-        return fake - real
-    return 0.5 * (real - 1.0) ** 2 + 0.5 * fake**2
+    return d_real(kind, real) + d_fake(kind, fake)
 
 
 def g_loss(kind: str, fake: jax.Array, minimax: bool = False) -> jax.Array:

@@ -6,8 +6,7 @@ imports this module).
 * `data.corruption`: the denoising autoencoder's input noise (training only, fresh every step).
 * `train.param_groups`: per-glob learning-rate scales (transfer learning: smaller steps for early layers).
 * `model.adversarial`: a gan's objective beyond `train.loss` (the notes' min-max generator loss, WGAN weight
-  clipping, WGAN-GP, critic steps, ACGAN's auxiliary classifier, InfoGAN's latent codes), also read by the
-  cyclegan and aae kinds for their adversarial terms.
+  clipping, WGAN-GP, critic steps, ACGAN's auxiliary classifier, InfoGAN's latent codes).
 """
 
 from __future__ import annotations

@@ -47,6 +47,10 @@ class ModelSpec(Strict):
         description="gan: the adversarial game beyond train.loss (minimax generator loss, WGAN clipping, "
         "WGAN-GP, critic steps, ACGAN, InfoGAN)",
     )
+    cycle_weight: float = Field(10.0, ge=0, description="cyclegan: lambda of the L1 cycle-consistency term")
+    identity_weight: float = Field(
+        0.0, ge=0, description="cyclegan: weight of the L1 identity term |G(b) - b| + |F(a) - a| (0: none)"
+    )
     init_from: Optional[str] = Field(
         None, description="run directory whose weights are copied by layer name where shapes match (transfer learning)"
     )
