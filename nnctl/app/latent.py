@@ -103,8 +103,8 @@ def interpolate_run(
         raise NnctlError(f"--steps must be at least 2 (the two ends), got {steps}")
     r = _generative(run_dir)
     m = r.loaded.spec.model
-    if m.type != "vae":
-        raise NnctlError(f"--interpolate encodes examples, which needs a vae; {run_dir} is a {m.type}")
+    if m.type not in ("vae", "aae"):
+        raise NnctlError(f"--interpolate encodes examples, which needs a vae or aae; {run_dir} is a {m.type}")
     if input_path is not None:
         x = r.scalers[0].apply(read_inputs(input_path, r.loaded.spec.data, r.built.data))
         where = input_path
@@ -117,7 +117,7 @@ def interpolate_run(
         raise NnctlError(f"--interpolate {i},{j}: {where} has {len(x)} examples (0..{len(x) - 1})")
     obj = r.built.loop.obj
     ends = np.asarray(
-        jax.jit(lambda p, ms, v: obj.encode(p, ms, v, "z_mean"))(
+        jax.jit(lambda p, ms, v: obj.encode(p, ms, v, "z_mean" if m.type == "vae" else "code"))(
             r.weights["params"], r.weights["model_state"], jnp.asarray(x[[i, j]])
         )
     )
