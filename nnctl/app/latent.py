@@ -22,7 +22,7 @@ from nnctl.kinds import MODEL_KINDS
 def _generative(run_dir: str) -> Restored:
     r = restore(run_dir)
     if not MODEL_KINDS.get(r.loaded.spec.model.type).can_sample:
-        raise NnctlError(f"{run_dir} is a {r.loaded.spec.model.type} model: `sample` needs a vae or gan run")
+        raise NnctlError(f"{run_dir} is a {r.loaded.spec.model.type} model: `sample` needs a vae, gan or aae run")
     return r
 
 

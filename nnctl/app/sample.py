@@ -63,7 +63,7 @@ def sample_run(run_dir: str, n: int, out: str | None = None, seed: int = 0, labe
     r = restore(run_dir)
     m = r.loaded.spec.model
     if not MODEL_KINDS.get(m.type).can_sample:
-        raise NnctlError(f"{run_dir} is a {m.type} model: `sample` needs a vae or gan run")
+        raise NnctlError(f"{run_dir} is a {m.type} model: `sample` needs a vae, gan or aae run")
     obj = r.built.loop.obj
     count = getattr(obj, "label_count", 0)  # classes (conditional gan, ACGAN) or InfoGAN's categories
     labels = None
@@ -105,7 +105,7 @@ def encode_run(run_dir: str, input_path: str, layer: str, output: str | None = N
     m = r.loaded.spec.model
     kind = MODEL_KINDS.get(m.type)
     if not kind.can_encode:
-        raise NnctlError(f"--encode needs a sequential (autoencoder) or vae run, not a {m.type}")
+        raise NnctlError(f"--encode needs a sequential (autoencoder), vae, aae or cyclegan run, not a {m.type}")
     names = kind.encodable(m)
     if layer not in names:
         raise NnctlError(

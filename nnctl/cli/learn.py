@@ -48,7 +48,7 @@ def explain(
 
 @app.command()
 def sample(
-    run_dir: Annotated[str, typer.Argument(help="A run directory of a vae or gan model.")],
+    run_dir: Annotated[str, typer.Argument(help="A run directory of a vae, gan or aae model.")],
     n: Annotated[int, typer.Option("--n", help="How many samples.")] = 16,
     out: Annotated[
         str | None,
