@@ -1,5 +1,6 @@
-"""The adversarial autoencoder (model.type: aae): trains, samples from the prior, scores anomalies, and its codes
-take the prior's shape."""
+"""The adversarial autoencoder (model.type: aae): its spec checks, and (slow) its codes take the prior's shape
+while it samples, scores anomalies and interpolates. Its one-epoch training test is tests/test_latent.py's
+aae run."""
 
 import json
 
@@ -12,29 +13,6 @@ from nnctl.cli import app
 from nnctl.errors import SpecError
 from nnctl.spec import load_text
 from tests.conftest import SPECS
-
-
-def test_aae_trains_samples_interpolates_and_scores(tmp_path):
-    res = train_run(
-        str(SPECS / "aae_digits.yaml"),
-        str(tmp_path / "r"),
-        ("train.epochs=1", "train.batch_size=256", "train.evaluate_test=false", "model.adversarial_weight=0.5"),
-    )
-    last = res.records[-1]
-    assert {"train/reconstruction", "train/g_loss", "train/d_loss", "train/d_real", "train/d_fake"} <= set(last)
-    assert last["train/loss"] == pytest.approx(last["train/reconstruction"] + 0.5 * last["train/g_loss"], rel=1e-5)
-    out = CliRunner().invoke(app, ["sample", str(res.run_dir), "--n", "4", "--json"])
-    assert out.exit_code == 0, out.output
-    assert np.load(json.loads(out.output)["npz"])["samples"].shape == (4, 64)
-    r = restore(res.run_dir)
-    np.savez(tmp_path / "x.npz", x=r.scalers[0].invert(r.built.data.x_test[:5]))
-    pred = predict_run(res.run_dir, str(tmp_path / "x.npz"))
-    assert len(pred["anomaly_scores"]) == 5 and all(s > 0 for s in pred["anomaly_scores"])
-    out = CliRunner().invoke(
-        app, ["sample", str(res.run_dir), "--interpolate", "0,4", "--steps", "3", "-i", str(tmp_path / "x.npz")]
-    )
-    assert out.exit_code == 0, out.output
-
 
 AAE = """name: a
 data: {{source: builtin:digits}}
@@ -66,3 +44,14 @@ def test_aae_codes_take_the_shape_of_the_prior(tmp_path):
     z = np.asarray(r.built.loop.obj.encode(w["params"], w["model_state"], r.built.data.x_test, "code"))
     assert np.all(np.abs(z.mean(0)) < 0.3) and np.all((z.std(0) > 0.6) & (z.std(0) < 1.5))
     assert res.records[-1]["train/reconstruction"] < res.records[0]["train/reconstruction"]
+    out = CliRunner().invoke(app, ["sample", str(res.run_dir), "--n", "4", "--json"])
+    assert out.exit_code == 0, out.output
+    assert np.load(json.loads(out.output)["npz"])["samples"].shape == (4, 64)
+    r = restore(res.run_dir)
+    np.savez(tmp_path / "x.npz", x=r.scalers[0].invert(r.built.data.x_test[:5]))
+    pred = predict_run(res.run_dir, str(tmp_path / "x.npz"))
+    assert len(pred["anomaly_scores"]) == 5 and all(s > 0 for s in pred["anomaly_scores"])
+    out = CliRunner().invoke(
+        app, ["sample", str(res.run_dir), "--interpolate", "0,4", "--steps", "3", "-i", str(tmp_path / "x.npz")]
+    )
+    assert out.exit_code == 0, out.output

@@ -1,5 +1,6 @@
-"""A vae's latent space from the command line (`sample --interpolate`, `sample --codes`) and the
-reconstruction-error anomaly scores of `predict` for vaes and autoencoders."""
+"""The latent space of a vae or an adversarial autoencoder from the command line (`sample --interpolate`,
+`sample --codes`) and the reconstruction-error anomaly scores of `predict` for vaes, aaes and autoencoders.
+The default suite runs them on a one-epoch aae (which is also the aae's training test); the vae run is slow."""
 
 import json
 
@@ -11,11 +12,31 @@ from nnctl.app import evaluate_run, predict_run, restore, train_run
 from nnctl.cli import app
 from tests.conftest import SPECS
 
+GENERATIVE = {
+    "aae": ("aae_digits.yaml", ("train.batch_size=256", "model.adversarial_weight=0.5")),
+    "vae": ("vae_digits.yaml", ()),
+}
 
-@pytest.fixture(scope="module")
-def vae_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("vae") / "run"
-    return train_run(str(SPECS / "vae_digits.yaml"), str(out), ("train.epochs=2",)).run_dir
+
+@pytest.fixture(scope="module", params=["aae", pytest.param("vae", marks=pytest.mark.slow)])
+def trained(request, tmp_path_factory):
+    spec, extra = GENERATIVE[request.param]
+    out = tmp_path_factory.mktemp(request.param) / "run"
+    return train_run(str(SPECS / spec), str(out), ("train.epochs=1", "train.evaluate_test=false", *extra))
+
+
+@pytest.fixture
+def run_dir(trained):
+    return trained.run_dir
+
+
+def test_the_run_logs_its_terms(trained):
+    last = trained.records[-1]
+    if "train/g_loss" in last:  # the aae: loss = reconstruction + adversarial_weight * g_loss
+        assert {"train/reconstruction", "train/d_loss", "train/d_real", "train/d_fake"} <= set(last)
+        assert last["train/loss"] == pytest.approx(last["train/reconstruction"] + 0.5 * last["train/g_loss"], rel=1e-5)
+    else:  # the vae: loss = reconstruction + kl
+        assert last["train/loss"] == pytest.approx(last["train/reconstruction"] + last["train/kl"], rel=1e-4)
 
 
 def _cli(*args):
@@ -24,27 +45,27 @@ def _cli(*args):
     return json.loads(res.output)
 
 
-def test_interpolation_ends_are_the_reconstructions_and_codes_decode_the_same(vae_run, tmp_path):
-    r = restore(vae_run)
+def test_interpolation_ends_are_the_reconstructions_and_codes_decode_the_same(run_dir, tmp_path):
+    r = restore(run_dir)
     x = r.scalers[0].invert(r.built.data.x_test[:6])  # the test split in pixel units, as a user has it
     np.savez(tmp_path / "x.npz", x=x)
-    doc = _cli("sample", vae_run, "--interpolate", "1,4", "--steps", "5", "--input", tmp_path / "x.npz")
+    doc = _cli("sample", run_dir, "--interpolate", "1,4", "--steps", "5", "--input", tmp_path / "x.npz")
     got = np.load(doc["npz"])
     assert got["samples"].shape == (5, 64) and got["codes"].shape == (5, 4) and doc["png"]
     np.testing.assert_allclose(got["t"], [0, 0.25, 0.5, 0.75, 1])
     # t = 0 and t = 1 decode the means of examples 1 and 4: their reconstructions (predict's values)
-    recon = r.scalers[0].invert(np.asarray(predict_run(vae_run, str(tmp_path / "x.npz"))["values"]))
+    recon = r.scalers[0].invert(np.asarray(predict_run(run_dir, str(tmp_path / "x.npz"))["values"]))
     np.testing.assert_allclose(got["samples"][[0, -1]], recon[[1, 4]], rtol=1e-4, atol=1e-4)
     # the codes on the line are evenly spaced: z(0.5) = (z(0) + z(1)) / 2
     np.testing.assert_allclose(got["codes"][2], got["codes"][[0, -1]].mean(0), rtol=1e-5, atol=1e-6)
     # decoding those codes again (from .npy and from CSV) gives the same examples
     np.save(tmp_path / "z.npy", got["codes"])
-    again = np.load(_cli("sample", vae_run, "--codes", tmp_path / "z.npy", "-o", tmp_path / "d.npz")["npz"])
+    again = np.load(_cli("sample", run_dir, "--codes", tmp_path / "z.npy", "-o", tmp_path / "d.npz")["npz"])
     np.testing.assert_allclose(again["samples"], got["samples"], rtol=1e-5, atol=1e-5)
     (tmp_path / "z.csv").write_text(
         "z0,z1,z2,z3\n" + "\n".join(",".join(f"{v:.9g}" for v in row) for row in got["codes"])
     )
-    csv = np.load(_cli("sample", vae_run, "--codes", tmp_path / "z.csv", "-o", tmp_path / "c.npz")["npz"])
+    csv = np.load(_cli("sample", run_dir, "--codes", tmp_path / "z.csv", "-o", tmp_path / "c.npz")["npz"])
     np.testing.assert_allclose(csv["samples"], got["samples"], rtol=1e-5, atol=1e-5)
 
 
@@ -58,30 +79,30 @@ def test_interpolation_ends_are_the_reconstructions_and_codes_decode_the_same(va
         (("--input", "x.npz"), "goes with --interpolate"),
     ],
 )
-def test_latent_mistakes_are_messages(vae_run, args, says):
-    res = CliRunner().invoke(app, ["sample", str(vae_run), *args])
+def test_latent_mistakes_are_messages(run_dir, args, says):
+    res = CliRunner().invoke(app, ["sample", str(run_dir), *args])
     assert res.exit_code == 2 and says in res.output, res.output
 
 
-def test_wrong_code_width_is_named(vae_run, tmp_path):
+def test_wrong_code_width_is_named(run_dir, tmp_path):
     np.save(tmp_path / "z.npy", np.zeros((2, 3), np.float32))
-    res = CliRunner().invoke(app, ["sample", str(vae_run), "--codes", str(tmp_path / "z.npy")])
+    res = CliRunner().invoke(app, ["sample", str(run_dir), "--codes", str(tmp_path / "z.npy")])
     assert res.exit_code == 2 and "codes of 4" in res.output, res.output
 
 
-def test_vae_anomaly_scores_average_to_evals_reconstruction(vae_run, tmp_path):
-    r = restore(vae_run)
+def test_anomaly_scores_average_to_evals_reconstruction(run_dir, tmp_path):
+    r = restore(run_dir)
     np.savez(tmp_path / "x.npz", x=r.scalers[0].invert(r.built.data.x_test))
-    pred = predict_run(vae_run, str(tmp_path / "x.npz"), str(tmp_path / "p.csv"))
+    pred = predict_run(run_dir, str(tmp_path / "x.npz"), str(tmp_path / "p.csv"))
     scores = np.asarray(pred["anomaly_scores"])
     assert scores.shape == (len(r.built.data.x_test),) and np.all(scores > 0)
-    assert scores.mean() == pytest.approx(evaluate_run(vae_run, "test")["metrics"]["reconstruction"], rel=1e-4)
+    assert scores.mean() == pytest.approx(evaluate_run(run_dir, "test")["metrics"]["reconstruction"], rel=1e-4)
     lines = (tmp_path / "p.csv").read_text().splitlines()
     assert lines[0].split(",")[-1] == "anomaly_score" and float(lines[1].split(",")[-1]) == pytest.approx(scores[0])
     # noise looks less like a digit than the digits do
     noise = np.random.default_rng(0).uniform(0, 16, (20, 64)).astype(np.float32)
     np.savez(tmp_path / "noise.npz", x=noise)
-    assert np.mean(predict_run(vae_run, str(tmp_path / "noise.npz"))["anomaly_scores"]) > scores.mean()
+    assert np.mean(predict_run(run_dir, str(tmp_path / "noise.npz"))["anomaly_scores"]) > scores.mean()
 
 
 AE = """name: ae
@@ -95,6 +116,7 @@ train: {loss: mse, batch_size: 256, epochs: 1}
 """
 
 
+@pytest.mark.slow
 def test_autoencoder_anomaly_scores_average_to_evals_loss(tmp_path):
     (tmp_path / "ae.yaml").write_text(AE)
     run = train_run(str(tmp_path / "ae.yaml"), str(tmp_path / "ae")).run_dir
