@@ -44,7 +44,7 @@ class ModelSpec(Strict):
     discriminator: Optional[list[AnyLayer]] = Field(
         None, min_length=1, description="gan/cyclegan: example -> 1 logit; aae: code -> 1 logit"
     )
-    latent_dim: Optional[int] = Field(None, gt=0, le=10**6, description="vae/gan: size of the latent code / noise")
+    latent_dim: Optional[int] = Field(None, gt=0, le=10**6, description="vae, aae, gan: size of the code / noise")
     conditional: bool = Field(False, description="gan: feed the one-hot class label to both networks")
     beta: float = Field(1.0, ge=0, description="vae: weight of the KL term")
     adversarial: Optional[Adversarial] = Field(
