@@ -16,6 +16,7 @@ from nnctl.initializers import INITIALIZERS
 from nnctl.layers import LAYERS
 from nnctl.losses import LOSSES
 from nnctl.metrics import METRICS
+from nnctl.objectives.specs import Adversarial, InfoCodes
 from nnctl.optim import OPTIMIZERS, SCHEDULES
 from nnctl.spec.models import DataSpec, EarlyStoppingSpec, ModelSpec, Spec, TrainSpec
 from nnctl.spec.search import Distribution, SearchSpec
@@ -54,6 +55,8 @@ def generate() -> str:
         ("Top level", Spec),
         ("data", DataSpec),
         ("model", ModelSpec),
+        ("model.adversarial (gan)", Adversarial),
+        ("model.adversarial.info_codes (InfoGAN)", InfoCodes),
         ("train", TrainSpec),
         ("train.early_stopping", EarlyStoppingSpec),
         ("search (`nnctl sweep`, see sweep.md)", SearchSpec),

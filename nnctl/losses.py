@@ -138,6 +138,16 @@ def hinge(logits, y, head, /):
     return _per_example(jnp.maximum(0.0, 1.0 - t * out))
 
 
+@register("wasserstein", "wgan")
+def wasserstein(logits, y, head, /):
+    """-(1/K) sum_k (2 t_k - 1) o_k per example, t in {0, 1}: a linear score raised for t = 1 and lowered for
+    t = 0 (Keras' Wasserstein loss y_true * y_pred with y = -1/+1); in a gan, the WGAN critic and generator
+    losses on the critic's raw output."""
+    out = head.fn(logits)
+    t = dense_target(out, y)
+    return _per_example(-(2.0 * t - 1.0) * out)
+
+
 @dataclass(frozen=True)
 class LossInfo:
     """What the checks and heads need to know about a loss."""

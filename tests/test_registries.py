@@ -164,6 +164,12 @@ LOSS_REF = {
         (REG_T > 0).astype(np.float32),
         np.maximum(0, 1 - np.where(REG_T > 0, 1, -1) * REG_OUT).mean(1),
     ),
+    "wasserstein": (
+        "linear",
+        REG_OUT,
+        (REG_T > 0).astype(np.float32),
+        (-np.where(REG_T > 0, 1.0, -1.0) * REG_OUT).mean(1),
+    ),
 }
 HEADS = {"linear": lambda z: z, "sigmoid": jax.nn.sigmoid, "softmax": lambda z: jax.nn.softmax(z, -1)}
 

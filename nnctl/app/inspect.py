@@ -145,7 +145,7 @@ def _code_layers(loaded: Loaded, last: str) -> list[dict]:
     return [
         {"name": n, "type": "dense", "inputs": [last], "output_shape": [m.latent_dim], "activation": None}
         for n in kind.encodable(m)
-        if n not in spec_layers
+        if n not in spec_layers and m.latent_dim  # (a cyclegan's encodable generators are whole parts)
     ]
 
 

@@ -36,10 +36,14 @@ def run_inputs(run_dir: str | Path) -> dict:
 def write_predictions(path: Path, result: dict, class_names: list[str] | None) -> None:
     """Write `predict_run`'s result to `path` (.npz: arrays; else CSV)."""
     if path.suffix == ".npz":
-        arrays = {k: np.asarray(v) for k, v in result.items() if k in ("classes", "probabilities", "values", "names")}
+        arrays = {
+            k: np.asarray(v)
+            for k, v in result.items()
+            if k in ("classes", "probabilities", "values", "names", "anomaly_scores")
+        }
         with open(path, "wb") as f:
             # numpy's stub types savez's `allow_pickle: bool` beside **kwds, and mypy checks every value of
-            # `arrays` against it; the keys here are only classes/probabilities/values/names
+            # `arrays` against it; the keys here are only classes/probabilities/values/names/anomaly_scores
             np.savez(f, **arrays)  # type: ignore[arg-type]
         return
     rows = []
@@ -47,6 +51,10 @@ def write_predictions(path: Path, result: dict, class_names: list[str] | None) -
         vals = np.asarray(result["values"]).reshape(len(result["values"]), -1)
         header = [f"y{i}" for i in range(vals.shape[1])] if vals.shape[1] > 1 else ["prediction"]
         rows = [header] + [[f"{v:.6g}" for v in row] for row in vals]
+        if "anomaly_scores" in result:  # autoencoders and vaes: the reconstruction error, last column
+            rows = [rows[0] + ["anomaly_score"]] + [
+                r + [f"{a:.6g}"] for r, a in zip(rows[1:], result["anomaly_scores"])
+            ]
     elif (
         np.ndim(result["classes"]) == 2 and np.shape(result["classes"])[1] > 1 and np.ndim(result["probabilities"]) == 3
     ):

@@ -13,6 +13,7 @@ import numpy as np
 
 from nnctl import rundir
 from nnctl.app import provenance
+from nnctl.app.anomaly import anomaly_scores
 from nnctl.app.builder import Built, build
 from nnctl.app.predict_io import write_predictions
 from nnctl.app.scoring import score_arrays
@@ -176,6 +177,8 @@ def predict_run(run_dir: str | Path, input_path: str, output: str | None = None)
         result["labels"] = class_labels(result["classes"], data.class_names, data.task)
     else:
         result["values"] = r.scalers[1].invert(out).tolist() if data.task == "regression" else out.tolist()
+    if data.task == "autoencoder":  # how unlike the training data each example is (docs/learning.md)
+        result["anomaly_scores"] = anomaly_scores(r.built.loop.obj, r.weights, x, r.built.loop.eval_batch).tolist()
     if output:
         write_predictions(Path(output), result, data.class_names)
     return result

@@ -63,38 +63,40 @@ def sample_run(run_dir: str, n: int, out: str | None = None, seed: int = 0, labe
     r = restore(run_dir)
     m = r.loaded.spec.model
     if not MODEL_KINDS.get(m.type).can_sample:
-        raise NnctlError(f"{run_dir} is a {m.type} model: `sample` needs a vae or gan run")
+        raise NnctlError(f"{run_dir} is a {m.type} model: `sample` needs a vae, gan or aae run")
     obj = r.built.loop.obj
-    conditional = bool(m.conditional)
+    count = getattr(obj, "label_count", 0)  # classes (conditional gan, ACGAN) or InfoGAN's categories
     labels = None
     if label is not None:
-        if not conditional:
-            raise NnctlError("--label needs a conditional gan (model.conditional: true)")
-        nc = obj.net.num_classes
-        if not 0 <= label < nc:
-            raise NnctlError(f"--label must be between 0 and {nc - 1}")
+        if not count:
+            raise NnctlError(
+                "--label needs a conditional gan (model.conditional: true), an ACGAN (adversarial."
+                "auxiliary_classifier) or an InfoGAN with a categorical code (adversarial.info_codes.categorical)"
+            )
+        if not 0 <= label < count:
+            raise NnctlError(f"--label must be between 0 and {count - 1}")
         labels = jnp.full((n,), label, jnp.int32)
     fn = jax.jit(lambda p, ms, k, lab: obj.sample(p, ms, k, n, lab))
     samples = np.asarray(fn(r.weights["params"], r.weights["model_state"], jax.random.key(seed), labels))
     samples = r.scalers[0].invert(samples)  # back to the data's units (undo data.normalize)
-    path = Path(out) if out else Path(run_dir) / "samples.npz"
+    arrays = {"samples": samples}
+    if count:
+        arrays["labels"] = np.asarray(labels if labels is not None else np.arange(n) % count)
+    files = save_samples(run_dir, out, "samples.npz", arrays, tuple(r.built.data.input_shape))
+    return {"run_dir": str(run_dir), "samples": n, **files, "shape": list(samples.shape[1:]), "model": m.type}
+
+
+def save_samples(run_dir: str | Path, out: str | None, default: str, arrays: dict, input_shape: tuple) -> dict:
+    """Write `arrays` (with `samples`) to `out` (an .npz; default RUN/`default`) and a PNG beside it when the
+    samples look like images or 2-D points: {npz, png (or None)}."""
+    path = Path(out) if out else Path(run_dir) / default
     if path.suffix != ".npz":
         raise NnctlError(f"--out must end in .npz, got {path}")
     with open(path, "wb") as f:
-        arrays = {"samples": samples}
-        if conditional:
-            arrays["labels"] = np.asarray(labels if labels is not None else np.arange(n) % obj.net.num_classes)
         np.savez(f, **arrays)
     png = path.with_suffix(".png")
-    wrote_png = write_png(png, samples, tuple(r.built.data.input_shape))
-    return {
-        "run_dir": str(run_dir),
-        "samples": n,
-        "npz": str(path),
-        "png": str(png) if wrote_png else None,
-        "shape": list(samples.shape[1:]),
-        "model": m.type,
-    }
+    wrote_png = write_png(png, arrays["samples"], input_shape)
+    return {"npz": str(path), "png": str(png) if wrote_png else None}
 
 
 def encode_run(run_dir: str, input_path: str, layer: str, output: str | None = None) -> dict:
@@ -103,7 +105,7 @@ def encode_run(run_dir: str, input_path: str, layer: str, output: str | None = N
     m = r.loaded.spec.model
     kind = MODEL_KINDS.get(m.type)
     if not kind.can_encode:
-        raise NnctlError(f"--encode needs a sequential (autoencoder) or vae run, not a {m.type}")
+        raise NnctlError(f"--encode needs a sequential (autoencoder), vae, aae or cyclegan run, not a {m.type}")
     names = kind.encodable(m)
     if layer not in names:
         raise NnctlError(

@@ -48,7 +48,7 @@ def explain(
 
 @app.command()
 def sample(
-    run_dir: Annotated[str, typer.Argument(help="A run directory of a vae or gan model.")],
+    run_dir: Annotated[str, typer.Argument(help="A run directory of a vae, gan or aae model.")],
     n: Annotated[int, typer.Option("--n", help="How many samples.")] = 16,
     out: Annotated[
         str | None,
@@ -61,16 +61,46 @@ def sample(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the prior draws.")] = 0,
     label: Annotated[
-        int | None, typer.Option(help="Conditional gan: the class to draw (default: all in turn).")
+        int | None,
+        typer.Option(help="The class to draw (conditional gan, ACGAN) or InfoGAN's category (default: all in turn)."),
+    ] = None,
+    interpolate: Annotated[
+        str | None,
+        typer.Option(
+            help="vae: I,J: encode examples I and J (of --input, else the test split) and decode --steps points "
+            "on the line between their codes (default out: RUN/interpolation.npz)."
+        ),
+    ] = None,
+    steps: Annotated[int, typer.Option(help="--interpolate: points from I to J, both ends included.")] = 8,
+    codes: Annotated[
+        str | None,
+        typer.Option(
+            help="Decode these codes instead of random draws: .npy, .npz (array `codes`) or CSV with a header, one "
+            "row per code of latent_dim values (a gan: its noise, then InfoGAN's codes) (default out: RUN/decoded.npz)."
+        ),
+    ] = None,
+    input: Annotated[
+        str | None, typer.Option("--input", "-i", help="--interpolate: the file holding examples I and J.")
     ] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
-    """Decode draws from the prior N(0, I) of a trained vae, or generate with a trained gan."""
+    """Decode draws from the prior N(0, I) of a trained vae, or generate with a trained gan; or decode given
+    codes (--codes), or a vae's interpolation between two examples (--interpolate I,J --steps K)."""
 
     def body():
+        from nnctl.app.latent import decode_run, interpolate_run, pair_of
         from nnctl.app.sample import sample_run
+        from nnctl.errors import NnctlError
 
+        if interpolate is not None:
+            if codes is not None:
+                raise NnctlError("give --interpolate or --codes, not both")
+            return interpolate_run(run_dir, pair_of(interpolate), steps, input, out)
+        if input is not None:
+            raise NnctlError("--input goes with --interpolate I,J (it holds examples I and J)")
+        if codes is not None:
+            return decode_run(run_dir, codes, out, label)
         return sample_run(run_dir, n, out, seed, label)
 
     res = guard(body, as_json)

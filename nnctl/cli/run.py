@@ -222,6 +222,8 @@ def predict(
         key = "labels" if "labels" in res else "values"
         for i, v in enumerate(res[key][:50]):
             extra = f"  p={[round(p, 4) for p in res['probabilities'][i]]}" if "probabilities" in res else ""
+            if "anomaly_scores" in res:  # autoencoders and vaes: the reconstruction error
+                extra += f"  anomaly_score={res['anomaly_scores'][i]:.6g}"
             c.print(f"{esc(res['names'][i]) if 'names' in res else i}: {esc(v)}{extra}")
         if res["examples"] > 50:
             c.print(f"... {res['examples'] - 50} more (use --output)")

@@ -14,11 +14,13 @@ import jax.numpy as jnp
 from nnctl.augment import shape_problem
 from nnctl.chain import build_chain
 from nnctl.kinds.base import BuildContext, ModelKind, part_shapes, register_kind
+from nnctl.kinds.gan_checks import LOSS_KIND, adversarial_problems, code_width, discriminator_outputs
 from nnctl.layers.base import kernel_regularizers
 from nnctl.layers.graph import Network
 from nnctl.losses import LOSSES
 from nnctl.objectives.gan import GAN
 from nnctl.objectives.nets import GANNet
+from nnctl.objectives.specs import Adversarial
 from nnctl.trees import param_paths
 
 
@@ -26,10 +28,10 @@ from nnctl.trees import param_paths
 class Gan(ModelKind):
     name = "gan"
     parts = ("generator", "discriminator")
-    uses = ("latent_dim", "conditional")
+    uses = ("latent_dim", "conditional", "adversarial")
     doc = "generator + discriminator"
-    losses = ("binary_crossentropy", "least_squares", "mse")
-    loss_names = "bce (non-saturating) or least_squares (LSGAN)"
+    losses = ("binary_crossentropy", "least_squares", "mse", "wasserstein")
+    loss_names = "bce (the notes' V(D, G)), least_squares (LSGAN) or wasserstein (WGAN)"
     can_sample = True
     can_encode = False
     unsupported = (
@@ -65,27 +67,34 @@ class Gan(ModelKind):
     )
 
     def network(self, model, num_classes):
-        nc = int(num_classes or 0) if model.conditional else 0
-        return GANNet(Network(tuple(model.generator)), Network(tuple(model.discriminator)), model.latent_dim, nc)
+        a = model.adversarial or Adversarial()
+        nc = int(num_classes or 0) if (model.conditional or a.auxiliary_classifier) else 0
+        return GANNet(
+            Network(tuple(model.generator)),
+            Network(tuple(model.discriminator)),
+            model.latent_dim,
+            nc,
+            label_to_discriminator=not a.auxiliary_classifier,
+            code_dim=code_width(a),
+        )
 
     def thread(self, loaded, input_shape, info):
         m = loaded.spec.model
+        a = m.adversarial or Adversarial()
         sink: tuple[list, list, dict] = ([], [], {})
         problems = sink[0]
         nc = info.num_classes if info is not None else None
         extra = 0
-        if m.conditional:
+        if m.conditional or a.auxiliary_classifier:
+            key = ("model", "conditional") if m.conditional else ("model", "adversarial", "auxiliary_classifier")
+            what = "a conditional gan" if m.conditional else "an ACGAN"
             if not nc:
+                why = f"{what} needs class labels: use a labelled dataset (e.g. builtin:ring or digits)"
+                problems.append(loaded.problem(key, why))
+            elif m.conditional and len(input_shape) != 1:
                 problems.append(
                     loaded.problem(
-                        ("model", "conditional"),
-                        ("a conditional gan needs class labels: use a labelled dataset (e.g. builtin:ring or digits)"),
-                    )
-                )
-            elif len(input_shape) != 1:
-                problems.append(
-                    loaded.problem(
-                        ("model", "conditional"),
+                        key,
                         (
                             f"a conditional gan appends the one-hot label to the input, which needs vector inputs, got "
                             f"{list(input_shape)}"
@@ -94,7 +103,8 @@ class Gan(ModelKind):
                 )
             else:
                 extra = nc
-        gen_out = part_shapes(loaded, "generator", m.generator, (m.latent_dim + extra,), sink)
+        gen_in = m.latent_dim + (extra if (m.conditional or a.auxiliary_classifier) else 0) + code_width(a)
+        gen_out = part_shapes(loaded, "generator", m.generator, (gen_in,), sink)
         if gen_out is not None and tuple(gen_out) != tuple(input_shape):
             hint = " (add a reshape layer)" if gen_out and math.prod(gen_out) == math.prod(input_shape) else ""
             problems.append(
@@ -107,15 +117,16 @@ class Gan(ModelKind):
                     ),
                 )
             )
-        d_in = (input_shape[0] + extra,) if extra else tuple(input_shape)
+        d_in = (input_shape[0] + extra,) if (extra and m.conditional) else tuple(input_shape)
         d_out = part_shapes(loaded, "discriminator", m.discriminator, d_in, sink)
-        if d_out is not None and math.prod(d_out) != 1:
+        want, why = discriminator_outputs(a, extra)
+        if d_out is not None and math.prod(d_out) != want:
             problems.append(
                 loaded.problem(
                     ("model", "discriminator", len(m.discriminator) - 1),
                     (
-                        f"the discriminator must output one value (a real/fake logit) per example, got {list(d_out)}: "
-                        f"end with {{type: dense, units: 1}}"
+                        f"the discriminator must output {why} per example, got {list(d_out)}: "
+                        f"end with {{type: dense, units: {want}}}"
                     ),
                 )
             )
@@ -131,7 +142,8 @@ class Gan(ModelKind):
             msg = shape_problem(a, input_shape) if input_shape is not None else None
             if msg:
                 problems.append(loaded.problem(("data", "augment", i), msg))
-        return problems, []
+        p, w = adversarial_problems(loaded, LOSSES.canonical(loaded.spec.train.loss.type))
+        return problems + p, w
 
     def objective(self, ctx: BuildContext) -> GAN:
         m, t = ctx.spec.model, ctx.spec.train
@@ -143,7 +155,7 @@ class Gan(ModelKind):
             groups = [g for g in t.param_groups if any(fnmatch.fnmatchcase(p, g.params) for p in paths)]
             chains[part] = build_chain(tp, shape, ctx.total_steps, ctx.steps_per_epoch, frozen, groups)
             regs += kernel_regularizers(getattr(m, part), self.prefix(part))
-        kind = "bce" if LOSSES.canonical(t.loss.type) == "binary_crossentropy" else "least_squares"
+        kind = LOSS_KIND.get(LOSSES.canonical(t.loss.type), "least_squares")
         return GAN(
             net=ctx.net,
             kind=kind,
@@ -154,6 +166,7 @@ class Gan(ModelKind):
             regularizers=tuple(regs),
             augment=tuple(ctx.spec.data.augment),
             compute_dtype=jnp.bfloat16 if t.precision == "bf16" else None,
+            adversarial=m.adversarial,
         )
 
     def encodable(self, model):

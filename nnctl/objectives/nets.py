@@ -45,7 +45,9 @@ class GANNet(nn.Module):
     generator: Network
     discriminator: Network
     latent_dim: int
-    num_classes: int = 0  # > 0: conditional (one-hot labels appended to both networks' inputs)
+    num_classes: int = 0  # > 0: the one-hot label is appended to the generator's noise (and D's input, below)
+    label_to_discriminator: bool = True  # False for ACGAN: D predicts the class instead of reading it
+    code_dim: int = 0  # InfoGAN: the latent codes' width, appended to the noise by the objective
 
     def _with_label(self, v, labels):
         if not self.num_classes:
@@ -57,14 +59,20 @@ class GANNet(nn.Module):
         """Examples from noise z (the generator's last activation applied)."""
         return self.generator(self._with_label(z, labels), train)
 
+    def discriminate_all(self, x, labels=None, train: bool = False):
+        """The discriminator's raw outputs per example, shape (batch, outputs): the real/fake logit first, then
+        ACGAN's class logits or InfoGAN's code predictions."""
+        v = self._with_label(x, labels) if self.label_to_discriminator else x
+        out = self.discriminator(v, train, False)
+        return out.reshape(out.shape[0], -1)
+
     def discriminate(self, x, labels=None, train: bool = False):
         """The discriminator's raw output (logit) per example, shape (batch,)."""
-        out = self.discriminator(self._with_label(x, labels), train, False)
-        return out.reshape(out.shape[0], -1)[:, 0]
+        return self.discriminate_all(x, labels, train)[:, 0]
 
     def __call__(self, x, train: bool = False, head: bool = True, capture: tuple = ()):
         labels = jnp.zeros((x.shape[0],), jnp.int32)
-        fake = self.generate(jnp.zeros((x.shape[0], self.latent_dim), x.dtype), labels, train)
+        fake = self.generate(jnp.zeros((x.shape[0], self.latent_dim + self.code_dim), x.dtype), labels, train)
         del fake  # generated only so that init creates the generator's parameters
         logits = self.discriminate(x, labels, train)
         return jax.nn.sigmoid(logits) if head else logits

@@ -6,6 +6,8 @@ imports this module).
 * `data.corruption`: the denoising autoencoder's input noise (training only, fresh every step).
 * `train.param_groups`: per-glob learning-rate scales (transfer learning: smaller steps for early layers).
 * `train.clip`: per-glob gradient and weight clip ranges.
+* `model.adversarial`: a gan's objective beyond `train.loss` (the notes' min-max generator loss, WGAN weight
+  clipping, WGAN-GP, critic steps, ACGAN's auxiliary classifier, InfoGAN's latent codes).
 """
 
 from __future__ import annotations
@@ -104,10 +106,61 @@ class ClipRange(Strict):
         return self
 
 
+class InfoCodes(Strict):
+    """InfoGAN's latent codes c, appended to the generator's noise; the discriminator's extra outputs (the Q
+    head) predict them from generated examples and both networks minimise weight * L_I."""
+
+    categorical: int = Field(default=0, ge=0, le=1000, description="categories of one categorical code (0: none)")
+    continuous: int = Field(default=0, ge=0, le=100, description="continuous codes, uniform on [-1, 1]")
+    weight: float = Field(default=1.0, ge=0, description="lambda of the mutual-information term L_I")
+    continuous_weight: float = Field(
+        default=1.0, ge=0, description="factor of the continuous codes' 1/2 squared error inside L_I"
+    )
+
+
+class Adversarial(Strict):
+    """How a gan's two networks play (model.adversarial); train.loss names the family: bce (the notes'
+    V(D, G)), least_squares (LSGAN) or wasserstein (WGAN: a linear critic, no sigmoid)."""
+
+    generator_loss: Literal["non_saturating", "minimax"] = Field(
+        default="non_saturating",
+        description="bce only: non_saturating, G minimises -log D(G(z)); minimax, the notes' min-max form, G "
+        "minimises log(1 - D(G(z))) (saturates when D rejects G's examples)",
+    )
+    n_critic: int = Field(default=1, ge=1, le=100, description="discriminator (critic) steps per generator step")
+    clip_value: Optional[float] = Field(
+        default=None, gt=0, description="wasserstein: clip every critic weight to [-c, c] after each critic step (WGAN)"
+    )
+    gradient_penalty: Optional[float] = Field(
+        default=None,
+        ge=0,
+        description="wasserstein: lambda of lambda * (||grad D(x_hat)||_2 - 1)^2 on x_hat = e x + (1 - e) G(z), "
+        "e ~ U[0, 1] per example (WGAN-GP)",
+    )
+    auxiliary_classifier: bool = Field(
+        default=False,
+        description="ACGAN: the generator gets the one-hot class label, the discriminator outputs 1 + classes "
+        "values (real/fake, class logits) and both add the class cross-entropy",
+    )
+    auxiliary_weight: float = Field(default=1.0, ge=0, description="ACGAN: weight of the class cross-entropy")
+    info_codes: Optional[InfoCodes] = Field(
+        default=None, description="InfoGAN: latent codes and the mutual-information term"
+    )
+
+
 def regularizer_keys(regs) -> list[str]:
     """The metrics.jsonl name of each regularizer: its type, or type/layer when a type repeats."""
     types = [r.type for r in regs]
     return [r.type if types.count(r.type) == 1 else f"{r.type}/{r.layer}" for r in regs]
 
 
-__all__ = ["RegularizerRef", "CorruptionRef", "ParamGroup", "ClipRange", "Optional", "regularizer_keys"]
+__all__ = [
+    "Adversarial",
+    "InfoCodes",
+    "RegularizerRef",
+    "CorruptionRef",
+    "ParamGroup",
+    "ClipRange",
+    "Optional",
+    "regularizer_keys",
+]

@@ -177,6 +177,14 @@ class VAE(OptimizedByChain):
         z = jax.random.normal(key, (n, self.latent_dim))
         return self._fwd(params, model_state, z, train=False, method="decode")[0]
 
+    def reconstruction_error(self, params, model_state, x):
+        """The reconstruction term per example, the mean decoded (the anomaly score of `nnctl predict`)."""
+        return self.run(params, model_state, x, jnp.ones(x.shape[0], x.dtype), False).recon
+
+    def decode(self, params, model_state, z, labels=None):
+        """Decoded codes z, shape (batch, latent_dim) (`nnctl sample --codes`, `--interpolate`)."""
+        return self._fwd(params, model_state, z, train=False, method="decode")[0]
+
     def encode(self, params, model_state, x, layer: str):
         """`z_mean` / `z_log_var`, or the output of a named encoder layer."""
         variables = {"params": params, **model_state}

@@ -11,7 +11,7 @@ from nnctl.layers import AnyLayer
 from nnctl.layers.graph import resolve_names
 from nnctl.losses import LOSSES
 from nnctl.metrics import METRICS
-from nnctl.objectives.specs import ClipRange, ParamGroup, RegularizerRef
+from nnctl.objectives.specs import Adversarial, ClipRange, ParamGroup, RegularizerRef
 from nnctl.optim import OptimizerRef
 from nnctl.registry import Strict, ref_type
 from nnctl.spec.data_spec import DataSpec
@@ -36,14 +36,31 @@ class ModelSpec(Strict):
     encoder: Optional[list[AnyLayer]] = Field(
         None,
         min_length=1,
-        description="vae: input -> features (the mean and log-variance layers of size latent_dim are added)",
+        description="vae: input -> features (the mean and log-variance layers of size latent_dim are added); "
+        "aae: input -> code of latent_dim values",
     )
-    decoder: Optional[list[AnyLayer]] = Field(None, min_length=1, description="vae: latent code -> input")
-    generator: Optional[list[AnyLayer]] = Field(None, min_length=1, description="gan: noise -> example")
-    discriminator: Optional[list[AnyLayer]] = Field(None, min_length=1, description="gan: example -> 1 logit")
-    latent_dim: Optional[int] = Field(None, gt=0, le=10**6, description="vae/gan: size of the latent code / noise")
+    decoder: Optional[list[AnyLayer]] = Field(None, min_length=1, description="vae/aae: latent code -> input")
+    generator: Optional[list[AnyLayer]] = Field(
+        None, min_length=1, description="gan: noise -> example; cyclegan: example -> example (built twice)"
+    )
+    discriminator: Optional[list[AnyLayer]] = Field(
+        None, min_length=1, description="gan/cyclegan: example -> 1 logit; aae: code -> 1 logit"
+    )
+    latent_dim: Optional[int] = Field(None, gt=0, le=10**6, description="vae, aae, gan: size of the code / noise")
     conditional: bool = Field(False, description="gan: feed the one-hot class label to both networks")
     beta: float = Field(1.0, ge=0, description="vae: weight of the KL term")
+    adversarial: Optional[Adversarial] = Field(
+        None,
+        description="gan: the adversarial game beyond train.loss (minimax generator loss, WGAN clipping, "
+        "WGAN-GP, critic steps, ACGAN, InfoGAN)",
+    )
+    adversarial_weight: float = Field(
+        1.0, ge=0, description="aae: weight of the encoder's adversarial term -log D(E(x))"
+    )
+    cycle_weight: float = Field(10.0, ge=0, description="cyclegan: lambda of the L1 cycle-consistency term")
+    identity_weight: float = Field(
+        0.0, ge=0, description="cyclegan: weight of the L1 identity term |G(b) - b| + |F(a) - a| (0: none)"
+    )
     init_from: Optional[str] = Field(
         None,
         description="start from these weights (transfer learning): a run directory (copied by layer name where "
@@ -207,9 +224,11 @@ class TrainSpec(Strict):
         default_factory=list,
         description="activity penalties on named layers: activity_l1, activity_kl (sparse), contractive",
     )
-    generator: Optional[OptimizerRef] = Field(None, description="gan: the generator's optimizer (default: optimizer)")
+    generator: Optional[OptimizerRef] = Field(
+        None, description="gan, cyclegan: the generators' optimizer (default: optimizer)"
+    )
     discriminator: Optional[OptimizerRef] = Field(
-        None, description="gan: the discriminator's optimizer (default: optimizer)"
+        None, description="gan, cyclegan, aae: the discriminators' optimizer (default: optimizer)"
     )
     param_groups: list[ParamGroup] = Field(
         default_factory=list,
