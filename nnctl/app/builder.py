@@ -15,6 +15,7 @@ import numpy as np
 
 from nnctl.app.hyper import hyperparams, lift
 from nnctl.data.prepare import Dataset
+from nnctl.data.shards import materialized
 from nnctl.data.stream import choose_placement, data_bytes, window_size
 from nnctl.early_stopping import EarlyStopping
 from nnctl.engine.loop import Loop
@@ -102,6 +103,8 @@ def build(loaded: Loaded, data: Dataset) -> Built:
         plateau_scale=obj.chain.plateau_scale,
     )
     where = choose_placement(t.data_placement, data_bytes(data.x_train, data.y_train, data.x_val, data.y_val))
+    if where != "stream":  # rows on disk (data.source: shards) that are to live on the device: read them now
+        data = dataclasses.replace(data, **{k: materialized(getattr(data, k)) for k in ("x_train", "x_val", "x_test")})
     batch_bytes = bs * (data.x_train[:1].nbytes + data.y_train[:1].nbytes)
     return Built(
         loaded=loaded,

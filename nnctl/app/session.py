@@ -210,7 +210,7 @@ def _session(b: Built, run: Path, start: Resume | None, on_start: OnStart, on_ep
 def _fit(b: Built, run: Path, start: Resume | None, on_start: OnStart, on_epoch: OnEpoch, stop: StopFlag) -> FitResult:
     t = b.loaded.spec.train
     ck = t.checkpoint
-    ckpt = checkpoint.Checkpointer(run, b.loaded.spec, ck.every_epochs if ck else None, ck.keep if ck else 3)
+    ckpt = checkpoint.Checkpointer(run, resolved_paths(b.loaded), ck.every_epochs if ck else None, ck.keep if ck else 3)
     _write_run_info(run, start)
     logs = RunLogs(run, tuple(t.log), start.epoch if start is not None else None)
     ckpt.before_save = logs.flush  # a checkpoint's epochs are in the logs before the checkpoint exists

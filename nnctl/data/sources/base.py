@@ -33,6 +33,7 @@ class Raw:
     layout: Any = None  # csv: its CsvLayout (the feature columns and the categories of categorical ones)
     dropped: int = 0  # examples dropped for a missing value (data.missing: drop | mean)
     groups: np.ndarray | None = None  # csv data.group_by: each example's group (kept on one side of a split)
+    fingerprint: dict | None = None  # {sha256, rows} known without hashing x (shards: from the manifest)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,228 @@
+"""A data set on disk, read by row index without loading it: a folder of `.npy` shards and a manifest.
+
+`nnctl data convert` writes it (nnctl.data.shard_writer); `data.source: shards` reads it. The folder holds
+`x-00000.npy`, `y-00000.npy`, ... (rows in order, every shard `rows_per_shard` rows but the last) and
+`manifest.json`, written last: the row count of every shard, the per-example shape and dtype of x and y, each
+file's SHA-256, class names and where the data came from. A folder without a complete manifest (a convert
+interrupted halfway), a shard whose header disagrees with the manifest (rows, shape, dtype) or whose file is
+shorter than its header says is refused with an error naming the file.
+
+x shards are memory-mapped and rows are gathered by index (`Rows.take`) in the host streaming thread
+(nnctl.data.stream), so the data is read from the page cache as it is needed and never held whole: after each
+gather the mapped pages are released from the process (`madvise(MADV_DONTNEED)`; they stay in the kernel's
+page cache, which the kernel reclaims as it needs), so the process's resident memory stays near the windows in
+flight, whatever the data's size. y is small (one label per example) and is read whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import mmap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+from numpy.lib import format as npformat
+
+from nnctl.errors import DataError
+
+FORMAT = "nnctl-shards"
+VERSION = 1
+MANIFEST = "manifest.json"
+DTYPES = ("float32", "float64", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "bool")
+
+
+def read_manifest(root: Path) -> dict:
+    """The manifest of the shard folder `root`, checked for its keys; a located DataError otherwise."""
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder (data.source: shards reads a folder written by nnctl data convert)")
+    p = root / MANIFEST
+    if not p.is_file():
+        raise DataError(
+            f"{p}: missing: {root} is not a complete data set (a convert interrupted before it finished leaves no "
+            "manifest; run nnctl data convert again)"
+        )
+    try:
+        m = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{p}: not a readable manifest ({e})") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise DataError(f"{p}: not an nnctl data set manifest (format is not '{FORMAT}')")
+    if m.get("version") != VERSION:
+        raise DataError(f"{p}: manifest version {m.get('version')!r}; this nnctl reads version {VERSION}")
+    for key in ("rows", "x", "y", "shards"):
+        if key not in m:
+            raise DataError(f"{p}: manifest has no '{key}' (it is incomplete or damaged)")
+    for part in ("x", "y"):
+        if m[part].get("dtype") not in DTYPES or not isinstance(m[part].get("shape"), list):
+            raise DataError(f"{p}: manifest '{part}' needs a shape (list) and a dtype (one of {', '.join(DTYPES)})")
+    counted = sum(int(s["rows"]) for s in m["shards"])
+    if counted != m["rows"] or not m["shards"]:
+        raise DataError(f"{p}: the shards hold {counted} rows but the manifest says {m['rows']}")
+    return m
+
+
+def _open_npy(p: Path, rows: int, shape: list, dtype: str) -> tuple[mmap.mmap | None, np.ndarray]:
+    """The array of a shard file, memory-mapped, after checking its header against the manifest."""
+    try:
+        f = open(p, "rb")  # noqa: SIM115  (closed by the `with f` below, after the error handling)
+    except OSError as e:
+        raise DataError(f"{p}: missing or unreadable shard ({e.strerror}); the data set is incomplete") from None
+    with f:
+        try:
+            major, _ = npformat.read_magic(f)
+            read = npformat.read_array_header_1_0 if major == 1 else npformat.read_array_header_2_0
+            got_shape, fortran, got_dtype = read(f, max_header_size=100_000)
+        except ValueError as e:
+            raise DataError(f"{p}: not a .npy shard ({e})") from None
+        offset = f.tell()
+        want = (rows, *shape)
+        if tuple(got_shape) != want:
+            raise DataError(f"{p}: the shard holds shape {list(got_shape)} but the manifest says {list(want)}")
+        if np.dtype(got_dtype) != np.dtype(dtype) or fortran:
+            raise DataError(f"{p}: the shard's dtype is {got_dtype} but the manifest says {dtype}")
+        need = offset + math.prod(want) * np.dtype(dtype).itemsize
+        size = p.stat().st_size
+        if size < need:
+            raise DataError(f"{p}: the file has {size:,} bytes but its {list(want)} rows need {need:,}: truncated")
+        if not math.prod(want):
+            return None, np.zeros(want, dtype)
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    if hasattr(mmap, "MADV_RANDOM"):
+        mm.madvise(mmap.MADV_RANDOM)  # no read-ahead: rows are gathered in a random order
+    return mm, np.frombuffer(mm, dtype, count=math.prod(want), offset=offset).reshape(want)
+
+
+class Store:
+    """An opened shard folder: every x shard memory-mapped, y read whole."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.manifest = m = read_manifest(root)
+        self.x_shape = tuple(int(v) for v in m["x"]["shape"])
+        self.x_dtype = np.dtype(m["x"]["dtype"])
+        rows = [int(s["rows"]) for s in m["shards"]]
+        self.starts = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+        opened = [_open_npy(root / s["x"], r, m["x"]["shape"], m["x"]["dtype"]) for s, r in zip(m["shards"], rows)]
+        self._maps = [mm for mm, _ in opened]
+        self.x = [a for _, a in opened]
+        ys = []
+        for s, r in zip(m["shards"], rows):
+            mm, a = _open_npy(root / s["y"], r, m["y"]["shape"], m["y"]["dtype"])
+            ys.append(np.array(a))
+            del a  # the view on the map, so that the map can close
+            if mm is not None:
+                mm.close()
+        self.y = np.concatenate(ys)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def fingerprint(self) -> dict:
+        """{sha256, rows}: a hash of the shards' checksums and the class names (the data as converted)."""
+        h = hashlib.sha256(json.dumps([[s["x_sha256"], s["y_sha256"]] for s in self.manifest["shards"]]).encode())
+        h.update(repr(self.manifest.get("class_names")).encode())
+        return {"sha256": h.hexdigest(), "rows": len(self)}
+
+    def read(self, g: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Rows `g` (global indices) of x into `out[: len(g)]`; the pages read are released afterwards."""
+        out = out[: len(g)]
+        shard = np.searchsorted(self.starts, g, side="right") - 1
+        if len(g) and shard[0] == shard[-1] and (shard == shard[0]).all():
+            s = int(shard[0])
+            np.take(self.x[s], g - self.starts[s], axis=0, out=out)
+            touched = [s]
+        else:
+            order = np.argsort(shard, kind="stable")
+            bounds = np.searchsorted(shard[order], np.arange(len(self.x) + 1))
+            touched = []
+            for s in range(len(self.x)):
+                sel = order[bounds[s] : bounds[s + 1]]
+                if len(sel):
+                    out[sel] = self.x[s][g[sel] - self.starts[s]]
+                    touched.append(s)
+        for s in touched:
+            mm = self._maps[s]
+            if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+                mm.madvise(mmap.MADV_DONTNEED)
+        return out
+
+
+class Rows:
+    """A lazy selection of x rows of a Store: indexing gives another selection; `take` and `np.asarray` read.
+
+    `shape` is the per-example shape the rows are read as (a reshape of the stored one) and `transform` a
+    function applied to every block read (the split's scaling), so a split is a view that costs no memory."""
+
+    def __init__(
+        self, store: Store, index: np.ndarray, shape: tuple, transform: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> None:
+        self.store, self.index, self.example_shape, self.transform = store, index, tuple(shape), transform
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self.index), *self.example_shape)
+
+    @property
+    def ndim(self) -> int:
+        return 1 + len(self.example_shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32)  # as every source gives x (images stored as uint8 are read as float32)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.index) * math.prod(self.example_shape) * self.dtype.itemsize
+
+    def __getitem__(self, key) -> Rows:
+        sel = self.index[key]
+        return Rows(self.store, np.atleast_1d(sel), self.example_shape, self.transform)
+
+    def reshaped(self, shape: tuple) -> Rows:
+        return Rows(self.store, self.index, shape, self.transform)
+
+    def mapped(self, f: Callable[[np.ndarray], np.ndarray]) -> Rows:
+        """These rows with `f` applied to every block read (after any transform already there)."""
+        g = self.transform
+        return Rows(self.store, self.index, self.example_shape, f if g is None else (lambda a: f(g(a))))
+
+    def take(self, flat: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Rows `flat` (positions in this selection) into `out[: len(flat)]`, as `np.take(x, flat, 0, out)`."""
+        g = self.index[flat]
+        if self.transform is None and out.dtype == self.store.x_dtype:
+            self.store.read(g, out.reshape((len(out), *self.store.x_shape)))
+            return out[: len(g)]
+        raw = self.store.read(g, np.empty((len(g), *self.store.x_shape), self.store.x_dtype))
+        block = raw.reshape((len(g), *self.example_shape))
+        out[: len(g)] = block.astype(np.float32) if self.transform is None else self.transform(block)
+        return out[: len(g)]
+
+    def chunks(self, rows: int = 65536) -> Iterator[np.ndarray]:
+        """The rows in order, `rows` at a time, read and transformed."""
+        for i in range(0, len(self.index), rows):
+            n = min(rows, len(self.index) - i)
+            yield self.take(np.arange(i, i + n), np.empty((n, *self.example_shape), self.dtype))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.empty(self.shape, self.dtype)
+        for i, block in zip(range(0, len(self), 65536), self.chunks(65536)):
+            out[i : i + len(block)] = block
+        return out if dtype is None else out.astype(dtype)
+
+
+def take_rows(x, flat: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """`np.take(x, flat, axis=0, out=out)` for arrays and for lazy Rows."""
+    if isinstance(x, Rows):
+        return x.take(flat, out)
+    return np.take(x, flat, axis=0, out=out)
+
+
+def materialized(a):
+    """`a` read into memory when it is lazy Rows, else `a` itself."""
+    return np.asarray(a) if isinstance(a, Rows) else a
