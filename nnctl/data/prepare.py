@@ -259,8 +259,8 @@ def _scaled(kind: str, scaler: Scaler | None, xs: tuple) -> tuple[tuple, Scaler]
     if scaler is None:
         sample = xs[0][: None if kind != "none" else 1]  # "none" needs only the feature count
         scaler = Scaler.fit_blocks(kind, sample.chunks())
-    f = scaler.apply
-    return tuple(a if a is None or scaler.kind == "none" else a.mapped(f) for a in xs), scaler
+    affine = (scaler.shift, scaler.scale)
+    return tuple(a if a is None or scaler.kind == "none" else a.scaled(*affine) for a in xs), scaler
 
 
 def fingerprint_of(raw: Raw) -> dict:

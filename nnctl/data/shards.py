@@ -20,7 +20,7 @@ import hashlib
 import json
 import math
 import mmap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from nnctl.errors import DataError
 FORMAT = "nnctl-shards"
 VERSION = 1
 MANIFEST = "manifest.json"
+CHUNK_BYTES = 4 << 20  # rows read at a time by a pass over the data (statistics, np.asarray)
 DTYPES = ("float32", "float64", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "bool")
 
 
@@ -153,13 +154,12 @@ class Store:
 class Rows:
     """A lazy selection of x rows of a Store: indexing gives another selection; `take` and `np.asarray` read.
 
-    `shape` is the per-example shape the rows are read as (a reshape of the stored one) and `transform` a
-    function applied to every block read (the split's scaling), so a split is a view that costs no memory."""
+    `example_shape` is the per-example shape the rows are read as (a reshape of the stored one) and `affine`
+    the split's scaling (shift, scale), applied in place to every block read, as `Scaler.apply` computes it
+    (float32 (x - shift) / scale), so a split is a view that costs no memory."""
 
-    def __init__(
-        self, store: Store, index: np.ndarray, shape: tuple, transform: Callable[[np.ndarray], np.ndarray] | None = None
-    ) -> None:
-        self.store, self.index, self.example_shape, self.transform = store, index, tuple(shape), transform
+    def __init__(self, store: Store, index: np.ndarray, shape: tuple, affine: tuple | None = None) -> None:
+        self.store, self.index, self.example_shape, self.affine = store, index, tuple(shape), affine
 
     def __len__(self) -> int:
         return len(self.index)
@@ -181,38 +181,45 @@ class Rows:
         return len(self.index) * math.prod(self.example_shape) * self.dtype.itemsize
 
     def __getitem__(self, key) -> Rows:
-        sel = self.index[key]
-        return Rows(self.store, np.atleast_1d(sel), self.example_shape, self.transform)
+        return Rows(self.store, np.atleast_1d(self.index[key]), self.example_shape, self.affine)
 
     def reshaped(self, shape: tuple) -> Rows:
-        return Rows(self.store, self.index, shape, self.transform)
+        return Rows(self.store, self.index, shape, self.affine)
 
-    def mapped(self, f: Callable[[np.ndarray], np.ndarray]) -> Rows:
-        """These rows with `f` applied to every block read (after any transform already there)."""
-        g = self.transform
-        return Rows(self.store, self.index, self.example_shape, f if g is None else (lambda a: f(g(a))))
+    def scaled(self, shift: np.ndarray, scale: np.ndarray) -> Rows:
+        """These rows read as (x - shift) / scale, per feature (unscaled rows only)."""
+        assert self.affine is None, "rows are scaled once"
+        return Rows(self.store, self.index, self.example_shape, (shift, scale))
 
     def take(self, flat: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Rows `flat` (positions in this selection) into `out[: len(flat)]`, as `np.take(x, flat, 0, out)`."""
+        """Rows `flat` (positions in this selection) into `out[: len(flat)]` (float32, contiguous), as
+        `np.take(x, flat, 0, out)` would, scaled in place."""
         g = self.index[flat]
-        if self.transform is None and out.dtype == self.store.x_dtype:
-            self.store.read(g, out.reshape((len(out), *self.store.x_shape)))
-            return out[: len(g)]
-        raw = self.store.read(g, np.empty((len(g), *self.store.x_shape), self.store.x_dtype))
-        block = raw.reshape((len(g), *self.example_shape))
-        out[: len(g)] = block.astype(np.float32) if self.transform is None else self.transform(block)
-        return out[: len(g)]
+        dst = out[: len(g)]
+        stored = dst.reshape((len(g), *self.store.x_shape))
+        if self.store.x_dtype == stored.dtype:
+            self.store.read(g, stored)
+        else:
+            stored[...] = self.store.read(g, np.empty(stored.shape, self.store.x_dtype))
+        if self.affine is not None:
+            rows = dst.reshape(len(g), -1)
+            np.subtract(rows, self.affine[0], out=rows)
+            np.divide(rows, self.affine[1], out=rows)
+        return dst
 
-    def chunks(self, rows: int = 65536) -> Iterator[np.ndarray]:
-        """The rows in order, `rows` at a time, read and transformed."""
+    def chunks(self, rows: int | None = None) -> Iterator[np.ndarray]:
+        """The rows in order, `rows` at a time (default: about CHUNK_BYTES), read and scaled."""
+        rows = rows or max(1, CHUNK_BYTES // max(1, math.prod(self.example_shape) * 4))
         for i in range(0, len(self.index), rows):
             n = min(rows, len(self.index) - i)
             yield self.take(np.arange(i, i + n), np.empty((n, *self.example_shape), self.dtype))
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = np.empty(self.shape, self.dtype)
-        for i, block in zip(range(0, len(self), 65536), self.chunks(65536)):
+        i = 0
+        for block in self.chunks():
             out[i : i + len(block)] = block
+            i += len(block)
         return out if dtype is None else out.astype(dtype)
 
 

@@ -29,7 +29,7 @@ from nnctl.errors import DataError
 
 @data_source("shards")
 class ShardsSource(DataSource):
-    order = 4
+    order = 7
 
     def check(self, data) -> None:
         require(data, "path")
