@@ -7,11 +7,10 @@ file's SHA-256, class names and where the data came from. A folder without a com
 interrupted halfway), a shard whose header disagrees with the manifest (rows, shape, dtype) or whose file is
 shorter than its header says is refused with an error naming the file.
 
-x shards are memory-mapped and rows are gathered by index (`Rows.take`) in the host streaming thread
-(nnctl.data.stream), so the data is read from the page cache as it is needed and never held whole: after each
-gather the mapped pages are released from the process (`madvise(MADV_DONTNEED)`; they stay in the kernel's
-page cache, which the kernel reclaims as it needs), so the process's resident memory stays near the windows in
-flight, whatever the data's size. y is small (one label per example) and is read whole.
+x rows are read by index (`Rows.take`) in the host streaming thread (nnctl.data.stream) with one positioned
+read per row straight into the window buffer, so the data is never held whole and the process's resident
+memory stays near the windows in flight, whatever the data's size (the kernel's page cache keeps what it can
+and reclaims it as it needs). y is small (one label per example) and is read whole.
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import mmap
+import os
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,8 +65,8 @@ def read_manifest(root: Path) -> dict:
     return m
 
 
-def _open_npy(p: Path, rows: int, shape: list, dtype: str) -> tuple[mmap.mmap | None, np.ndarray]:
-    """The array of a shard file, memory-mapped, after checking its header against the manifest."""
+def _check_npy(p: Path, rows: int, shape: list, dtype: str) -> int:
+    """The offset of the rows in a shard file, after checking its header and length against the manifest."""
     try:
         f = open(p, "rb")  # noqa: SIM115  (closed by the `with f` below, after the error handling)
     except OSError as e:
@@ -79,44 +79,39 @@ def _open_npy(p: Path, rows: int, shape: list, dtype: str) -> tuple[mmap.mmap | 
         except ValueError as e:
             raise DataError(f"{p}: not a .npy shard ({e})") from None
         offset = f.tell()
-        want = (rows, *shape)
-        if tuple(got_shape) != want:
-            raise DataError(f"{p}: the shard holds shape {list(got_shape)} but the manifest says {list(want)}")
-        if np.dtype(got_dtype) != np.dtype(dtype) or fortran:
-            raise DataError(f"{p}: the shard's dtype is {got_dtype} but the manifest says {dtype}")
-        need = offset + math.prod(want) * np.dtype(dtype).itemsize
-        size = p.stat().st_size
-        if size < need:
-            raise DataError(f"{p}: the file has {size:,} bytes but its {list(want)} rows need {need:,}: truncated")
-        if not math.prod(want):
-            return None, np.zeros(want, dtype)
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    if hasattr(mmap, "MADV_RANDOM"):
-        mm.madvise(mmap.MADV_RANDOM)  # no read-ahead: rows are gathered in a random order
-    return mm, np.frombuffer(mm, dtype, count=math.prod(want), offset=offset).reshape(want)
+    want = (rows, *shape)
+    if tuple(got_shape) != want:
+        raise DataError(f"{p}: the shard holds shape {list(got_shape)} but the manifest says {list(want)}")
+    if np.dtype(got_dtype) != np.dtype(dtype) or fortran:
+        raise DataError(f"{p}: the shard's dtype is {got_dtype} but the manifest says {dtype}")
+    need = offset + math.prod(want) * np.dtype(dtype).itemsize
+    size = p.stat().st_size
+    if size < need:
+        raise DataError(f"{p}: the file has {size:,} bytes but its {list(want)} rows need {need:,}: truncated")
+    return offset
 
 
 class Store:
-    """An opened shard folder: every x shard memory-mapped, y read whole."""
+    """An opened shard folder: every x shard checked and held open, y read whole."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.manifest = m = read_manifest(root)
         self.x_shape = tuple(int(v) for v in m["x"]["shape"])
         self.x_dtype = np.dtype(m["x"]["dtype"])
+        self.row_bytes = math.prod(self.x_shape) * self.x_dtype.itemsize
         rows = [int(s["rows"]) for s in m["shards"]]
         self.starts = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
-        opened = [_open_npy(root / s["x"], r, m["x"]["shape"], m["x"]["dtype"]) for s, r in zip(m["shards"], rows)]
-        self._maps = [mm for mm, _ in opened]
-        self.x = [a for _, a in opened]
+        shards = list(zip(m["shards"], rows))
+        self.offsets = np.array([_check_npy(root / s["x"], r, m["x"]["shape"], m["x"]["dtype"]) for s, r in shards])
         ys = []
-        for s, r in zip(m["shards"], rows):
-            mm, a = _open_npy(root / s["y"], r, m["y"]["shape"], m["y"]["dtype"])
-            ys.append(np.array(a))
-            del a  # the view on the map, so that the map can close
-            if mm is not None:
-                mm.close()
+        for s, r in shards:
+            offset = _check_npy(root / s["y"], r, m["y"]["shape"], m["y"]["dtype"])
+            count = r * math.prod(m["y"]["shape"])
+            ys.append(np.fromfile(root / s["y"], m["y"]["dtype"], count, offset=offset).reshape(r, *m["y"]["shape"]))
         self.y = np.concatenate(ys)
+        self.fds = [os.open(root / s["x"], os.O_RDONLY) for s, _ in shards]
+        weakref.finalize(self, _close_all, list(self.fds))
 
     def __len__(self) -> int:
         return int(self.starts[-1])
@@ -128,27 +123,28 @@ class Store:
         return {"sha256": h.hexdigest(), "rows": len(self)}
 
     def read(self, g: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Rows `g` (global indices) of x into `out[: len(g)]`; the pages read are released afterwards."""
+        """Rows `g` (global indices) of x into `out[: len(g)]` (C-contiguous): one positioned read per row,
+        in file order, straight into `out`. Reads, not a memory map: with large page-cache folios a fault maps
+        megabytes around a row, so a window of random rows would map much of the file into the process."""
         out = out[: len(g)]
+        assert out.flags.c_contiguous, "rows are read into a contiguous buffer"
+        if not len(g) or not self.row_bytes:
+            return out
+        mv = memoryview(out.reshape(-1).view(np.uint8).data)
+        rb = self.row_bytes
         shard = np.searchsorted(self.starts, g, side="right") - 1
-        if len(g) and shard[0] == shard[-1] and (shard == shard[0]).all():
-            s = int(shard[0])
-            np.take(self.x[s], g - self.starts[s], axis=0, out=out)
-            touched = [s]
-        else:
-            order = np.argsort(shard, kind="stable")
-            bounds = np.searchsorted(shard[order], np.arange(len(self.x) + 1))
-            touched = []
-            for s in range(len(self.x)):
-                sel = order[bounds[s] : bounds[s + 1]]
-                if len(sel):
-                    out[sel] = self.x[s][g[sel] - self.starts[s]]
-                    touched.append(s)
-        for s in touched:
-            mm = self._maps[s]
-            if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
-                mm.madvise(mmap.MADV_DONTNEED)
+        where = self.offsets[shard] + (g - self.starts[shard]) * rb
+        order = np.lexsort((where, shard))
+        fds = self.fds
+        for j, s, o in zip(order.tolist(), shard[order].tolist(), where[order].tolist()):
+            if os.preadv(fds[s], [mv[j * rb : (j + 1) * rb]], o) != rb:
+                raise DataError(f"{self.root / self.manifest['shards'][s]['x']}: a row ends early: the file shrank")
         return out
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 class Rows:

@@ -91,6 +91,7 @@ class DataSource:
     takes_name: bool = False  # spelled `<name>:<dataset>` (builtin:iris) instead of just `<name>`
     suffixes: tuple[str, ...] = ()  # input-file suffixes `read_inputs` handles (predict)
     input_dirs: bool = False  # `read_inputs` reads a folder (of image files)
+    folder_markers: tuple[str, ...] = ()  # a folder holding one of these files is this source's input (predict)
     own_keys: tuple[str, ...] = ()  # data-spec keys of OWNED_KEYS this source uses (the others reject them)
 
     def usage(self) -> str:

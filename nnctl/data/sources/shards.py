@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnctl.data.shards import Rows, Store, read_manifest
+from nnctl.data.shards import MANIFEST, Rows, Store, read_manifest
 from nnctl.data.sources.base import (
     DataInfo,
     DataSource,
@@ -30,6 +30,7 @@ from nnctl.errors import DataError
 @data_source("shards")
 class ShardsSource(DataSource):
     order = 7
+    folder_markers = (MANIFEST,)
 
     def check(self, data) -> None:
         require(data, "path")
@@ -68,3 +69,8 @@ class ShardsSource(DataSource):
             task=m.get("task"),
             fingerprint=store.fingerprint(),
         )
+
+    def read_inputs(self, p: Path, data, dataset) -> np.ndarray:
+        """Every example of a converted folder, read into memory (predict writes one row per example)."""
+        store = Store(p)
+        return np.asarray(Rows(store, np.arange(len(store)), store.x_shape or (1,)))
