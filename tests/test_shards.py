@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nnctl import rundir
-from nnctl.app import resume_run, train_run
+from nnctl.app import predict_run, resume_run, train_run
 from nnctl.app.convert import convert_data
 from nnctl.cli import app
 from nnctl.data.convert_read import Chunks
@@ -56,9 +56,10 @@ def files(tmp_path_factory):
     return d, x, y
 
 
-def spec(d: Path, data: str) -> str:
-    p = d / f"spec{abs(hash(data))}.yaml"
-    p.write_text(BASE + f"data: {{{data}, {DATA}}}\n")
+def spec(d: Path, data: str, window: int = 3, epochs: int = 3) -> str:
+    p = d / f"spec{abs(hash(data))}-{window}-{epochs}.yaml"
+    text = BASE.replace("window: 3", f"window: {window}").replace("epochs: 3", f"epochs: {epochs}")
+    p.write_text(text + f"data: {{{data}, {DATA}}}\n")
     return str(p)
 
 
@@ -98,13 +99,13 @@ def test_disk_streamed_training_equals_the_in_memory_streamed_run(files, tmp_pat
     assert whole == [60]  # the test split (10%), saved in the run directory because it is small
     assert len(reads) > 10
     assert sorted(reads)[-3] <= 3 * 50  # every read but the statistics pass and the test split: one window
+    assert predict_run(b, str(d / "d.shards"))["examples"] == 600  # predict reads a converted folder too
 
 
 def test_signal_mid_epoch_while_streaming_from_disk_resumes_identical(files, tmp_path):
     """The shards' path is relative in the spec (absolute in the run's copy): the checkpoint still matches."""
     d, _, _ = files
-    s = spec(d, "source: shards, path: d.shards")
-    Path(s).write_text(Path(s).read_text().replace("window: 3", "window: 1").replace("epochs: 3", "epochs: 5"))
+    s = spec(d, "source: shards, path: d.shards", window=1, epochs=5)
     ref = train_run(s, out=str(tmp_path / "ref")).run_dir
     run = tmp_path / "run"
 
@@ -164,6 +165,7 @@ def edit_manifest(root: Path, f) -> None:
             r"x-00002\.npy: the file has 1,000 bytes but its \[164, 12\] rows need .*: truncated",
         ),
         (lambda r: (r / "manifest.json").write_text("{"), r"manifest.json: not a readable manifest"),
+        (lambda r: edit_manifest(r, lambda m: m.pop("shards")), r"manifest.json: manifest has no 'shards'"),
     ],
 )
 def test_damaged_data_sets_are_refused_with_the_file_named(files, tmp_path, damage, message):
