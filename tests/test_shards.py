@@ -242,3 +242,35 @@ def test_convert_an_image_folder_and_the_cli(tmp_path):
     np.testing.assert_array_equal(np.asarray(Rows(Store(tmp_path / "o"), np.arange(6), (6, 5, 3)))[0], first)
     r = CliRunner().invoke(app, ["data", "convert", str(tmp_path / "img"), str(tmp_path / "o")])
     assert r.exit_code == 2 and "already exists" in r.output
+
+
+@pytest.mark.slow
+def test_the_memory_bench_runs_and_reports(tmp_path):
+    """bench/stream_memory.py end to end on a small data set (four training processes)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.stream_memory",
+            "--rows",
+            "4096",
+            "--repeats",
+            "1",
+            "--epochs",
+            "2",
+            "--json",
+            str(tmp_path / "m.json"),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    ).stdout
+    assert "| disk |" in out and "| memory-stream |" in out and "| memory-device |" in out
+    res = json.loads((tmp_path / "m.json").read_text())
+    assert {r["n_train"] for r in res["runs"]["disk"]} == {3891}
