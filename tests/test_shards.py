@@ -216,6 +216,8 @@ def test_convert_tables_with_text_labels_and_their_errors(tmp_path):
         convert_data(tmp_path / "t.parquet", tmp_path / "o1", target="knd")
     with pytest.raises(DataError, match=r"needs --target"):
         convert_data(tmp_path / "t.parquet", tmp_path / "o1")
+    with pytest.raises(DataError, match=r"--image-size do\(es\) not apply to parquet sources"):
+        convert_data(tmp_path / "t.parquet", tmp_path / "o1", target="kind", image_size=(4, 4))
     frame.assign(a=["1", "2", "three", "4"]).to_csv(tmp_path / "text.csv", index=False)
     with pytest.raises(DataError, match=r"text\.csv, row 3, column 'a': text value 'three'"):
         convert_data(tmp_path / "text.csv", tmp_path / "o2", target="kind")
@@ -242,6 +244,8 @@ def test_convert_an_image_folder_and_the_cli(tmp_path):
     np.testing.assert_array_equal(np.asarray(Rows(Store(tmp_path / "o"), np.arange(6), (6, 5, 3)))[0], first)
     r = CliRunner().invoke(app, ["data", "convert", str(tmp_path / "img"), str(tmp_path / "o")])
     assert r.exit_code == 2 and "already exists" in r.output
+    r = CliRunner().invoke(app, ["data", "convert", str(tmp_path / "img"), str(tmp_path / "g"), "--color-mode", "grey"])
+    assert r.exit_code == 2 and "--color-mode 'grey': choose rgb or grayscale" in r.output
 
 
 @pytest.mark.slow

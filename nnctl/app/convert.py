@@ -17,6 +17,9 @@ from nnctl.data.shard_writer import ShardWriter
 from nnctl.errors import DataError
 
 TABLES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
+IMAGE_OPTIONS = ("--image-size", "--color-mode", "--resize")
+COLOR_MODES = ("rgb", "grayscale")
+RESIZES = ("stretch", "crop", "pad")
 
 
 def source_chunks(
@@ -30,18 +33,36 @@ def source_chunks(
     color_mode: str = "rgb",
     resize: str = "stretch",
 ) -> tuple[str, Chunks]:
-    """(kind, chunks) of `src`: an image folder, an npz file or a CSV/Parquet table (by its suffix)."""
+    """(kind, chunks) of `src`: an image folder, an npz file or a CSV/Parquet table (by its suffix). An
+    option of another kind of source, or a bad choice, is an error (never silently ignored)."""
     if not src.exists():
         raise DataError(f"no such file or folder: {src}")
-    if src.is_dir():
-        return "images", image_chunks(src, image_size, color_mode, resize, rows)
-    suffix = src.suffix.lower()
-    if suffix == ".npz":
-        return "npz", npz_chunks(src, x, y, rows)
+    suffix = "" if src.is_dir() else src.suffix.lower()
+    kind = "images" if src.is_dir() else ("npz" if suffix == ".npz" else suffix.lstrip("."))
+    given = {
+        "--target": target is not None,
+        "--feature": bool(features),
+        "--x": x != "x",
+        "--y": y != "y",
+        "--image-size": image_size is not None,
+        "--color-mode": color_mode != "rgb",
+        "--resize": resize != "stretch",
+    }
+    uses = {"images": IMAGE_OPTIONS, "npz": ("--x", "--y")}.get(kind, ("--target", "--feature"))
+    stray = [k for k, v in given.items() if v and k not in uses]
+    if stray:
+        raise DataError(f"{src}: {', '.join(stray)} do(es) not apply to {kind} sources (they take {', '.join(uses)})")
+    for opt, value, choices in (("--color-mode", color_mode, COLOR_MODES), ("--resize", resize, RESIZES)):
+        if value not in choices:
+            raise DataError(f"{opt} {value!r}: choose {' or '.join(choices)}")
+    if kind == "images":
+        return kind, image_chunks(src, image_size, color_mode, resize, rows)
+    if kind == "npz":
+        return kind, npz_chunks(src, x, y, rows)
     if suffix in TABLES:
         if not target:
             raise DataError(f"{src}: converting a table needs --target COLUMN (the column to predict)")
-        return suffix.lstrip("."), table_chunks(src, target, features, rows)
+        return kind, table_chunks(src, target, features, rows)
     raise DataError(f"{src}: cannot convert '{suffix}' files: give an image folder, .npz, {', '.join(TABLES)}")
 
 
