@@ -23,7 +23,7 @@ from nnctl.data.convert_read import Chunks
 from nnctl.data.scaling import Scaler
 from nnctl.data.shard_writer import ShardWriter, partial_dir, verify
 from nnctl.data.shards import Rows, Store
-from nnctl.errors import DataError, TrainingInterrupted
+from nnctl.errors import DataError, RunDirError, TrainingInterrupted
 
 BASE = """\
 name: shards
@@ -103,9 +103,12 @@ def test_disk_streamed_training_equals_the_in_memory_streamed_run(files, tmp_pat
 
 
 def test_signal_mid_epoch_while_streaming_from_disk_resumes_identical(files, tmp_path):
-    """The shards' path is relative in the spec (absolute in the run's copy): the checkpoint still matches."""
+    """Resumed on other data (the shards converted anew), a run is refused; on its own data it ends
+    bit-identical to an uninterrupted run."""
     d, _, _ = files
-    s = spec(d, "source: shards, path: d.shards", window=1, epochs=5)
+    own = d / "own.shards"  # its own copy (changed below), named relative to the spec (absolute in the run)
+    shutil.copytree(d / "d.shards", own)
+    s = spec(d, "source: shards, path: own.shards", window=1, epochs=5)
     ref = train_run(s, out=str(tmp_path / "ref")).run_dir
     run = tmp_path / "run"
 
@@ -116,6 +119,11 @@ def test_signal_mid_epoch_while_streaming_from_disk_resumes_identical(files, tmp
     with pytest.raises(TrainingInterrupted):
         train_run(s, out=str(run), on_epoch=on_epoch)
     assert rundir.read_json(run / rundir.SUMMARY)["status"] == "interrupted"
+    manifest = (own / "manifest.json").read_text()
+    edit_manifest(own, lambda m: m["shards"][0].update(x_sha256="0" * 64))  # the data set was converted anew
+    with pytest.raises(RunDirError, match=r"cannot be resumed: the data of .* changed since this run was trained"):
+        resume_run(run)
+    (own / "manifest.json").write_text(manifest)
     resume_run(run)
     assert lines(run) == lines(ref)
     for name in (rundir.WEIGHTS, rundir.OPT_STATE):
