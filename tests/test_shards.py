@@ -130,6 +130,26 @@ def test_signal_mid_epoch_while_streaming_from_disk_resumes_identical(files, tmp
         assert (run / name).read_bytes() == (ref / name).read_bytes()
 
 
+AE = """\
+name: ae
+seed: 0
+data: {{{data}, task: autoencoder, normalize: minmax}}
+model:
+  layers: [{{type: dense, units: 4, activation: relu}}, {{type: dense, units: 12}}]
+train: {{loss: mse, batch_size: 100, epochs: 1, data_placement: stream, evaluate_test: false}}
+"""
+
+
+def test_an_autoencoder_streams_its_targets_from_disk_too(files, tmp_path):
+    d, _, _ = files
+    runs = []
+    for i, data in enumerate(("source: shards, path: d.shards", "source: npz, path: d.npz, x: x, y: x")):
+        (d / f"ae{i}.yaml").write_text(AE.format(data=data))
+        runs.append(train_run(str(d / f"ae{i}.yaml"), out=str(tmp_path / f"r{i}")).run_dir)
+    assert lines(runs[0]) == lines(runs[1])
+    assert (runs[0] / rundir.WEIGHTS).read_bytes() == (runs[1] / rundir.WEIGHTS).read_bytes()
+
+
 def test_streaming_statistics_equal_the_in_memory_ones():
     x = np.random.default_rng(1).normal(3, 2, size=(1000, 5)).astype(np.float32)
     blocks = lambda: (x[i : i + 130] for i in range(0, 1000, 130))

@@ -97,14 +97,15 @@ def build(loaded: Loaded, data: Dataset) -> Built:
         restore_best=restore,
         halt_on_nonfinite=t.on_nonfinite == "stop",
         out_shape=tuple(loaded.analysis.output_shape),
-        y_dtype=jnp.asarray(data.y_train).dtype,
+        y_dtype=jnp.asarray(data.y_train[:1]).dtype,
         seed=spec.seed,
         placement=placement(t.devices, bs),
         plateau_scale=obj.chain.plateau_scale,
     )
     where = choose_placement(t.data_placement, data_bytes(data.x_train, data.y_train, data.x_val, data.y_val))
     if where != "stream":  # rows on disk (data.source: shards) that are to live on the device: read them now
-        data = dataclasses.replace(data, **{k: materialized(getattr(data, k)) for k in ("x_train", "x_val", "x_test")})
+        lazy = ("x_train", "x_val", "x_test", "y_train", "y_val", "y_test")  # y: an autoencoder's targets
+        data = dataclasses.replace(data, **{k: materialized(getattr(data, k)) for k in lazy})
     batch_bytes = bs * (data.x_train[:1].nbytes + data.y_train[:1].nbytes)
     return Built(
         loaded=loaded,

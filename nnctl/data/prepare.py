@@ -329,7 +329,7 @@ def _targets(
     """The (train, val, test) targets in the model's form, and the target scaler (regression: fitted on the
     training targets unless given)."""
     if task == "autoencoder":
-        return xs, Scaler.fit("none", xs[0][:1])
+        return xs, Scaler.fit("none", np.asarray(xs[0][:1]))
     names = ("y", "y (validation)", "y (test)")
     ys = tuple(None if y is None else targets_for(task, y, out_shape, f"{where} {n}") for y, n in zip(ys, names))
     if task == "regression" and target_scaler is None:

@@ -86,7 +86,7 @@ def windows(
         sel = idx[i0 : i0 + k]
         flat = sel.reshape(-1)
         xs = take_rows(x, flat, bx[: len(flat)]).reshape(sel.shape + x.shape[1:])
-        ys = np.take(y, flat, axis=0, out=by[: len(flat)]).reshape(sel.shape + y.shape[1:])
+        ys = take_rows(y, flat, by[: len(flat)]).reshape(sel.shape + y.shape[1:])
         return i0, xs, ys, np.ascontiguousarray(mask[i0 : i0 + k])
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nnctl-prefetch") as ex:
