@@ -19,6 +19,7 @@ LAZY_ALLOWED = {
     ("nnctl.data.sources.parquet", "pyarrow.types"): "as pyarrow.parquet",
     ("nnctl.data.sources.hf", "datasets"): "an optional dependency that takes about a second to import",
     ("nnctl.data.csv_table", "pandas"): "pandas costs ~0.9 s to import; only specs that read a CSV need it",
+    ("nnctl.data.convert_read", "pandas"): "as nnctl.data.csv_table: only nnctl data convert of a CSV needs it",
     ("nnctl.logs", "tensorboardX"): "an optional log sink (train.log: [tensorboard]); its import pulls in protobuf",
     ("nnctl.app.weights_files", "torch"): "the user's own PyTorch install, only to read a .pt state_dict (init_from)",
     ("nnctl.app.weights_files", "safetensors"): "the weights extra, only when init_from reads a .safetensors file",

@@ -59,6 +59,14 @@ def _hf(d: Path) -> None:
     datasets.Dataset.from_dict({"x": X3.tolist(), "y": [0, 1, 0]}).save_to_disk(str(d / "hf"))
 
 
+def _shards(d: Path) -> None:
+    from nnctl.data.shard_writer import ShardWriter
+
+    w = ShardWriter(d / "t.shards", 2)  # two shards: rows 0-1 and 2
+    w.add(X3, np.array([0, 1, 0]))
+    w.finish(None, "X3")
+
+
 # name -> (valid data spec, file writer, peeked DataInfo, x read, (spec lacking a field, its error))
 CASES = {
     "builtin": (
@@ -110,6 +118,13 @@ CASES = {
         X3,
         ({"source": "hf", "path": "hf", "x": "x"}, "source hf needs y"),
     ),
+    "shards": (
+        {"source": "shards", "path": "t.shards"},
+        _shards,
+        DataInfo((2,), targets=TargetFacts.of(np.array([0.0, 1.0, 0.0]))),
+        X3,
+        ({"source": "shards"}, "source shards needs path"),
+    ),
     # what a spec without a data section gets: shapes come from model.input_shape, reading is an error
     "none": (
         {"source": "none"},
@@ -122,7 +137,7 @@ CASES = {
 
 
 def test_the_registry_lists_exactly_the_sources():
-    assert DATA_SOURCES.names() == ["builtin", "csv", "hf", "images", "inline", "none", "npz", "parquet"]
+    assert DATA_SOURCES.names() == ["builtin", "csv", "hf", "images", "inline", "none", "npz", "parquet", "shards"]
     assert sorted(CASES) == DATA_SOURCES.names()  # a new source needs a row in CASES
 
 
@@ -162,7 +177,10 @@ def test_source_checks_peeks_and_reads(tmp_path, name):
 @pytest.mark.parametrize(
     "value, fragment",
     [
-        ("bogus", "unknown data source 'bogus'. Use builtin:<name>, inline, csv, npz, images, parquet, hf or none"),
+        (
+            "bogus",
+            "unknown data source 'bogus'. Use builtin:<name>, inline, csv, npz, images, parquet, hf, shards or none",
+        ),
         ("cvs", "unknown data source 'cvs'. Did you mean 'csv'?"),
         ("builtin", "unknown data source 'builtin'."),
         ("csv:x", "unknown data source 'csv:x'. Did you mean 'csv'?"),

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from nnctl.app import evaluate_run, train_run
+from nnctl.app import evaluate_run, predict_run, train_run
 from nnctl.data.peek import peek
 from nnctl.data.sources import read
 from nnctl.errors import DataError
@@ -143,3 +143,13 @@ def test_a_saved_dataset_trains_and_evaluates_on_its_test_split(tmp_path):
     res = train_run(str(tmp_path / "s.yaml"), out=str(tmp_path / "r"))
     ev = evaluate_run(res.run_dir, "test")
     assert ev["metrics"]["accuracy"] >= 0.8 and math.isfinite(ev["metrics"]["loss"])
+    # predict on a saved dataset: a DatasetDict's test split (the 16 rows eval scored), or a single dataset
+    pred = predict_run(res.run_dir, str(tmp_path / "d"))
+    assert pred["examples"] == 16
+    hits = np.mean(np.ravel(pred["labels"]) == np.array(["no", "yes"])[y[32:]])
+    assert hits == pytest.approx(ev["metrics"]["accuracy"])
+    ds.select(range(5)).remove_columns("label").save_to_disk(str(tmp_path / "five"))
+    assert predict_run(res.run_dir, str(tmp_path / "five"))["examples"] == 5
+    hd.DatasetDict(a=ds, b=ds).save_to_disk(str(tmp_path / "two"))
+    with pytest.raises(DataError, match="predict reads its 'test' split, or its only one; it has a, b"):
+        predict_run(res.run_dir, str(tmp_path / "two"))

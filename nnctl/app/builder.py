@@ -16,6 +16,7 @@ import numpy as np
 from nnctl.app.diagnose import probe_for
 from nnctl.app.hyper import hyperparams, lift
 from nnctl.data.prepare import Dataset
+from nnctl.data.shards import materialized
 from nnctl.data.stream import choose_placement, data_bytes, window_size
 from nnctl.early_stopping import EarlyStopping
 from nnctl.engine.loop import Loop
@@ -97,13 +98,16 @@ def build(loaded: Loaded, data: Dataset) -> Built:
         restore_best=restore,
         halt_on_nonfinite=t.on_nonfinite == "stop",
         out_shape=tuple(loaded.analysis.output_shape),
-        y_dtype=jnp.asarray(data.y_train).dtype,
+        y_dtype=jnp.asarray(data.y_train[:1]).dtype,
         seed=spec.seed,
         placement=placement(t.devices, bs),
         plateau_scale=obj.chain.plateau_scale,
         probe=probe_for(spec, data.x_train, data.y_train) if t.diagnostics else None,
     )
     where = choose_placement(t.data_placement, data_bytes(data.x_train, data.y_train, data.x_val, data.y_val))
+    if where != "stream":  # rows on disk (data.source: shards) that are to live on the device: read them now
+        lazy = ("x_train", "x_val", "x_test", "y_train", "y_val", "y_test")  # y: an autoencoder's targets
+        data = dataclasses.replace(data, **{k: materialized(getattr(data, k)) for k in lazy})
     batch_bytes = bs * (data.x_train[:1].nbytes + data.y_train[:1].nbytes)
     return Built(
         loaded=loaded,

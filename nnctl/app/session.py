@@ -22,7 +22,7 @@ from nnctl import checkpoint, interrupt, rundir
 from nnctl.app.builder import Built, build
 from nnctl.app.fitting import FitResult, Resume, StopFlag, fit
 from nnctl.app.memory import check_memory
-from nnctl.app.provenance import save_data_record
+from nnctl.app.provenance import changed, data_record, save_data_record
 from nnctl.app.scoring import score
 from nnctl.app.summary import summarize
 from nnctl.data.peek import resolve
@@ -136,6 +136,10 @@ def resume_run(
         loaded = load_run_spec(run)
         interrupt.check(f"{run} is unchanged")
         b = build(loaded, prepare(loaded.spec, loaded.analysis, loaded.base_dir))
+        record = data_record(run)
+        why = changed(record, b.data) if record else None
+        if why:  # the same weights on other examples would not continue this run (nor be reproducible)
+            raise RunDirError(f"{run} cannot be resumed: {why}. Train again with a new --out")
         if memory_check:
             check_memory(b)
         interrupt.check(f"{run} is unchanged")
@@ -210,7 +214,7 @@ def _session(b: Built, run: Path, start: Resume | None, on_start: OnStart, on_ep
 def _fit(b: Built, run: Path, start: Resume | None, on_start: OnStart, on_epoch: OnEpoch, stop: StopFlag) -> FitResult:
     t = b.loaded.spec.train
     ck = t.checkpoint
-    ckpt = checkpoint.Checkpointer(run, b.loaded.spec, ck.every_epochs if ck else None, ck.keep if ck else 3)
+    ckpt = checkpoint.Checkpointer(run, resolved_paths(b.loaded), ck.every_epochs if ck else None, ck.keep if ck else 3)
     _write_run_info(run, start)
     logs = RunLogs(run, tuple(t.log), start.epoch if start is not None else None)
     ckpt.before_save = logs.flush  # a checkpoint's epochs are in the logs before the checkpoint exists

@@ -51,6 +51,7 @@ from nnctl.cli import gradcheck  # noqa: F401  gradcheck
 from nnctl.cli import sweep  # noqa: F401  sweep
 from nnctl.cli import export  # noqa: F401  export
 from nnctl.cli import serve  # noqa: F401  serve
+from nnctl.cli import data  # noqa: F401  data convert
 # isort: on
 
 

@@ -1,5 +1,5 @@
-"""New inputs for `predict`: a csv, npz or parquet file, an image file or a folder of them, read the way the
-run's training data was prepared."""
+"""New inputs for `predict`: a csv, npz or parquet file, an image file or a folder of them, a Hugging Face
+dataset saved to disk or a converted shard folder, read the way the run's training data was prepared."""
 
 from __future__ import annotations
 
@@ -16,8 +16,13 @@ DEFAULT_INPUT_SOURCE = "csv"  # reads a file whose suffix no source claims (.txt
 
 
 def input_source(p: Path) -> DataSource:
-    """The source whose `suffixes` include `p`'s (.npz: npz; .png: images), the one reading folders for a
-    folder, else DEFAULT_INPUT_SOURCE."""
+    """The source whose `suffixes` include `p`'s (.npz: npz; .png: images); for a folder, the source whose
+    `folder_markers` it holds (a save_to_disk dataset: hf; a converted data set: shards), else the one reading
+    folders (images); else DEFAULT_INPUT_SOURCE."""
+    if p.is_dir():
+        for _, source in DATA_SOURCES.items():
+            if any((p / m).is_file() for m in source.folder_markers):
+                return source
     for _, source in DATA_SOURCES.items():
         if (source.input_dirs and p.is_dir()) or (p.suffix.lower() in source.suffixes and not p.is_dir()):
             return source

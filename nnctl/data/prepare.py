@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nnctl.data.scaling import Imputer, Scaler
+from nnctl.data.shards import Rows
 from nnctl.data.sources import Raw, read
 from nnctl.data.sources.csv import CsvLayout
 from nnctl.data.splits import partition
@@ -67,7 +68,7 @@ class Dataset:
 
 
 def check_finite(a: np.ndarray, what: str, allow_nan: bool = False) -> None:
-    if a.dtype.kind != "f":
+    if a.dtype.kind != "f" or isinstance(a, Rows):  # rows on disk were checked finite when converted
         return
     bad = np.isinf(a) if allow_nan else ~np.isfinite(a)
     if bad.any():
@@ -175,6 +176,8 @@ def _reshape(x: np.ndarray, shape: tuple, what: str) -> np.ndarray:
         return x
     if math.prod(x.shape[1:]) != math.prod(shape):
         raise DataError(f"{what}: examples have shape {list(x.shape[1:])} but the model expects {list(shape)}")
+    if isinstance(x, Rows):
+        return x.reshaped(tuple(shape))  # stays lazy
     return x.reshape((len(x), *shape))
 
 
@@ -191,7 +194,7 @@ def prepare(
     d = spec.data
     raw: Raw = read(d, base_dir, spec.seed)
     where = raw.origin or d.source
-    fingerprint = fingerprint_of(raw)
+    fingerprint = raw.fingerprint or fingerprint_of(raw)
     dropped = _clean(raw, d, where)
     shape = analysis.input_shape
     x = _reshape(raw.x, shape, f"{where} x")
@@ -210,8 +213,7 @@ def prepare(
     )
     x_train, x_val, x_test = (imputer.apply(a) for a in (x_train, x_val, x_test))
     assert x_train is not None  # the training split is an array, and apply maps arrays to arrays
-    scaler = scaler or Scaler.fit(d.normalize, x_train)
-    x_train, x_val, x_test = (scaler.apply(a) if a is not None else None for a in (x_train, x_val, x_test))
+    (x_train, x_val, x_test), scaler = _scaled(d.normalize, scaler, (x_train, x_val, x_test))
     assert x_train is not None  # as above
 
     (y_train, y_val, y_test), target_scaler = _targets(
@@ -246,6 +248,19 @@ def prepare(
         indices,
         test_raw,
     )
+
+
+def _scaled(kind: str, scaler: Scaler | None, xs: tuple) -> tuple[tuple, Scaler]:
+    """The splits scaled by `scaler`, fitted on the training split when None. Rows on disk (Rows): the
+    statistics in one pass over blocks, and the scaling applied to each block as it is read."""
+    if not isinstance(xs[0], Rows):
+        scaler = scaler or Scaler.fit(kind, xs[0])
+        return tuple(None if a is None else scaler.apply(a) for a in xs), scaler
+    if scaler is None:
+        sample = xs[0][: None if kind != "none" else 1]  # "none" needs only the feature count
+        scaler = Scaler.fit_blocks(kind, sample.chunks())
+    affine = (scaler.shift, scaler.scale)
+    return tuple(a if a is None or scaler.kind == "none" else a.scaled(*affine) for a in xs), scaler
 
 
 def fingerprint_of(raw: Raw) -> dict:
@@ -314,7 +329,7 @@ def _targets(
     """The (train, val, test) targets in the model's form, and the target scaler (regression: fitted on the
     training targets unless given)."""
     if task == "autoencoder":
-        return xs, Scaler.fit("none", xs[0][:1])
+        return xs, Scaler.fit("none", np.asarray(xs[0][:1]))
     names = ("y", "y (validation)", "y (test)")
     ys = tuple(None if y is None else targets_for(task, y, out_shape, f"{where} {n}") for y, n in zip(ys, names))
     if task == "regression" and target_scaler is None:

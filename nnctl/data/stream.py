@@ -3,9 +3,10 @@
 `train.data_placement: device` copies every split to the device once and runs whole epochs there (the fast
 path, `nnctl.train.Loop`). `stream` keeps the prepared arrays on the host; each epoch's batch order is still
 drawn on the device from (seed, epoch), so a streamed run visits the same batches in the same order as a
-device-resident one. A background thread gathers the next windows (`prefetch` of them) and starts their
-transfer while the device trains on the current one: host gathering overlaps device compute, and only
-`prefetch + 1` windows of batches are on the device at a time.
+device-resident one. `x` may be lazy rows on disk (nnctl.data.shards), read by index in the gathering thread,
+so only the windows in flight are ever in memory. A background thread gathers the next windows (`prefetch`
+of them) and starts their transfer while the device trains on the current one: host gathering overlaps device
+compute, and only `prefetch + 1` windows of batches are on the device at a time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import jax
 import numpy as np
 
+from nnctl.data.shards import take_rows
 from nnctl.jaxcfg import device_memory_limit
 
 WINDOW_BYTES = 64 << 20  # default window: about this many bytes of batches per compiled call
@@ -83,8 +85,8 @@ def windows(
         i0, (bx, by) = starts[n], bufs[n % depth]
         sel = idx[i0 : i0 + k]
         flat = sel.reshape(-1)
-        xs = np.take(x, flat, axis=0, out=bx[: len(flat)]).reshape(sel.shape + x.shape[1:])
-        ys = np.take(y, flat, axis=0, out=by[: len(flat)]).reshape(sel.shape + y.shape[1:])
+        xs = take_rows(x, flat, bx[: len(flat)]).reshape(sel.shape + x.shape[1:])
+        ys = take_rows(y, flat, by[: len(flat)]).reshape(sel.shape + y.shape[1:])
         return i0, xs, ys, np.ascontiguousarray(mask[i0 : i0 + k])
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nnctl-prefetch") as ex:

@@ -16,7 +16,9 @@ class DataSpec(Strict):
     """Where the examples come from and how they are split and scaled."""
 
     source: str = Field(
-        ..., description="builtin:<name> | inline | csv | npz | images | parquet | hf | none (no data: inspect)"
+        ...,
+        description="builtin:<name> | inline | csv | npz | images | parquet | hf | shards (written by nnctl data "
+        "convert, read from disk as training needs it) | none (no data: inspect)",
     )
     x: Optional[Union[list, str]] = Field(
         None,
@@ -29,8 +31,8 @@ class DataSpec(Strict):
     path: Optional[str] = Field(
         None,
         description="csv/npz/parquet: file path; images: a folder with one sub-folder per class, or a CSV listing "
-        "image paths and labels; hf: a save_to_disk folder, an image folder or a csv/parquet/json file "
-        "(relative to the spec file)",
+        "image paths and labels; hf: a save_to_disk folder, an image folder or a csv/parquet/json file; "
+        "shards: the folder nnctl data convert wrote (relative to the spec file)",
     )
     target: Optional[Union[str, list[str]]] = Field(
         None, description="csv/parquet: target column name(s); images (CSV list): label column"

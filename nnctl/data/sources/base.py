@@ -33,6 +33,7 @@ class Raw:
     layout: Any = None  # csv: its CsvLayout (the feature columns and the categories of categorical ones)
     dropped: int = 0  # examples dropped for a missing value (data.missing: drop | mean)
     groups: np.ndarray | None = None  # csv data.group_by: each example's group (kept on one side of a split)
+    fingerprint: dict | None = None  # {sha256, rows} known without hashing x (shards: from the manifest)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class DataSource:
     takes_name: bool = False  # spelled `<name>:<dataset>` (builtin:iris) instead of just `<name>`
     suffixes: tuple[str, ...] = ()  # input-file suffixes `read_inputs` handles (predict)
     input_dirs: bool = False  # `read_inputs` reads a folder (of image files)
+    folder_markers: tuple[str, ...] = ()  # a folder holding one of these files is this source's input (predict)
     own_keys: tuple[str, ...] = ()  # data-spec keys of OWNED_KEYS this source uses (the others reject them)
 
     def usage(self) -> str:

@@ -33,6 +33,7 @@ from nnctl.data.sources.images import channels, fit_image, same_size
 from nnctl.errors import DataError, did_you_mean
 
 INSTALL = "source hf needs the Hugging Face datasets library: pip install 'nnctl[hf]' (or pip install datasets)"
+SAVED = ("dataset_dict.json", "state.json")  # the files of a folder written by save_to_disk
 READERS = {".csv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "json"}
 
 
@@ -55,7 +56,7 @@ def load_splits(data, base_dir: Path) -> tuple[Path, dict]:
     cache = cache_dir()
     kw = {"cache_dir": str(cache / "hf")} if cache else {}
     try:
-        if p.is_dir() and ((p / "dataset_dict.json").is_file() or (p / "state.json").is_file()):
+        if p.is_dir() and any((p / m).is_file() for m in SAVED):
             d = hd.load_from_disk(str(p))
         elif p.is_dir():
             d = hd.load_dataset("imagefolder", data_dir=str(p), **kw)
@@ -147,6 +148,7 @@ def labels(p: Path, splits: list, col: str) -> tuple[list[np.ndarray], list[str]
 class HfSource(DataSource):
     order = 6
     own_keys = (*IMAGE_KEYS, "hf_split")
+    folder_markers = SAVED
 
     def check(self, data) -> None:
         require(data, "path", "x", "y")
@@ -183,3 +185,24 @@ class HfSource(DataSource):
         xt = inputs(p, sets[1], xs, data) if len(sets) > 1 else None
         origin = f"{p} [{data.hf_split or 'train'}]"
         return Raw(x, ys[0], xt, ys[1] if len(ys) > 1 else None, class_names=names, origin=origin)
+
+    def read_inputs(self, p: Path, data, dataset) -> np.ndarray:
+        """The training input column(s) (`data.x`) of a save_to_disk folder: a dataset, or a DatasetDict's
+        `test` split (else its only split); images decoded and sized as in training."""
+        hd = _hd()
+        try:
+            d = hd.load_from_disk(str(p))
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise DataError(f"{p}: the datasets library cannot read it ({type(e).__name__}: {e})") from None
+        if isinstance(d, hd.DatasetDict):
+            if "test" not in d and len(d) != 1:
+                raise DataError(f"{p}: predict reads its 'test' split, or its only one; it has {', '.join(sorted(d))}")
+            d = d["test"] if "test" in d else next(iter(d.values()))
+        xs = [data.x] if isinstance(data.x, str) else list(data.x)
+        for c in xs:
+            if c not in d.column_names:
+                raise DataError(
+                    f"{p}: no column '{c}' (the run's input).{did_you_mean(c, d.column_names)} "
+                    f"Columns: {', '.join(d.column_names)}"
+                )
+        return inputs(p, d, xs, data)
