@@ -1,6 +1,7 @@
 """Trials per CPU second: a population of P trials in one compiled program against P sequential runs.
 
-    python -m bench.population [--sizes 16,64] [--repeats 3] [--core 0] [--write]
+    python -m bench.population [--sizes 16,64] [--repeats 3] [--core 0] [--only iris] [--json F] [--write]
+    python -m bench.population --combine A.json B.json --write     # one table from several processes
 
 For iris (specs/iris.yaml as shipped: up to 200 epochs, early stopping) and the digits MLP
 (specs/digits_mlp.yaml, `--digits-epochs` epochs), P trials with log-uniform learning rates and weight decays
@@ -60,9 +61,9 @@ def measure(name: str, spec: str, extra: tuple[str, ...], p: int, repeats: int) 
     pop: list[float] = []
     seq: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(repeats + 1):  # round 0: warm-up (compiles, fills the persistent cache)
+        for i in range(repeats + 1):  # round 0: warm-up (compiles; one sequential run compiles what all need)
             a = population(spec, ovs, Path(tmp) / f"pop{i}")
-            b = sequential(spec, ovs, Path(tmp) / f"seq{i}")
+            b = sequential(spec, ovs if i else ovs[:1], Path(tmp) / f"seq{i}")
             if i:
                 pop.append(a)
                 seq.append(b)
@@ -78,7 +79,7 @@ def table(rows: list[dict], core: int | None, when: str) -> str:
 
     lines = [
         f"## Many trials in one program (`python -m bench.population`, {when}, "
-        f"{'pinned to core ' + str(core) if core is not None else 'not pinned'}, CPU seconds)",
+        f"{'each process pinned to one core' if core is not None else 'not pinned'}, CPU seconds)",
         "",
         "P trials (log-uniform learning rate and weight decay) trained as one population (one vmapped program, P "
         "run directories) and as P sequential in-process `train_run`s (programs from the persistent cache), "
@@ -117,7 +118,17 @@ def main() -> None:
     ap.add_argument("--digits-epochs", type=int, default=10)
     ap.add_argument("--only", default="iris,digits-mlp")
     ap.add_argument("--write", action="store_true", help="write the table into bench/RESULTS.md")
+    ap.add_argument("--json", default=str(ROOT / "bench" / "population.json"), help="where the rows go")
+    ap.add_argument("--combine", nargs="*", default=None, help="only make the table from these JSON files")
     a = ap.parse_args()
+    if a.combine is not None:  # e.g. one process per workload, each on its own core
+        rows = [r for f in a.combine for r in json.loads(Path(f).read_text())["rows"]]
+        meta = json.loads(Path(a.combine[0]).read_text())
+        text = table(rows, meta["core"], meta["when"])
+        print(text)
+        if a.write:
+            write(text)
+        return
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {a.core})
     work = {
@@ -129,9 +140,11 @@ def main() -> None:
         spec, extra = work[name]
         for p in (int(s) for s in a.sizes.split(",")):
             rows.append(measure(f"{name}" + (f" ({extra[0]})" if extra else ""), spec, extra, p, a.repeats))
-    text = table(rows, a.core if hasattr(os, "sched_setaffinity") else None, time.strftime("%Y-%m-%d %H:%M UTC"))
+    core = a.core if hasattr(os, "sched_setaffinity") else None
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    text = table(rows, core, when)
     print(text)
-    (ROOT / "bench" / "population.json").write_text(json.dumps(rows, indent=1) + "\n")
+    Path(a.json).write_text(json.dumps({"core": core, "when": when, "rows": rows}, indent=1) + "\n")
     if a.write:
         write(text)
 

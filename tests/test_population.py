@@ -147,7 +147,7 @@ def test_sweep_trains_a_population_of_run_directories(tmp_path):
     f = tmp_path / "s.yaml"
     f.write_text(_sweep(4, "seed", "{int: [0, 9]}"))
     res = run_sweep(str(f), str(tmp_path / "sw"))
-    assert res.progress.done == 4 and res.best is not None
+    assert res.progress.done == 4 and res.best is not None and res.population == 4
     runs = list_runs(tmp_path / "sw")
     assert len(runs) == 4 and {r["status"] for r in runs} <= {"finished", "stopped_early"}
     summaries = [rundir.read_json(tmp_path / "sw" / f"trial-{i:04d}" / rundir.SUMMARY) for i in range(4)]
