@@ -34,11 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- population:start -->", "<!-- population:end -->"
 
 
-def values(p: int, seed: int = 0) -> list[tuple[str, ...]]:
+def values(p: int, decay: str = "train.weight_decay", seed: int = 0) -> list[tuple[str, ...]]:
+    """P (learning rate, weight decay) overrides; `decay`: the path of the spec's weight decay."""
     rng = np.random.default_rng(seed)
     lr = 10 ** rng.uniform(-3.5, -1.5, p)
     wd = 10 ** rng.uniform(-5, -2, p)
-    return [(f"train.optimizer.learning_rate={a:.6g}", f"train.weight_decay={b:.6g}") for a, b in zip(lr, wd)]
+    return [(f"train.optimizer.learning_rate={a:.6g}", f"{decay}={b:.6g}") for a, b in zip(lr, wd)]
 
 
 def population(spec: str, overrides: list[tuple[str, ...]], out: Path) -> float:
@@ -56,8 +57,8 @@ def sequential(spec: str, overrides: list[tuple[str, ...]], out: Path) -> float:
     return time.process_time() - c
 
 
-def measure(name: str, spec: str, extra: tuple[str, ...], p: int, repeats: int) -> dict:
-    ovs = [(*extra, *v) for v in values(p)]
+def measure(name: str, spec: str, extra: tuple[str, ...], decay: str, p: int, repeats: int) -> dict:
+    ovs = [(*extra, *v) for v in values(p, decay)]
     pop: list[float] = []
     seq: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,14 +133,18 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {a.core})
     work = {
-        "iris": (str(ROOT / "specs" / "iris.yaml"), ()),
-        "digits-mlp": (str(ROOT / "specs" / "digits_mlp.yaml"), (f"train.epochs={a.digits_epochs}",)),
+        "iris": (str(ROOT / "specs" / "iris.yaml"), (), "train.weight_decay"),
+        "digits-mlp": (  # adamw: its own decoupled weight decay
+            str(ROOT / "specs" / "digits_mlp.yaml"),
+            (f"train.epochs={a.digits_epochs}",),
+            "train.optimizer.weight_decay",
+        ),
     }
     rows = []
     for name in a.only.split(","):
-        spec, extra = work[name]
+        spec, extra, decay = work[name]
         for p in (int(s) for s in a.sizes.split(",")):
-            rows.append(measure(f"{name}" + (f" ({extra[0]})" if extra else ""), spec, extra, p, a.repeats))
+            rows.append(measure(f"{name}" + (f" ({extra[0]})" if extra else ""), spec, extra, decay, p, a.repeats))
     core = a.core if hasattr(os, "sched_setaffinity") else None
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     text = table(rows, core, when)

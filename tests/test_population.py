@@ -5,6 +5,8 @@ a sweep's population trials are normal run directories."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import jax
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 
 from nnctl import rundir
-from nnctl.app.population import Member, plan_groups, signature, train_group
+from nnctl.app.population import Member, PopulationInterrupted, plan_groups, signature, train_group
 from nnctl.app.runs import list_runs
 from nnctl.app.session import train_run
 from nnctl.app.sweep_space import plan_sweep
@@ -93,6 +95,28 @@ def test_a_stopped_member_is_pruned_alone(runs):
     assert pruned.summary["status"] == "pruned" and [r["epoch"] for r in pruned.records] == [1, 2]
     assert not (pruned.run_dir / rundir.WEIGHTS).exists()  # like a pruned sequential trial
     assert len(rundir.read_json(pruned.run_dir / rundir.SUMMARY)) and (pruned.run_dir / "spec.yaml").exists()
+
+
+def test_a_signal_stops_the_population_and_marks_its_members(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(SPEC)
+
+    def signal_at_first_epoch(r: dict) -> bool:
+        if r["epoch"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return False
+
+    members = [
+        Member(tmp_path / f"p{i}", ov, signal_at_first_epoch if i == 0 else Member.on_epoch)
+        for i, ov in enumerate(VALUES)
+    ]
+    groups, _ = plan_groups(str(f), [m.overrides for m in members])
+    with pytest.raises(PopulationInterrupted) as e:
+        train_group(str(f), groups[0], members)
+    assert e.value.exit_code == 130 and len(e.value.results) == 4
+    for r in e.value.results:
+        assert rundir.read_json(r.run_dir / rundir.SUMMARY)["status"] == "interrupted"
+        assert r.records and (r.run_dir / "metrics.jsonl").exists()
 
 
 def test_signature_ignores_runtime_values_only(tmp_path):

@@ -11,6 +11,7 @@ record, logs, weights, summary with its test score), so `nnctl eval` and `nnctl 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 from dataclasses import dataclass, field
@@ -18,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from nnctl import interrupt, rundir
-from nnctl.app.builder import Built, build
+from nnctl.app.builder import Built, build, check_metrics, early_stopping
 from nnctl.app.fitting import FitResult, StopFlag
-from nnctl.app.hyper import runtime_values
+from nnctl.app.hyper import hyperparams, runtime_values
 from nnctl.app.population_fit import OnEpoch, fit_population, score_members
 from nnctl.app.session import write_final, write_run_info, write_start
 from nnctl.app.summary import summarize
@@ -88,6 +89,7 @@ class Group:
     index: list[int]
     builts: list[Built]
     blocker: str | None
+    key: Any = None  # what identifies the group's program (its signature and data shapes)
 
 
 @dataclass
@@ -110,6 +112,7 @@ def plan_groups(spec_path: str, overrides: list[tuple[str, ...]]) -> tuple[list[
     """Load, prepare and build each member and group them; ({index: error} for members whose values fail)."""
     errors: dict[int, str] = {}
     datas: dict[tuple, Any] = {}
+    firsts: dict[str, Built] = {}
     groups: dict[tuple, list[tuple[int, Built]]] = {}
     for i, ov in enumerate(overrides):
         try:
@@ -118,15 +121,33 @@ def plan_groups(spec_path: str, overrides: list[tuple[str, ...]]) -> tuple[list[
             key = (sig, loaded.spec.seed)
             if key not in datas:
                 datas[key] = prepare(loaded.spec, loaded.analysis, loaded.base_dir)
-            b = build(loaded, datas[key])
+            b = _built(firsts.get(sig), loaded, datas[key])
         except NnctlError as e:
             errors[i] = str(e)
             continue
-        d = b.data
-        shapes = tuple(None if a is None else a.shape for a in (d.x_train, d.y_train, d.x_val, d.y_val, d.x_test))
-        groups.setdefault((sig, shapes), []).append((i, b))
-    out = [Group([i for i, _ in g], [b for _, b in g], blocker(g[0][1])) for g in groups.values()]
+        firsts.setdefault(sig, b)
+        groups.setdefault((sig, _shapes(b)), []).append((i, b))
+    out = [Group([i for i, _ in g], [b for _, b in g], blocker(g[0][1]), k) for k, g in groups.items()]
     return out, errors
+
+
+def _shapes(b: Built) -> tuple:
+    d = b.data
+    return tuple(None if a is None else a.shape for a in (d.x_train, d.y_train, d.x_val, d.y_val, d.x_test))
+
+
+def _built(first: Built | None, loaded: Any, data: Any) -> Built:
+    """A member's Built: built in full for the first member of a signature; for the others (the same spec up
+    to runtime values, data of the same shapes) the first one's objective and loop with their own spec, data
+    and runtime inputs, which is all that differs (tracing the objective again costs more than the member)."""
+    if first is None:
+        return build(loaded, data)
+    b = dataclasses.replace(first, loaded=loaded, data=data)
+    if _shapes(b) != _shapes(first):
+        return build(loaded, data)
+    check_metrics(loaded, data.task)
+    _, es, _ = early_stopping(loaded.spec, data)
+    return dataclasses.replace(b, hp=hyperparams(loaded.spec, es, first.loop.max_steps))
 
 
 def train_group(spec_path: str, group: Group, members: list[Member], target_chunk_s: float = 0.25) -> list:
@@ -149,13 +170,13 @@ def train_group(spec_path: str, group: Group, members: list[Member], target_chun
         stop = StopFlag()
         old = {s: signal.signal(s, stop) for s in interrupt.SIGNALS}
         try:
-            fit = fit_population(group.builts, callbacks, stop, target_chunk_s)
+            fit = fit_population(group.builts, callbacks, stop, target_chunk_s, _program_key(group))
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
         for lg in logs:
             lg.close()
-        tests = score_members(group.builts, fit.results)
+        tests = score_members(group.builts, fit.results, _program_key(group))
         n = len(chosen)
         parts = zip(group.builts, runs, fit.results, tests)
         results = [_write(b, run, r, t, i, n) for i, (b, run, r, t) in enumerate(parts)]
@@ -173,6 +194,11 @@ def train_group(spec_path: str, group: Group, members: list[Member], target_chun
             results,
         )
     return results
+
+
+def _program_key(group: Group) -> Any:
+    own = not all(b.data is group.builts[0].data for b in group.builts)
+    return None if group.key is None else (group.key, len(group.builts), own)
 
 
 def _logged(logs: RunLogs, on_epoch: OnEpoch) -> OnEpoch:

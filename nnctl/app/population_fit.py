@@ -55,25 +55,31 @@ def member_data(builts: list[Built]) -> tuple[bool, tuple, tuple | None]:
 
 
 def fit_population(
-    builts: list[Built], on_epoch: list[OnEpoch], stop: StopFlag | None = None, target_chunk_s: float = 0.25
+    builts: list[Built],
+    on_epoch: list[OnEpoch],
+    stop: StopFlag | None = None,
+    target_chunk_s: float = 0.25,
+    key: Any = None,
 ) -> PopulationFit:
-    """Train the members (built specs that differ only in runtime inputs and their data split) at once."""
+    """Train the members (built specs that differ only in runtime inputs and their data split) at once.
+    `key`: what identifies the program (nnctl.app.population.signature, member count, shapes); a later
+    population with the same key reuses its programs in this process instead of tracing them again."""
     configure()
     cache0 = cache_count()
     stop = stop or StopFlag()
     b0, p = builts[0], len(builts)
     own, train, val = member_data(builts)
-    pop = Population(b0.lifted(), own)
     hp = stack([b.hp for b in builts])
     epochs = np.asarray([b.epochs for b in builts], np.int32)
-    cap = min(CAPACITY, 1 << max(int(epochs.max()) - 1, 0).bit_length())
     t0, c0 = time.perf_counter(), time.process_time()
-    carry = jax.jit(pop.start, static_argnums=1)(hp, tuple(b0.data.input_shape))
-    compiled = (
-        jax.jit(lambda h, c, tr, va, lim: pop.chunk(h, c, tr, va, lim, cap), donate_argnums=1)
-        .lower(hp, carry, train, val, jnp.asarray(epochs))
-        .compile()
-    )
+    fns = _PROGRAMS.get(key) if key is not None else None
+    if fns is None:
+        cap = min(CAPACITY, 1 << max(int(epochs.max()) - 1, 0).bit_length())  # records: the next power of two
+        fns = _Programs.make(Population(b0.lifted(), own), b0, cap)
+        _remember(key, fns)
+    carry = fns.start(hp, tuple(b0.data.input_shape))
+    compiled = fns.compiled(hp, carry, train, val, jnp.asarray(epochs))
+    cap = fns.cap
     compile_s, compile_cpu = time.perf_counter() - t0, time.process_time() - c0
     records: list[list[dict]] = [[] for _ in builts]
     pruned = [False] * p
@@ -98,6 +104,44 @@ def fit_population(
         for i in range(p)
     ]
     return PopulationFit(results, pruned, stop.signum is not None)
+
+
+@dataclass
+class _Programs:
+    """The jitted programs of one population shape: start, the multi-epoch chunk (compiled on first use)
+    and the test scoring."""
+
+    start: Callable
+    chunk: Any  # jax.jit of the chunk (lowered and compiled on first use)
+    score: Callable
+    cap: int
+    done: Any = None  # the compiled chunk
+
+    @classmethod
+    def make(cls, pop: Population, b0: Built, cap: int) -> _Programs:
+        n_test = 0 if b0.data.x_test is None else len(b0.data.x_test)
+        return cls(
+            start=jax.jit(pop.start, static_argnums=1),
+            chunk=jax.jit(lambda h, c, tr, va, lim: pop.chunk(h, c, tr, va, lim, cap), donate_argnums=1),
+            score=jax.jit(lambda w, d: pop.evaluate(w, d, n_test, b0.loop)),
+            cap=cap,
+        )
+
+    def compiled(self, *args: Any) -> Callable:
+        if self.done is None:
+            self.done = self.chunk.lower(*args).compile()
+        return self.done
+
+
+_PROGRAMS: dict[Any, _Programs] = {}  # by key, the latest few: a sweep's rounds share one shape
+
+
+def _remember(key: Any, fns: _Programs) -> None:
+    if key is None:
+        return
+    while len(_PROGRAMS) >= 4:
+        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+    _PROGRAMS[key] = fns
 
 
 def _emit(rows: list[list[dict]], records: list[list[dict]], pruned: list[bool], on_epoch: list, secs: float) -> None:
@@ -140,18 +184,20 @@ def _result(
     return FitResult(carry, records, compile_s, train_s, status, reason, weights, None, None, cache, compile_cpu)
 
 
-def score_members(builts: list[Built], fits: list[FitResult]) -> list[dict | None]:
+def score_members(builts: list[Built], fits: list[FitResult], key: Any = None) -> list[dict | None]:
     """Each member's score on its test split, all in one program (None: no test split, or not wanted)."""
     b0 = builts[0]
     if b0.data.x_test is None or not b0.loaded.spec.train.evaluate_test:
         return [None] * len(builts)
     own = not all(b.data is b0.data for b in builts)
-    pop = Population(b0.lifted(), own)
+    fns = _PROGRAMS.get(key) if key is not None else None
+    if fns is None:
+        fns = _Programs.make(Population(b0.lifted(), own), b0, 1)
     weights = stack([f.weights for f in fits])
     x = np.stack([np.asarray(b.data.x_test) for b in builts]) if own else b0.data.x_test
     y = np.stack([np.asarray(b.data.y_test) for b in builts]) if own else b0.data.y_test
     n = len(b0.data.x_test)
-    sums = jax.jit(lambda w, d: pop.evaluate(w, d, n, b0.loop))(weights, (jnp.asarray(x), jnp.asarray(y)))
+    sums = fns.score(weights, (jnp.asarray(x), jnp.asarray(y)))
     return [
         None if f.status == "interrupted" else {"split": "test", **result_of_sums(b, member(sums, i), n)}
         for i, (b, f) in enumerate(zip(builts, fits))
