@@ -83,9 +83,11 @@ def table(rows: list[dict], core: int | None, when: str) -> str:
         f"{'each process pinned to one core' if core is not None else 'not pinned'}, CPU seconds)",
         "",
         "P trials (log-uniform learning rate and weight decay) trained as one population (one vmapped program, P "
-        "run directories) and as P sequential in-process `train_run`s (programs from the persistent cache), "
-        "interleaved, after a warm-up. The machine is shared with other engineers' jobs, so the figures are CPU "
-        "seconds of the measuring process (user + system), medians with min–max.",
+        "run directories; its programs traced once per process, as later rounds of a sweep reuse them) and as P "
+        "sequential in-process `train_run`s (each traced again, its programs loaded from the persistent cache, "
+        "as sequential sweep trials are), interleaved, after a warm-up round that is not counted. Both write full "
+        "run directories and score the test split. The machine is shared with other engineers' jobs, so the "
+        "figures are CPU seconds of the measuring process (user + system), medians with min–max.",
         "",
         "| workload | trials | population CPU s | sequential CPU s | population trials/s | sequential trials/s | "
         "speed-up |",
