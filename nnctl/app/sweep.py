@@ -153,7 +153,7 @@ def run_sweep(
     recover_stale(study)
     budget = min(n_trials or plan.search.trials, grid_size(plan) or sys.maxsize)
     deadline = time.time() + plan.search.timeout if plan.search.timeout else None
-    report = _reporter(study, budget, workers, plan.direction, on_progress)
+    report = _reporter(study, budget, workers * plan.population, plan.direction, on_progress)  # ETA: P at once
     interrupted = False
     try:
         if workers == 1:
