@@ -99,6 +99,13 @@ def table(rows: list[dict], core: int | None, when: str) -> str:
             f"| {r['workload']} | {r['trials']} | {spread(r['population_cpu_s'])} | {spread(r['sequential_cpu_s'])} "
             f"| {r['trials'] / pm:.1f} | {r['trials'] / sm:.2f} | {sm / pm:.1f}× |"
         )
+    if any("whole" in r["workload"] for r in rows):
+        lines += [
+            "",
+            "The whole-`nnctl sweep` row (`python -m bench.population_sweep`) times fresh `nnctl sweep` processes "
+            "pinned to one core: it also counts start-up, Optuna, tracing the population's program once, and the "
+            "plots, which a single round of P trials does not amortise.",
+        ]
     return "\n".join(lines) + "\n"
 
 
