@@ -1,5 +1,6 @@
 """The Optuna side of a sweep: storage, study, sampler, pruner, distributions, and the trial states a sweep
-reads back (done, pruned, failed, stale).
+reads back (done, pruned, failed, stale), and what every trial does with it whether it trains alone or in a
+population (`claim` its run directory, `finish`/`tell` its score).
 
 Default storage is an Optuna journal file in the sweep directory (safe for several processes on one machine,
 and what makes a rerun resume); `--storage` takes any SQLAlchemy URL Optuna accepts (`postgresql://...` lets
