@@ -34,7 +34,7 @@ def score(b: Built, weights: dict, split: str) -> dict:
 def score_arrays(b: Built, weights: dict, x: np.ndarray, y: np.ndarray) -> dict:
     """{examples, metrics, task[, confusion_matrix, class_names]} of `weights` on examples `x`, `y` (prepared
     like the run's data: scaled, encoded)."""
-    data, loop = b.data, b.loop
+    loop = b.loop
     state = TrainState(
         params=weights["params"], model_state=weights["model_state"], opt_state=None, step=jnp.int32(0)
     )  # evaluation reads the weights only
@@ -42,9 +42,14 @@ def score_arrays(b: Built, weights: dict, x: np.ndarray, y: np.ndarray) -> dict:
         sums = stream_evaluate(loop, stream_fns(loop), state, x, y, jax.device_put, b.window, b.prefetch)
     else:
         sums = jax.jit(lambda s, d: loop.evaluate(s, d, len(x)))(state, (jnp.asarray(x), jnp.asarray(y)))
-    out = {k: float(v) for k, v in loop.obj.finalize(sums).items()}
-    result = {"examples": int(len(x)), "metrics": out, "task": data.task}
+    return result_of_sums(b, sums, len(x))
+
+
+def result_of_sums(b: Built, sums: dict, n: int) -> dict:
+    """{examples, metrics, task[, confusion_matrix, class_names]} from the evaluation sums of `n` examples."""
+    out = {k: float(v) for k, v in b.loop.obj.finalize(sums).items()}
+    result = {"examples": int(n), "metrics": out, "task": b.data.task}
     if "confusion" in sums:
         result["confusion_matrix"] = np.asarray(sums["confusion"]).astype(int).tolist()
-        result["class_names"] = data.class_names
+        result["class_names"] = b.data.class_names
     return result

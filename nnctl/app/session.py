@@ -93,13 +93,13 @@ def train_run(
             lock.release()
             shutil.rmtree(run, ignore_errors=True)
             interrupt.check(f"the new run directory {run} was removed again")
-        _disk_guard(run, None, lambda: _write_start(run, loaded, spec_path, ov, b.data))
+        _disk_guard(run, None, lambda: write_start(run, loaded, spec_path, ov, b.data))
         return _session(b, run, None, on_start, on_epoch)
     finally:
         lock.release()
 
 
-def _write_start(run: Path, loaded: Loaded, spec_path: str, ov: tuple[str, ...], data: Dataset) -> None:
+def write_start(run: Path, loaded: Loaded, spec_path: str, ov: tuple[str, ...], data: Dataset) -> None:
     rundir.write_spec(run, resolved_paths(loaded))
     save_data_record(run, data)  # what eval must score: the data's fingerprint and the split
     origin = {"spec_file": str(Path(spec_path).resolve()), "spec_dir": str(Path(loaded.base_dir).resolve())}
@@ -198,7 +198,7 @@ def _session(b: Built, run: Path, start: Resume | None, on_start: OnStart, on_ep
         if early is not None:
             stop(early, None)
         res = _disk_guard(run, start, lambda: _fit(b, run, start, on_start, on_epoch, stop))
-        summary = _disk_guard(run, start, lambda: _write_final(b, run, res, start))
+        summary = _disk_guard(run, start, lambda: write_final(b, run, res, start))
     finally:  # the handlers stay until the final files are written: a signal now is noted, not fatal
         _restore_handlers(old)
     if stop.signum is not None and res.status == "interrupted":  # a signal after the last epoch changes nothing
@@ -215,7 +215,7 @@ def _fit(b: Built, run: Path, start: Resume | None, on_start: OnStart, on_epoch:
     t = b.loaded.spec.train
     ck = t.checkpoint
     ckpt = checkpoint.Checkpointer(run, resolved_paths(b.loaded), ck.every_epochs if ck else None, ck.keep if ck else 3)
-    _write_run_info(run, start)
+    write_run_info(run, start)
     logs = RunLogs(run, tuple(t.log), start.epoch if start is not None else None)
     ckpt.before_save = logs.flush  # a checkpoint's epochs are in the logs before the checkpoint exists
     for n in logs.notes:
@@ -267,7 +267,7 @@ def _disk_guard(run: Path, start: Resume | None, fn: Callable[[], Any]) -> Any:
         raise RunDirError(f"cannot write the run directory {run}: {where}{e.strerror or e}; {then}") from None
 
 
-def _write_run_info(run: Path, start: Resume | None) -> None:
+def write_run_info(run: Path, start: Resume | None) -> None:
     info = rundir.read_json(run / rundir.RUN) if start is not None and (run / rundir.RUN).exists() else {}
     info.setdefault("started_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
     info.update(pid=os.getpid(), host=socket.gethostname())
@@ -277,7 +277,9 @@ def _write_run_info(run: Path, start: Resume | None) -> None:
     rundir.write_json(run / rundir.RUN, info)
 
 
-def _write_final(b: Built, run: Path, res: FitResult, start: Resume | None) -> dict:
+def write_final(b: Built, run: Path, res: FitResult, start: Resume | None, test: dict | None = None) -> dict:
+    """Weights, optimizer state, scalers and summary.json of a fit; `test`: its test score when the caller
+    computed it already (a population scores all its members in one program), else scored here."""
     data, carry = b.data, res.carry
     rundir.write_state(
         run,
@@ -300,7 +302,8 @@ def _write_final(b: Built, run: Path, res: FitResult, start: Resume | None) -> d
             f"(lower the learning rate or clip gradients; train.max_skipped_epochs sets {n})"
         )
     if b.loaded.spec.train.evaluate_test and data.x_test is not None and res.status != "interrupted":
-        summary["test"] = score(b, res.weights, "test")  # the held-out split, in this process
+        # the held-out split, in this process
+        summary["test"] = test if test is not None else score(b, res.weights, "test")
     rundir.write_json(run / rundir.SUMMARY, summary)
     return summary
 
@@ -310,4 +313,4 @@ def _restore_handlers(old: dict) -> None:
         signal.signal(sig, h)
 
 
-__all__ = ["TrainResult", "train_run", "resume_run", "carry_template", "Carry"]
+__all__ = ["TrainResult", "train_run", "resume_run", "carry_template", "Carry", "write_start", "write_final"]

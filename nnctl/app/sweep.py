@@ -74,6 +74,8 @@ class SweepResult:
     top: list[dict]
     files: list[str] = field(default_factory=list)
     skipped_plots: dict[str, str] = field(default_factory=dict)
+    population: int = 1  # trials trained at once as one compiled program
+    population_note: str | None = None  # why population: auto trained one trial at a time
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +89,8 @@ class SweepResult:
             "top": self.top,
             "files": self.files,
             "skipped_plots": self.skipped_plots,
+            "population": self.population,
+            "population_note": self.population_note,
         }
 
 
@@ -149,7 +153,7 @@ def run_sweep(
     recover_stale(study)
     budget = min(n_trials or plan.search.trials, grid_size(plan) or sys.maxsize)
     deadline = time.time() + plan.search.timeout if plan.search.timeout else None
-    report = _reporter(study, budget, workers, plan.direction, on_progress)
+    report = _reporter(study, budget, workers * plan.population, plan.direction, on_progress)  # ETA: P at once
     interrupted = False
     try:
         if workers == 1:
@@ -204,6 +208,8 @@ def _result(
         top_rows(ts, plan.direction),
         written["files"],
         written["skipped_plots"],
+        plan.population,
+        plan.population_note,
     )
     rundir.write_json(sweep_dir / "sweep.json", res.to_dict())
     return res

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from nnctl.app.population import runtime_paths
 from nnctl.data.peek import resolve
 from nnctl.errors import Problem, SpecError, choices_text, did_you_mean
 from nnctl.metrics import METRICS
@@ -41,6 +42,8 @@ class Plan:
     metric: str  # as the user writes it: val_accuracy
     key: str  # as the records hold it: val/accuracy
     direction: str  # minimize | maximize
+    population: int = 1  # trials trained at once as one program (nnctl.app.population)
+    population_note: str | None = None  # why `population: auto` trains one trial at a time
 
     def fingerprint(self) -> dict:
         """What a study must agree on to be continued: the space, the metric and the base spec."""
@@ -87,10 +90,52 @@ def plan_sweep(spec_path: str, check_corners: bool = True) -> Plan:
             for p, d in search.space.items()
             if d.kind == "float" and d.step is None
         ]
+    size, note = 1, None
+    if not problems and search.population != 1:
+        size, note, more = _population(loaded, search, base)
+        problems += more
     if problems:
         raise SpecError(problems)
     name = loaded.spec.name or Path(spec_path).stem
-    return Plan(spec_path, loaded, search, base, name, metric, key, direction)
+    return Plan(spec_path, loaded, search, base, name, metric, key, direction, size, note)
+
+
+AUTO_POPULATION = 16  # `population: auto`: trials per program (measured in bench/RESULTS.md)
+
+
+def _population(loaded: Loaded, search: SearchSpec, base: dict) -> tuple[int, str | None, list[Problem]]:
+    """(population size, why auto falls back to one trial at a time, problems): every searched path must be a
+    runtime input of the compiled programs (nnctl.app.population.runtime_paths) at the space's high corner."""
+    high = {p: d.corners()[-1] for p, d in search.space.items()}
+    spec = load_text(yaml.safe_dump(base, sort_keys=False), loaded.file, trial_overrides(high), loaded.base_dir).spec
+    runtime = runtime_paths(spec)
+    shaping = [p for p in search.space if p not in runtime]
+    blocked = None if spec.model.init_from is None else "model.init_from"
+    blocked = blocked or (None if spec.train.checkpoint is None else "train.checkpoint")
+    auto = search.population == "auto"
+    size = min(AUTO_POPULATION, search.trials) if auto else int(search.population)
+    if not shaping and blocked is None:
+        return size, None, []
+    allowed = "learning rate and schedule values, weight decay, momentum, eps, seed, early-stopping settings"
+    if auto:
+        why = f"{shaping[0]} changes the compiled program" if shaping else f"the spec sets {blocked}"
+        return 1, f"population: auto trains one trial at a time: {why}", []
+    if blocked is not None:
+        at: tuple = ("search", "population")
+        return 1, None, [loaded.problem(at, f"a population cannot train a spec with {blocked}: remove one of them")]
+    return (
+        1,
+        None,
+        [
+            loaded.problem(
+                ("search", "space", p),
+                f"{p} forces sequential trials: search.population trains trials that differ only in runtime "
+                f"hyperparameters ({allowed}); use population: auto or 1, or search this path in another sweep",
+                key=True,
+            )
+            for p in shaping
+        ],
+    )
 
 
 def _metric(loaded: Loaded, search: SearchSpec) -> tuple[str, str, str]:

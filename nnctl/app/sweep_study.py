@@ -1,5 +1,6 @@
 """The Optuna side of a sweep: storage, study, sampler, pruner, distributions, and the trial states a sweep
-reads back (done, pruned, failed, stale).
+reads back (done, pruned, failed, stale), and what every trial does with it whether it trains alone or in a
+population (`claim` its run directory, `finish`/`tell` its score).
 
 Default storage is an Optuna journal file in the sweep directory (safe for several processes on one machine,
 and what makes a rerun resume); `--storage` takes any SQLAlchemy URL Optuna accepts (`postgresql://...` lets
@@ -8,6 +9,8 @@ machines share a study; `sqlite:///...` for one machine).
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import socket
 import warnings
@@ -18,7 +21,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from nnctl.app.runs import pid_alive
 from nnctl.app.sweep_space import Plan
@@ -31,6 +34,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 FINGERPRINT = "nnctl_sweep"  # the study's user attribute holding the plan's fingerprint
 SURPLUS = "surplus"  # a trial asked after the budget was reached by other workers: dropped, never trained
 INTERRUPTED = "interrupted"
+BASE = "base.yaml"  # the spec trials start from: the user's spec without `search`, data paths absolute
 
 
 def masked(url: str) -> str:
@@ -183,3 +187,42 @@ def recover_stale(study: optuna.Study) -> int:
         study.enqueue_trial(t.params, skip_if_exists=True)
         n += 1
     return n
+
+
+def claim(sweep_dir: Path, trial: Trial) -> Path:
+    """The trial's run directory, and the user attributes that let a rerun find a dead worker's trial."""
+    run_dir = sweep_dir / f"trial-{trial.number:04d}"
+    trial.set_user_attr("pid", os.getpid())
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("run_dir", str(run_dir))
+    return run_dir
+
+
+def finish(plan: Plan, study: optuna.Study, trial: Trial, records: list[dict], summary: dict) -> None:
+    """Tell the study a trained trial's score: its best epoch's value of the search metric."""
+    trial.set_user_attr("epochs", len(records))
+    trial.set_user_attr("status", summary.get("status"))
+    value = best_value([r.get(plan.key) for r in records], plan.direction)
+    if value is None:
+        trial.set_user_attr("error", f"no finite {plan.metric} in any epoch")
+        tell(study, trial, state=TrialState.FAIL)
+        return
+    tell(study, trial, value)
+
+
+def tell(study: optuna.Study, trial: Trial, value: float | None = None, state: TrialState | None = None) -> None:
+    """`study.tell`, where the grid sampler's "grid exhausted" (a `study.stop()` outside `optimize`, which
+    raises after the trial is stored) is not an error: the budget check ends the loop."""
+    try:
+        study.tell(trial, value, state=state)
+    except RuntimeError as e:
+        if "Study.stop" not in str(e):
+            raise
+
+
+def best_value(values: list, direction: str) -> float | None:
+    """The best finite value of a metric over epochs (what restore_best keeps), or None."""
+    ok = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not ok:
+        return None
+    return max(ok) if direction == "maximize" else min(ok)

@@ -10,8 +10,6 @@ its values again, so a rerun trains them first.
 from __future__ import annotations
 
 import math
-import os
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,11 +19,10 @@ from optuna.trial import Trial, TrialState
 
 from nnctl import rundir
 from nnctl.app.session import train_run
+from nnctl.app.sweep_population import population_round
 from nnctl.app.sweep_space import Plan, trial_overrides
-from nnctl.app.sweep_study import INTERRUPTED, SURPLUS, counted, distributions, trials
+from nnctl.app.sweep_study import BASE, INTERRUPTED, SURPLUS, claim, counted, distributions, finish, tell, trials
 from nnctl.errors import NnctlError, TrainingInterrupted
-
-BASE = "base.yaml"  # the spec trials start from: the user's spec without `search`, data paths absolute
 
 
 def run_trials(
@@ -42,26 +39,31 @@ def run_trials(
         TrainingInterrupted / KeyboardInterrupt: a signal; the trial in flight is marked and queued again.
     """
     dists = distributions(plan)
-    while (deadline is None or time.time() < deadline) and counted(trials(study)) < budget:
-        trial = study.ask(dists)
-        ahead = [
-            t
-            for t in trials(study)
-            if t.number < trial.number and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-        ]
-        if len(ahead) >= budget:  # another worker took the last place between our count and our ask
-            trial.set_user_attr(SURPLUS, True)
-            tell(study, trial, state=TrialState.FAIL)
-            return
-        one_trial(plan, sweep_dir, study, trial)
+    while (deadline is None or time.time() < deadline) and (left := budget - counted(trials(study))) > 0:
+        asked = []
+        for _ in range(min(plan.population, left)):  # population > 1: ask for that many, train them at once
+            trial = study.ask(dists)
+            ahead = [
+                t
+                for t in trials(study)
+                if t.number < trial.number and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+            ]
+            if len(ahead) >= budget:  # another worker took the last place between our count and our ask
+                trial.set_user_attr(SURPLUS, True)
+                tell(study, trial, state=TrialState.FAIL)
+                break
+            asked.append(trial)
+        if len(asked) > 1:
+            population_round(plan, sweep_dir, study, asked, one_trial)
+        elif asked:
+            one_trial(plan, sweep_dir, study, asked[0])
         on_trial()
+        if len(asked) < min(plan.population, left):
+            return
 
 
 def one_trial(plan: Plan, sweep_dir: Path, study: optuna.Study, trial: Trial) -> None:
-    run_dir = sweep_dir / f"trial-{trial.number:04d}"
-    trial.set_user_attr("pid", os.getpid())
-    trial.set_user_attr("host", socket.gethostname())
-    trial.set_user_attr("run_dir", str(run_dir))
+    run_dir = claim(sweep_dir, trial)
     seen: list[int] = []
 
     def on_epoch(r: dict) -> None:
@@ -89,32 +91,7 @@ def one_trial(plan: Plan, sweep_dir: Path, study: optuna.Study, trial: Trial) ->
         trial.set_user_attr("error", str(e))
         tell(study, trial, state=TrialState.FAIL)
         return
-    trial.set_user_attr("epochs", len(res.records))
-    trial.set_user_attr("status", res.summary.get("status"))
-    value = best_value([r.get(plan.key) for r in res.records], plan.direction)
-    if value is None:
-        trial.set_user_attr("error", f"no finite {plan.metric} in any epoch")
-        tell(study, trial, state=TrialState.FAIL)
-        return
-    tell(study, trial, value)
-
-
-def tell(study: optuna.Study, trial: Trial, value: float | None = None, state: TrialState | None = None) -> None:
-    """`study.tell`, where the grid sampler's "grid exhausted" (a `study.stop()` outside `optimize`, which
-    raises after the trial is stored) is not an error: the budget check ends the loop."""
-    try:
-        study.tell(trial, value, state=state)
-    except RuntimeError as e:
-        if "Study.stop" not in str(e):
-            raise
-
-
-def best_value(values: list, direction: str) -> float | None:
-    """The best finite value of a metric over epochs (what restore_best keeps), or None."""
-    ok = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if not ok:
-        return None
-    return max(ok) if direction == "maximize" else min(ok)
+    finish(plan, study, trial, res.records, res.summary)
 
 
 def _mark_pruned(run_dir: Path, epoch: int) -> None:

@@ -93,5 +93,9 @@ def _render(res) -> None:
     if res.best is not None:
         c.print(f"best: trial {res.best['trial']} {res.metric} {fmt(res.best['value'])}: {res.best['run_dir']}")
         c.print(f"train it again: nnctl train {res.sweep_dir}/best.yaml")
+    if res.population > 1:
+        c.print(f"population: {res.population} trials trained at once per compiled program")
+    if res.population_note:
+        c.print(esc(res.population_note))
     for name, why in res.skipped_plots.items():
         c.print(f"no {name}: {esc(why)}")

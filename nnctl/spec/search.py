@@ -127,6 +127,12 @@ class SearchSpec(Strict):
         "median", description="stop unpromising trials early from their per-epoch validation records"
     )
     seed: Optional[int] = Field(None, ge=0, description="the sampler's seed (default: the spec's seed)")
+    population: Union[Literal["auto"], Annotated[int, Field(ge=1)]] = Field(
+        1,
+        description="trials trained at once as one compiled program (jax.vmap); needs every searched path to be "
+        "a runtime hyperparameter (learning rate, schedule values, weight decay, momentum, eps, seed, "
+        "early-stopping settings). auto: 16 (at most `trials`) when the space allows it, else one at a time",
+    )
 
     @field_validator("space")
     @classmethod
