@@ -105,9 +105,8 @@ def build(loaded: Loaded, data: Dataset) -> Built:
         probe=probe_for(spec, data.x_train, data.y_train) if t.diagnostics else None,
     )
     where = choose_placement(t.data_placement, data_bytes(data.x_train, data.y_train, data.x_val, data.y_val))
-    if where != "stream":  # rows on disk (data.source: shards) that are to live on the device: read them now
-        lazy = ("x_train", "x_val", "x_test", "y_train", "y_val", "y_test")  # y: an autoencoder's targets
-        data = dataclasses.replace(data, **{k: materialized(getattr(data, k)) for k in lazy})
+    if where != "stream":
+        data = _in_memory(data)
     batch_bytes = bs * (data.x_train[:1].nbytes + data.y_train[:1].nbytes)
     return Built(
         loaded=loaded,
@@ -124,6 +123,12 @@ def build(loaded: Loaded, data: Dataset) -> Built:
         hp=hyperparams(spec, es, loop.max_steps),  # the runtime inputs and the loop that reads them
         loop_for=_loop_for(kind, ctx, loop),
     )
+
+
+def _in_memory(data: Dataset) -> Dataset:
+    """Rows on disk (data.source: shards) that are to live on the device, read now (y: an autoencoder's targets)."""
+    lazy = ("x_train", "x_val", "x_test", "y_train", "y_val", "y_test")
+    return dataclasses.replace(data, **{k: materialized(getattr(data, k)) for k in lazy})
 
 
 def _loop_for(kind: Any, ctx: BuildContext, loop: Loop) -> Callable[[Any], Loop]:
