@@ -237,7 +237,7 @@ def transfer(d: Path) -> Values:
     new = np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(after["dense_2"])])
     return {
         "acc": pct(metrics(run)["accuracy"]),
-        "src_best": str(summary(source)["best_epoch"]),
+        "src_stop": str(summary(source)["epochs_run"]),
         "src_acc": pct(metrics(source)["accuracy"]),
         "moved": f"{100 * np.linalg.norm(new - old) / np.linalg.norm(old):.0f}%",
     }

@@ -235,7 +235,7 @@ CLAIMS = [
             (README, "{acc}"),
             (
                 "specs/transfer_digits.yaml",
-                "from a digits-mlp run\n# that stopped early at epoch {src_best} with test accuracy {src_acc}): test"
+                "from a digits-mlp run\n# that stopped early at epoch {src_stop} with test accuracy {src_acc}): test"
                 " accuracy {acc}; dense_0 identical to the\n# source bit for bit, dense_2 moved by {moved} (relative",
             ),
         ),
