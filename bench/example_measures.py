@@ -75,9 +75,12 @@ def backprop(d: Path) -> Values:
 def iris(d: Path) -> Values:
     spec = "specs/iris.yaml"
     accs = [metrics(trained(spec, d, (f"seed={s}",) if s else ()))["accuracy"] for s in range(5)]
-    best = summary(trained(spec, d))["best_epoch"]
-    return {"acc": pct(accs[0]), "lo": pct(min(accs)), "hi": pct(max(accs)), "mean": pct(float(np.mean(accs)))} | {
-        "best": str(best)
+    return {
+        "acc": pct(accs[0]),
+        "lo": pct(min(accs)),
+        "hi": pct(max(accs)),
+        "mean": pct(float(np.mean(accs))),
+        "best": str(summary(trained(spec, d))["best_epoch"]),
     }
 
 
