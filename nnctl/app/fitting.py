@@ -47,6 +47,7 @@ class FitResult:
     transfer: dict | None = None  # model.init_from: what was copied, skipped, new
     cache: CacheCount | None = None  # this session's compilations: asked of the persistent cache, served by it
     compile_cpu_s: float = 0.0  # CPU seconds of this process (all threads) while compiling, this session only
+    train_cpu_s: float = 0.0  # CPU seconds of this process (all threads) while training, this session only
 
 
 class StopFlag:
@@ -82,6 +83,7 @@ class _Run:
     compile_s: float = 0.0
     compile_cpu_s: float = 0.0  # process CPU time over the same intervals as compile_s (this session)
     train_s: float = 0.0
+    train_cpu_s: float = 0.0  # process CPU time over the same intervals as train_s (this session)
     saved_epoch: int = 0
     saved_path: Path | None = None
     fresh: int = 0  # records before this session (a resumed run's)
@@ -179,6 +181,7 @@ def fit(
         transfer,
         cache_count().since(cache0),
         run.compile_cpu_s,
+        run.train_cpu_s,
     )
 
 
@@ -209,7 +212,7 @@ def _fused(run: _Run, carry: Carry, put: Callable, target_chunk_s: float) -> Car
     run.compile_cpu_s += time.process_time() - c
     k, e_next, stopped = 1, int(carry.epoch), bool(carry.stopped)
     inflight = None  # (records on the device, first epoch, epoch limit) of the call running
-    t_mark = time.perf_counter()
+    t_mark, c_mark = time.perf_counter(), time.process_time()
     while True:
         more = not stopped and e_next < b.epochs and not run.halted()
         if inflight is not None and ckpt is not None and ckpt.due(inflight[2]):
@@ -223,9 +226,10 @@ def _fused(run: _Run, carry: Carry, put: Callable, target_chunk_s: float) -> Car
             return carry
         if inflight is not None:
             recs = stack_records(inflight[0])  # waits for that call only
-            now = time.perf_counter()
+            now, cpu = time.perf_counter(), time.process_time()
             secs, t_mark = now - t_mark, now
             run.train_s += secs
+            run.train_cpu_s, c_mark = run.train_cpu_s + cpu - c_mark, cpu
             run.emit(recs, secs)
             stopped = stopped or len(recs) < inflight[2] - inflight[1]
             if new is None:
@@ -247,14 +251,14 @@ def _host_driven(run: _Run, carry: Carry, put: Callable) -> Carry:
         snapshot = jax.tree.map(lambda a: np.array(a, copy=True), carry)  # what a mid-epoch signal saves
         idx, mask = fns.perm(epoch)
         state, sums, counters = carry.state, *fns.sums0()
-        t_first = None
+        t_first = c_first = None
         gen = calls(state, sums, counters, epoch, idx, mask)
         for state, sums, counters, last in gen:  # noqa: B007  (the last values are the epoch's result)
             if run.first_call() and t_first is None:  # the session's first call compiles: compile time
                 jax.block_until_ready(sums)
                 run.compile_s += time.perf_counter() - t
                 run.compile_cpu_s += time.process_time() - c
-                t_first = time.perf_counter()
+                t_first, c_first = time.perf_counter(), time.process_time()
             if run.stop.signum is not None and not last:
                 gen.close()
                 return snapshot  # the partial epoch is dropped
@@ -265,10 +269,12 @@ def _host_driven(run: _Run, carry: Carry, put: Callable) -> Carry:
             run.compile_s += time.perf_counter() - t_end
             run.compile_cpu_s += time.process_time() - c_end
             t_first += time.perf_counter() - t_end
+            c_first = (c_first or 0.0) + time.process_time() - c_end
         recs = stack_records(
             jax.tree.map(lambda a: jnp.asarray(a)[None], {**rec, "active": jnp.bool_(True), "epoch": epoch})
         )
         run.train_s += time.perf_counter() - (t_first if t_first is not None else t)
+        run.train_cpu_s += time.process_time() - (c_first if c_first is not None else c)
         run.emit(recs, time.perf_counter() - t)
         run.save(carry)
     return carry

@@ -52,6 +52,7 @@ def summarize(b: Built, res: FitResult, run: Path, resumed_from: int | None = No
         "compile_cpu_seconds": round(res.compile_cpu_s, 4),  # this session's, all threads of the process
         "compile_cache": None if res.cache is None else {"programs": res.cache.requests, "from_cache": res.cache.hits},
         "train_seconds": round(res.train_s, 4),
+        "train_cpu_seconds": round(res.train_cpu_s, 4),  # this session's, all threads of the process
         "steps_per_second": round(steps / res.train_s, 1) if res.train_s > 0 else None,
         "parameters": b.param_count,
         "fuse": b.fuse,
