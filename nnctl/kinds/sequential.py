@@ -12,7 +12,7 @@ from nnctl.chain import build_chain
 from nnctl.errors import choices_text, did_you_mean
 from nnctl.kinds.base import BuildContext, ModelKind, register_kind
 from nnctl.layers.base import kernel_regularizers
-from nnctl.layers.graph import Network, thread_shapes
+from nnctl.layers.graph import Network, mask_flow, thread_shapes
 from nnctl.losses import head_activation, loss_info
 from nnctl.objectives.regularized import Regularized
 from nnctl.objectives.specs import regularizer_keys
@@ -86,6 +86,9 @@ class Sequential(ModelKind):
             msg = shape_problem(a, input_shape) if input_shape is not None else None
             if msg:
                 problems.append(loaded.problem(("data", "augment", i), msg))
+        p, w = self.check_masks(loaded)
+        problems += p
+        warnings += w
         out = shapes.get(m.layers[-1].name)
         if (
             info is not None
@@ -107,6 +110,32 @@ class Sequential(ModelKind):
             )
         return problems, warnings
 
+    def check_masks(self, loaded) -> tuple[list, list]:
+        """Masks of padded steps: the padding value must reach the masking layer unscaled, and the metrics
+        of a masked sequence output must be ones that can count real steps only."""
+        t, d, m = loaded.spec.train, loaded.spec.data, loaded.spec.model
+        problems: list = []
+        makers = [i for i, layer in enumerate(m.layers) if layer.makes_mask()]
+        if makers and d.normalize != "none":
+            problems.append(
+                loaded.problem(
+                    ("data", "normalize"),
+                    f"data.normalize: {d.normalize} moves the padding value that layer "
+                    f"'{m.layers[makers[0]].name}' masks: set data.normalize: none (scale the data beforehand, "
+                    f"leaving the padding value as it is)",
+                )
+            )
+        if m.layers[-1].name in mask_flow(m.layers):
+            for i, name in enumerate(t.metrics):
+                if name in ("r2", "r2_score", "psnr", "ssim"):
+                    problems.append(
+                        loaded.problem(
+                            ("train", "metrics", i),
+                            f"{name} cannot skip the padded steps of a masked sequence output: use mse or mae",
+                        )
+                    )
+        return problems, []
+
     def objective(self, ctx: BuildContext) -> Supervised:
         spec, data = ctx.spec, ctx.data
         t, d = spec.train, spec.data
@@ -127,6 +156,7 @@ class Sequential(ModelKind):
                 data.target_scaler.scale if data.task == "regression" and data.target_scaler.kind != "none" else None
             ),
             class_weight=ctx.class_weight,
+            masked=spec.model.layers[-1].name in mask_flow(spec.model.layers),
         )
         if t.regularizers or d.corruption is not None or d.augment or data.task == "autoencoder":
             return Regularized(
