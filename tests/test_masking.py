@@ -33,7 +33,9 @@ def _padded(rng, features=2, pad=-1.0):
     "layer",
     [
         pytest.param({"type": "simple_rnn"}, marks=pytest.mark.slow),
-        {"type": "simple_rnn", "activation": "relu", "recurrent_init": "identity"},
+        pytest.param(
+            {"type": "simple_rnn", "activation": "relu", "recurrent_init": "identity"}, marks=pytest.mark.slow
+        ),
         pytest.param({"type": "gru", "bidirectional": True}, marks=pytest.mark.slow),
         {"type": "lstm", "bidirectional": True},
     ],
@@ -113,6 +115,7 @@ def test_masked_loss_and_gradients_equal_the_unpadded_sequences_one_by_one():
     assert float(sums["confusion"].sum()) == float(lengths.sum())
 
 
+@pytest.mark.slow
 def test_varlen_tagger_trains_and_evaluates_real_steps_only(tmp_path):
     from nnctl.app import evaluate_run, restore, train_run
 

@@ -14,6 +14,7 @@ from nnctl.kinds.base import BuildContext, ModelKind, register_kind
 from nnctl.layers.base import kernel_regularizers
 from nnctl.layers.graph import Network, mask_flow, thread_shapes
 from nnctl.losses import head_activation, loss_info
+from nnctl.objectives.multi import MultiOutput, MultiOutputRegularized
 from nnctl.objectives.regularized import Regularized
 from nnctl.objectives.specs import regularizer_keys
 from nnctl.objectives.supervised import Supervised
@@ -23,6 +24,7 @@ from nnctl.objectives.supervised import Supervised
 class Sequential(ModelKind):
     name = "sequential"
     parts = ("layers",)
+    uses = ("outputs",)
     doc = "plain network (graph of layers)"
     unsupported = (
         (("train", "generator"), "train.generator is the optimizer of a gan's generator; this model is sequential"),
@@ -87,7 +89,11 @@ class Sequential(ModelKind):
             if msg:
                 problems.append(loaded.problem(("data", "augment", i), msg))
         p, w = self.check_masks(loaded)
-        problems += p
+        problems += p + self.check_outputs(loaded, shapes)
+        if t.tbptt is not None and not any(getattr(layer, "tbptt", None) for layer in m.layers):
+            problems.append(
+                loaded.problem(("train", "tbptt"), "train.tbptt truncates recurrent layers; this model has none")
+            )
         warnings += w
         out = shapes.get(m.layers[-1].name)
         if (
@@ -136,6 +142,37 @@ class Sequential(ModelKind):
                     )
         return problems, []
 
+    def check_outputs(self, loaded, shapes: dict) -> list:
+        """model.outputs: known, distinct layers including the last, each shaped like the model's output;
+        train.loss_weights: one per output."""
+        m, t = loaded.spec.model, loaded.spec.train
+        if m.outputs is None:
+            if t.loss_weights is not None:
+                return [loaded.problem(("train", "loss_weights"), "train.loss_weights needs model.outputs")]
+            return []
+        names, last = [layer.name for layer in m.layers], m.layers[-1].name
+        problems = []
+        for i, name in enumerate(m.outputs):
+            if name not in names:
+                msg = f"unknown layer '{name}'.{did_you_mean(name, names)} Layers: {choices_text(names)}"
+                problems.append(loaded.problem(("model", "outputs", i), msg))
+            elif shapes.get(name) != shapes.get(last):
+                msg = (
+                    f"output '{name}' has shape {shapes.get(name)}, the model's output '{last}' {shapes.get(last)}: "
+                    f"every output is trained against the same targets"
+                )
+                problems.append(loaded.problem(("model", "outputs", i), msg))
+        if last not in m.outputs or len(set(m.outputs)) != len(m.outputs):
+            msg = f"list each output once, the last layer '{last}' (the model's output) among them"
+            problems.append(loaded.problem(("model", "outputs"), msg))
+        if t.loss_weights is not None and len(t.loss_weights) != len(m.outputs):
+            msg = f"{len(t.loss_weights)} weights for {len(m.outputs)} outputs: give one per model.outputs entry"
+            problems.append(loaded.problem(("train", "loss_weights"), msg))
+        if last in mask_flow(m.layers):
+            msg = "several outputs with a mask of padded steps are not supported: drop the mask or the extra outputs"
+            problems.append(loaded.problem(("model", "outputs"), msg))
+        return problems
+
     def objective(self, ctx: BuildContext) -> Supervised:
         spec, data = ctx.spec, ctx.data
         t, d = spec.train, spec.data
@@ -158,12 +195,22 @@ class Sequential(ModelKind):
             class_weight=ctx.class_weight,
             masked=spec.model.layers[-1].name in mask_flow(spec.model.layers),
         )
-        if t.regularizers or d.corruption is not None or d.augment or data.task == "autoencoder":
-            return Regularized(
+        regularized = bool(t.regularizers or d.corruption is not None or d.augment or data.task == "autoencoder")
+        if spec.model.outputs is not None:
+            by_name = {layer.name: layer for layer in spec.model.layers}
+            outs = tuple(spec.model.outputs)
+            common.update(
+                outputs=outs,
+                heads=tuple(head_activation(by_name[n].activation, t.loss.type) for n in outs),
+                loss_weights=tuple(t.loss_weights or [1.0] * len(outs)),
+                main=outs.index(spec.model.layers[-1].name),
+            )
+        if regularized:
+            return (MultiOutputRegularized if spec.model.outputs is not None else Regularized)(
                 **common,
                 activity=tuple(zip(regularizer_keys(t.regularizers), t.regularizers)),
                 corruption=d.corruption,
                 augment=tuple(d.augment),
                 autoencoder=data.task == "autoencoder",
             )
-        return Supervised(**common)
+        return (MultiOutput if spec.model.outputs is not None else Supervised)(**common)

@@ -148,16 +148,23 @@ def _fast_bwd(cell, res, g):
 fast_recurrence.defvjp(_fast_fwd, _fast_bwd)
 
 
-def masked_recurrence(step: Callable, carry0, xp, mask):
-    """(carry_T, outputs) of `step` (carry, xp_t) -> (carry, y_t) over xp (T, D, B, G*u) and a 0/1 mask
-    (T, D, B): at a masked step the state is carried over unchanged and the output is zero (Keras'
-    semantics). Plain autodiff of `lax.scan`."""
+def masked_recurrence(step: Callable, carry0, xp, mask, tbptt: int | None = None):
+    """(carry_T, outputs) of `step` (carry, xp_t) -> (carry, y_t) over xp (T, D, B, G*u), by plain autodiff
+    of `lax.scan`. `mask` (T, D, B) 0/1 or None: at a masked step the state is carried over unchanged and
+    the output is zero (Keras' semantics). `tbptt` k: truncated backpropagation through time, the state
+    entering every k-th step (k, 2k, ...) is a constant for the gradient (its value is carried on), so a
+    loss at step t reaches the steps of its own chunk only: at most k steps back."""
 
     def body(carry, inp):
-        p, m = inp
+        p, m, t = inp
+        if tbptt is not None:
+            cut = t % tbptt == 0
+            carry = jax.tree.map(lambda c: jnp.where(cut, jax.lax.stop_gradient(c), c), carry)
         new, y = step(carry, p)
+        if m is None:
+            return new, y
         keep = m[..., None] > 0
         new = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, carry)
         return new, jnp.where(keep, y, jnp.zeros_like(y))
 
-    return jax.lax.scan(body, carry0, (xp, mask))
+    return jax.lax.scan(body, carry0, (xp, mask, jnp.arange(xp.shape[0])))

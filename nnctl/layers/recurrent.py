@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional, get_args
 
 import flax.linen as nn
 import jax
@@ -64,6 +64,7 @@ class RNNCore(nn.Module):
     bias_init: Any
     unit_forget_bias: bool
     activation: Any = None  # simple_rnn only: the recurrence's f (None: tanh, with the hand-written backward)
+    tbptt: Optional[int] = None  # truncated BPTT: gradients flow through at most this many steps
 
     @nn.compact
     def __call__(self, x, mask=None):
@@ -87,7 +88,7 @@ class RNNCore(nn.Module):
         xp = project(x, w, b)  # (T, D, B, G*u)
         h0 = jnp.zeros((d, x.shape[0], u), xp.dtype)
         carry = (h0, h0) if self.cell == "lstm" else h0
-        if mask is not None:
+        if mask is not None or self.tbptt is not None:
             ys, last = self._masked(rk, carry, xp, mask)
         elif self.activation is not None:  # simple_rnn, f given: outputs are pre-activations, f applied after
             f = self.activation
@@ -110,8 +111,10 @@ class RNNCore(nn.Module):
     def _masked(self, rk, carry, xp, mask):
         """(outputs, last output) with padded steps skipped: mask (B, T), 1 for real steps. The backward
         direction reads the mask reversed, like its inputs, so it starts at each sequence's last real step."""
-        m = mask.astype(xp.dtype).T  # (T, B)
-        mt = m[:, None] if xp.shape[1] == 1 else jnp.stack([m, m[::-1]], axis=1)  # (T, D, B)
+        mt = None
+        if mask is not None:
+            m = mask.astype(xp.dtype).T  # (T, B)
+            mt = m[:, None] if xp.shape[1] == 1 else jnp.stack([m, m[::-1]], axis=1)  # (T, D, B)
         if self.activation is not None:  # carry the last real pre-activation too (the layer's output)
             f = self.activation
 
@@ -119,10 +122,10 @@ class RNNCore(nn.Module):
                 a = p + _mm(c[0], rk)
                 return (f(a), a), a
 
-            (_, last), ys = masked_recurrence(act_step, (carry, jnp.zeros_like(carry)), xp, mt)
+            (_, last), ys = masked_recurrence(act_step, (carry, jnp.zeros_like(carry)), xp, mt, self.tbptt)
             return ys, last
         step = step_fn(self.cell, self.units)
-        carry, ys = masked_recurrence(lambda c, p: step(rk, c, p), carry, xp, mt)
+        carry, ys = masked_recurrence(lambda c, p: step(rk, c, p), carry, xp, mt, self.tbptt)
         return ys, (carry[0] if self.cell == "lstm" else carry)
 
     def _output(self, ys, last, d):
@@ -163,6 +166,12 @@ class _Recurrent(KernelMixin, LayerSpec):
         "many-to-many; false: the last step only (many-to-one)",
     )
     recurrent_init: InitRef = Field("orthogonal", description="initializer of the recurrent kernel")
+    tbptt: Optional[int] = Field(
+        None,
+        gt=0,
+        description="truncated backpropagation through time: gradients flow through at most this many steps "
+        "(the state is carried on); train.tbptt sets it on every recurrent layer",
+    )
 
     cell: ClassVar[str] = "simple_rnn"
     takes_mask: ClassVar[bool] = True
@@ -207,6 +216,7 @@ class _Recurrent(KernelMixin, LayerSpec):
             initializers.build(self.bias_init),
             getattr(self, "unit_forget_bias", False),
             self.cell_activation(),
+            self.tbptt,
             name=self.name,
         )
 
@@ -247,3 +257,6 @@ class GRU(_Recurrent):
 
     type: Literal["gru"] = "gru"
     cell: ClassVar[str] = "gru"
+
+
+RECURRENT_TYPES = frozenset(n for cls in (SimpleRNN, LSTM, GRU) for n in get_args(cls.model_fields["type"].annotation))

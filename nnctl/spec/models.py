@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Optional, TypeAlias, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, field_validator, model_validator
 
 from nnctl.kinds import MODEL_KINDS
 from nnctl.layers import AnyLayer
 from nnctl.layers.graph import resolve_names
+from nnctl.layers.recurrent import RECURRENT_TYPES
 from nnctl.losses import LOSSES
 from nnctl.metrics import METRICS
 from nnctl.objectives.specs import ParamGroup, RegularizerRef
@@ -42,6 +43,12 @@ class ModelSpec(Strict):
     latent_dim: Optional[int] = Field(None, gt=0, le=10**6, description="vae/gan: size of the latent code / noise")
     conditional: bool = Field(False, description="gan: feed the one-hot class label to both networks")
     beta: float = Field(1.0, ge=0, description="vae: weight of the KL term")
+    outputs: Optional[list[str]] = Field(
+        None,
+        description="sequential: names of the layers that are outputs, each trained against the targets with the "
+        "same loss (auxiliary classifiers); the last layer must be one of them: it is the model's output "
+        "(predictions, metrics). Weights: train.loss_weights",
+    )
     init_from: Optional[str] = Field(
         None, description="run directory whose weights are copied by layer name where shapes match (transfer learning)"
     )
@@ -197,6 +204,18 @@ class TrainSpec(Strict):
         default_factory=list,
         description="activity penalties on named layers: activity_l1, activity_kl (sparse), contractive",
     )
+    tbptt: Optional[int] = Field(
+        None,
+        gt=0,
+        le=10**6,
+        description="truncated backpropagation through time: in every recurrent layer, gradients flow through at "
+        "most this many steps (the state is carried on, its gradient cut every k steps); a layer's own tbptt wins",
+    )
+    loss_weights: Optional[list[NonNegativeFloat]] = Field(
+        None,
+        description="with model.outputs: one weight per output, in that order; the loss is the weighted sum of "
+        "the outputs' losses (default: 1 each)",
+    )
     generator: Optional[OptimizerRef] = Field(None, description="gan: the generator's optimizer (default: optimizer)")
     discriminator: Optional[OptimizerRef] = Field(
         None, description="gan: the discriminator's optimizer (default: optimizer)"
@@ -250,3 +269,23 @@ class Spec(Strict):
     search: Optional[SearchSpec] = Field(
         None, description="hyperparameters for `nnctl sweep` to search (ignored by `nnctl train`)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tbptt(cls, v: Any) -> Any:
+        """train.tbptt: k becomes `tbptt: k` on every recurrent layer that does not set its own (the resolved
+        spec shows it there)."""
+        k = v.get("train", {}).get("tbptt") if isinstance(v, dict) and isinstance(v.get("train"), dict) else None
+        if k is None or not isinstance(v.get("model"), dict):
+            return v
+        model = dict(v["model"])
+        for part in dict.fromkeys(p for _, kind in MODEL_KINDS.items() for p in kind.parts):
+            if isinstance(model.get(part), list):
+                model[part] = [_with_tbptt(layer, k) for layer in model[part]]
+        return {**v, "model": model}
+
+
+def _with_tbptt(layer: Any, k: Any) -> Any:
+    if not isinstance(layer, dict) or "tbptt" in layer or str(layer.get("type")) not in RECURRENT_TYPES:
+        return layer
+    return {**layer, "tbptt": k}
