@@ -188,19 +188,28 @@ def ssim_per_example(a, b):
     return m.reshape(m.shape[0], -1).mean(1)
 
 
+def _weights(m, shape):
+    """Per-value weights of a (B, K) array from the mask: (B,) one per example, or (B, T) one per step of a
+    sequence output (each step's K / T values share its weight)."""
+    if m.ndim == 1:
+        return jnp.broadcast_to(m[:, None], shape)
+    return jnp.repeat(m, shape[1] // m.shape[1], axis=1)
+
+
 def batch_sums(needs: set[str], out, y, mask, num_classes: int) -> dict:
-    """Sums over one batch (mask: 1 for real examples, 0 for padding) that metrics are computed from."""
+    """Sums over one batch that metrics are computed from. mask: (B,) 1 for real examples, 0 for padding;
+    or (B, T) for a sequence output with padded steps (every metric then counts the real steps only)."""
     sums = {}
     m = mask.astype(jnp.float32)
     if "confusion" in needs:
         if out.shape[-1] == 1 or not jnp.issubdtype(y.dtype, jnp.integer):  # binary / multi-label
             pred = (out > 0.5).astype(jnp.int32).reshape(out.shape[0], -1)
             true = (dense_target(out, y) > 0.5).astype(jnp.int32).reshape(out.shape[0], -1)
-            w = jnp.broadcast_to(m[:, None], pred.shape)
+            w = _weights(m, pred.shape)
             c = 2
         else:
             pred = jnp.argmax(out, -1).reshape(out.shape[0], -1)  # (B, 1), or (B, T) for per-step labels
-            true, w, c = y.reshape(y.shape[0], -1), jnp.broadcast_to(m[:, None], pred.shape), num_classes
+            true, w, c = y.reshape(y.shape[0], -1), _weights(m, pred.shape), num_classes
         oh_t = jax.nn.one_hot(true.reshape(-1), c) * w.reshape(-1, 1)
         sums["confusion"] = oh_t.T @ jax.nn.one_hot(pred.reshape(-1), c)
     if "ranking" in needs:
@@ -210,7 +219,8 @@ def batch_sums(needs: set[str], out, y, mask, num_classes: int) -> dict:
             pos = (dense_target(out, y) > 0.5).astype(jnp.float32).reshape(-1, c)
         else:  # classes: one-vs-rest on each class's probability
             pos = jax.nn.one_hot(y.reshape(-1), c)
-        w = jnp.repeat(m, scores.shape[0] // m.shape[0])[:, None]  # per-step labels: one weight per step
+        mf = m.reshape(-1)
+        w = jnp.repeat(mf, scores.shape[0] // mf.shape[0])[:, None]  # per-step labels: one weight per step
         bucket = jnp.clip(jnp.floor(scores * AUC_BUCKETS), 0, AUC_BUCKETS - 1).astype(jnp.int32)
         oh = jax.nn.one_hot(bucket, AUC_BUCKETS)  # (N, C, K)
         sums["roc_pos"] = jnp.einsum("nc,nck->ck", pos * w, oh)
@@ -219,12 +229,13 @@ def batch_sums(needs: set[str], out, y, mask, num_classes: int) -> dict:
         t = dense_target(out, y)
         flat = lambda v: v.reshape(v.shape[0], -1)
         err, tt = flat(out - t), flat(t)
+        w = m[:, None] if m.ndim == 1 else _weights(m, err.shape)
         sums.update(
-            sse=(err**2 * m[:, None]).sum(0),
-            sae=(jnp.abs(err) * m[:, None]).sum(0),
-            sy=(tt * m[:, None]).sum(0),
-            syy=(tt**2 * m[:, None]).sum(0),
-            n=m.sum(),
+            sse=(err**2 * w).sum(0),
+            sae=(jnp.abs(err) * w).sum(0),
+            sy=(tt * w).sum(0),
+            syy=(tt**2 * w).sum(0),
+            n=m.sum() if m.ndim == 1 else w.sum() / err.shape[1],  # mse, mae: over the real values
         )
     if "image" in needs:
         t = dense_target(out, y)

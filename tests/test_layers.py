@@ -254,6 +254,7 @@ CASES = [
         conv_params((3, 3), 1, 2),
     ),
     ("repeat_vector", [{"type": "repeat_vector", "n": 4}], (3,), (4, 3), 0),
+    ("masking", [{"type": "masking", "mask_value": -1.0}], (5, 2), (5, 2), 0),
     ("rbf", [{"type": "rbf", "units": 5}], (3,), (5,), 5 * 3 + 5),
     ("rrelu", [{"type": "rrelu"}], (4, 3), (4, 3), 0),
 ]

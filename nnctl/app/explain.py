@@ -85,6 +85,15 @@ def _examples(sample: int | None, n: int, batch_size: int) -> np.ndarray:
     return np.array([sample])
 
 
+def _explainable(spec, obj) -> None:
+    """Refuse, saying why, a model explain cannot follow layer by layer."""
+    if not isinstance(obj, Supervised):
+        raise NnctlError(f"explain follows plain networks layer by layer; this spec's model is {spec.model.type}")
+    if spec.model.outputs is not None or obj.masked:
+        what = "has several outputs (model.outputs)" if spec.model.outputs is not None else "masks padded steps"
+        raise NnctlError(f"explain follows plain networks with one output layer by layer; this spec's model is {what}")
+
+
 def _explain(spec_path, steps, sample, overrides):
     if steps < 1:
         raise NnctlError(f"--steps must be at least 1, got {steps}")
@@ -93,8 +102,7 @@ def _explain(spec_path, steps, sample, overrides):
     data = prepare(spec, loaded.analysis, loaded.base_dir)
     b = build(loaded, data)
     obj = b.loop.obj
-    if not isinstance(obj, Supervised):
-        raise NnctlError(f"explain follows plain networks layer by layer; this spec's model is {spec.model.type}")
+    _explainable(spec, obj)
     idx = _examples(sample, len(data.x_train), b.loop.batch_size)
     f64 = lambda t: jax.tree.map(widen, t)
     x = jnp.asarray(widen(data.x_train[idx]))

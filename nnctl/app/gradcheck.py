@@ -89,7 +89,7 @@ def spec_loss(
         params = jax.tree.unflatten(tree, [a + jitter * rng.standard_normal(a.shape) for a in leaves])
 
     def loss(p):
-        logits = obj.net.apply({"params": p, **ms}, x, train=False, head=False)
+        logits, _ = obj.forward(p, ms, x, False)  # with every output, and the mask of padded steps
         return jnp.mean(obj.per_example(logits, y)) + obj.penalty(p)
 
     return loss, params

@@ -113,3 +113,25 @@ def _majority(seed, n, noise):
     if noise:
         y = np.where(rng.uniform(size=n) < noise, rng.integers(0, MAJ_VOCAB, n), y)
     return x.astype(np.float32), y.astype(np.int32)
+
+
+@register_builtin(
+    "token_tags_varlen",
+    (TAG_STEPS,),
+    2,
+    "variable-length many-to-many tagging: 4 to 20 token ids from 1..9, padded with id 0 to 20 steps; the "
+    "label of each real step is 1 when its token already occurred earlier in the sequence, padded steps have "
+    "label 0 (mask them: `embedding` with `mask_zero: true`). n_samples; noise = fraction of flipped tags",
+)
+def _token_tags_varlen(seed, n, noise):
+    rng = np.random.default_rng(seed)
+    n = n or 2000
+    lengths = rng.integers(4, TAG_STEPS + 1, n)
+    real = np.arange(TAG_STEPS)[None, :] < lengths[:, None]
+    x = np.where(real, rng.integers(1, TAG_VOCAB, (n, TAG_STEPS)), 0)
+    onehot = np.eye(TAG_VOCAB, dtype=np.int32)[x]
+    seen = np.cumsum(onehot, axis=1) - onehot
+    y = (np.take_along_axis(seen, x[..., None], axis=2)[..., 0] > 0) & real
+    if noise:
+        y = np.where((rng.uniform(size=y.shape) < noise) & real, ~y, y)
+    return x.astype(np.float32), y.astype(np.int32)

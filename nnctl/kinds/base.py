@@ -103,7 +103,7 @@ class ModelKind:
                         problems.append(
                             loaded.problem(("model", part, i, "kernel_regularizer"), self.kernel_regularizer)
                         )
-        return problems
+        return problems + _sequence_key_problems(self, loaded)
 
     # --- training ------------------------------------------------------------------------------------------
     def network(self, model: Any, num_classes: int | None) -> Any:
@@ -150,3 +150,15 @@ def part_shapes(loaded: Any, name: str, layers: list, shape: tuple, sink: tuple[
     warnings.extend(loaded.problem(("model", name) + p, msg) for p, msg in ws)
     shapes.update({f"{name}/{k}": v for k, v in sh.items() if k != "input"})
     return out
+
+
+def _sequence_key_problems(kind: ModelKind, loaded: Any) -> list:
+    """train.loss_weights without model.outputs, train.tbptt without a recurrent layer: keys with nothing to
+    act on, whatever the model kind."""
+    spec, problems = loaded.spec, []
+    if spec.train.loss_weights is not None and spec.model.outputs is None:
+        problems.append(loaded.problem(("train", "loss_weights"), "train.loss_weights needs model.outputs"))
+    if spec.train.tbptt is not None and not any(getattr(layer, "tbptt", None) for layer in kind.layers(spec.model)):
+        msg = "train.tbptt truncates recurrent layers; this model has none"
+        problems.append(loaded.problem(("train", "tbptt"), msg))
+    return problems

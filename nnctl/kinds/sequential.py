@@ -12,8 +12,9 @@ from nnctl.chain import build_chain
 from nnctl.errors import choices_text, did_you_mean
 from nnctl.kinds.base import BuildContext, ModelKind, register_kind
 from nnctl.layers.base import kernel_regularizers
-from nnctl.layers.graph import Network, thread_shapes
+from nnctl.layers.graph import Network, mask_flow, thread_shapes
 from nnctl.losses import head_activation, loss_info
+from nnctl.objectives.multi import MultiOutput, MultiOutputRegularized
 from nnctl.objectives.regularized import Regularized
 from nnctl.objectives.specs import regularizer_keys
 from nnctl.objectives.supervised import Supervised
@@ -23,6 +24,7 @@ from nnctl.objectives.supervised import Supervised
 class Sequential(ModelKind):
     name = "sequential"
     parts = ("layers",)
+    uses = ("outputs",)
     doc = "plain network (graph of layers)"
     diagnostics = True
     unsupported = (
@@ -87,6 +89,9 @@ class Sequential(ModelKind):
             msg = shape_problem(a, input_shape) if input_shape is not None else None
             if msg:
                 problems.append(loaded.problem(("data", "augment", i), msg))
+        p, w = self.check_masks(loaded)
+        problems += p + self.check_outputs(loaded, shapes)
+        warnings += w
         out = shapes.get(m.layers[-1].name)
         if (
             info is not None
@@ -108,6 +113,61 @@ class Sequential(ModelKind):
             )
         return problems, warnings
 
+    def check_masks(self, loaded) -> tuple[list, list]:
+        """Masks of padded steps: the padding value must reach the masking layer unscaled, and the metrics
+        of a masked sequence output must be ones that can count real steps only."""
+        t, d, m = loaded.spec.train, loaded.spec.data, loaded.spec.model
+        problems: list = []
+        makers = [i for i, layer in enumerate(m.layers) if layer.makes_mask()]
+        if makers and d.normalize != "none":
+            problems.append(
+                loaded.problem(
+                    ("data", "normalize"),
+                    f"data.normalize: {d.normalize} moves the padding value that layer "
+                    f"'{m.layers[makers[0]].name}' masks: set data.normalize: none (scale the data beforehand, "
+                    f"leaving the padding value as it is)",
+                )
+            )
+        if m.layers[-1].name in mask_flow(m.layers):
+            for i, name in enumerate(t.metrics):
+                if name in ("r2", "r2_score", "psnr", "ssim"):
+                    problems.append(
+                        loaded.problem(
+                            ("train", "metrics", i),
+                            f"{name} cannot skip the padded steps of a masked sequence output: use mse or mae",
+                        )
+                    )
+        return problems, []
+
+    def check_outputs(self, loaded, shapes: dict) -> list:
+        """model.outputs: known, distinct layers including the last, each shaped like the model's output;
+        train.loss_weights: one per output."""
+        m, t = loaded.spec.model, loaded.spec.train
+        if m.outputs is None:
+            return []  # train.loss_weights without outputs: kinds.base.check_common
+        names, last = [layer.name for layer in m.layers], m.layers[-1].name
+        problems = []
+        for i, name in enumerate(m.outputs):
+            if name not in names:
+                msg = f"unknown layer '{name}'.{did_you_mean(name, names)} Layers: {choices_text(names)}"
+                problems.append(loaded.problem(("model", "outputs", i), msg))
+            elif shapes.get(name) != shapes.get(last):
+                msg = (
+                    f"output '{name}' has shape {shapes.get(name)}, the model's output '{last}' {shapes.get(last)}: "
+                    f"every output is trained against the same targets"
+                )
+                problems.append(loaded.problem(("model", "outputs", i), msg))
+        if last not in m.outputs or len(set(m.outputs)) != len(m.outputs):
+            msg = f"list each output once, the last layer '{last}' (the model's output) among them"
+            problems.append(loaded.problem(("model", "outputs"), msg))
+        if t.loss_weights is not None and len(t.loss_weights) != len(m.outputs):
+            msg = f"{len(t.loss_weights)} weights for {len(m.outputs)} outputs: give one per model.outputs entry"
+            problems.append(loaded.problem(("train", "loss_weights"), msg))
+        if last in mask_flow(m.layers):
+            msg = "several outputs with a mask of padded steps are not supported: drop the mask or the extra outputs"
+            problems.append(loaded.problem(("model", "outputs"), msg))
+        return problems
+
     def objective(self, ctx: BuildContext) -> Supervised:
         spec, data = ctx.spec, ctx.data
         t, d = spec.train, spec.data
@@ -128,13 +188,24 @@ class Sequential(ModelKind):
                 data.target_scaler.scale if data.task == "regression" and data.target_scaler.kind != "none" else None
             ),
             class_weight=ctx.class_weight,
+            masked=spec.model.layers[-1].name in mask_flow(spec.model.layers),
         )
-        if t.regularizers or d.corruption is not None or d.augment or data.task == "autoencoder":
-            return Regularized(
+        regularized = bool(t.regularizers or d.corruption is not None or d.augment or data.task == "autoencoder")
+        if spec.model.outputs is not None:
+            by_name = {layer.name: layer for layer in spec.model.layers}
+            outs = tuple(spec.model.outputs)
+            common.update(
+                outputs=outs,
+                heads=tuple(head_activation(by_name[n].activation, t.loss.type) for n in outs),
+                loss_weights=tuple(t.loss_weights or [1.0] * len(outs)),
+                main=outs.index(spec.model.layers[-1].name),
+            )
+        if regularized:
+            return (MultiOutputRegularized if spec.model.outputs is not None else Regularized)(
                 **common,
                 activity=tuple(zip(regularizer_keys(t.regularizers), t.regularizers)),
                 corruption=d.corruption,
                 augment=tuple(d.augment),
                 autoencoder=data.task == "autoencoder",
             )
-        return Supervised(**common)
+        return (MultiOutput if spec.model.outputs is not None else Supervised)(**common)

@@ -43,6 +43,11 @@ class LayerSpec(Strict):
     # True for layers whose backward pass runs several times slower inside `lax.scan` on XLA:CPU
     # (convolutions, windowed pooling): a model with one trains with a per-step loop (`needs_step_loop`).
     slow_in_scan: ClassVar[bool] = False
+    # Masks of padded sequence steps (`masking`, `embedding` with `mask_zero`): a layer that keeps the steps
+    # one for one passes its input's mask on (`keeps_mask`); a layer with `takes_mask` receives it in
+    # `apply_masked`; any other layer drops it. See `nnctl.layers.graph.mask_flow`.
+    keeps_mask: ClassVar[bool] = False
+    takes_mask: ClassVar[bool] = False
 
     # --- shape threading ---------------------------------------------------------------------------
     def out_shape(self, shapes: list[Shape]) -> Shape:
@@ -59,6 +64,23 @@ class LayerSpec(Strict):
 
     def children(self) -> list[LayerSpec]:
         return []
+
+    # --- masks of padded steps -----------------------------------------------------------------------
+    def makes_mask(self) -> bool:
+        """True for a layer that computes a mask (1: a real step, 0: padding) from its input."""
+        return False
+
+    def passes_mask(self) -> bool:
+        """True when the output's steps are the input's, so the input's mask holds for the output too."""
+        return self.keeps_mask
+
+    def mask_of(self, x: Any) -> Any:
+        """The (batch, steps) boolean mask this layer makes from its input (`makes_mask` layers only)."""
+        raise NotImplementedError
+
+    def apply_masked(self, xs: list[Any], train: bool, mask: Any) -> Any:
+        """`apply` with the input's (batch, steps) mask (`takes_mask` layers only)."""
+        raise NotImplementedError
 
 
 class WindowMixin:

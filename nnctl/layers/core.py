@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import flax.linen as nn
 from pydantic import Field
@@ -39,6 +39,7 @@ class Dense(KernelMixin, LayerSpec):
 
     type: Literal["dense", "linear"] = "dense"
     units: int = Field(..., gt=0, description="number of neurons")
+    keeps_mask: ClassVar[bool] = True  # per step: a sequence's mask of padded steps holds for the output
 
     def out_shape(self, shapes):
         shape = shapes[0]
@@ -68,6 +69,7 @@ class Dropout(LayerSpec):
 
     type: Literal["dropout"] = "dropout"
     rate: float = Field(..., ge=0.0, lt=1.0)
+    keeps_mask: ClassVar[bool] = True  # per step: a sequence's mask of padded steps holds for the output
 
     def out_shape(self, shapes):
         return shapes[0]
@@ -118,6 +120,7 @@ class Activation(LayerSpec):
     """Applies `activation` alone (e.g. `{type: activation, activation: softmax}`)."""
 
     type: Literal["activation"] = "activation"
+    keeps_mask: ClassVar[bool] = True  # per step: a sequence's mask of padded steps holds for the output
 
     def out_shape(self, shapes):
         return shapes[0]

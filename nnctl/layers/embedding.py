@@ -25,7 +25,18 @@ class Embedding(LayerSpec):
     vocab_size: int = Field(..., gt=0, description="number of distinct token ids (ids are 0..vocab_size-1)")
     features: int = Field(..., gt=0, description="size of each embedding vector")
     embeddings_init: InitRef = Field({"type": "normal", "stddev": 0.05}, description="initializer of the table")
+    mask_zero: bool = Field(
+        False,
+        description="id 0 is padding: steps with id 0 are masked for the layers after it (Keras' mask_zero; "
+        "see the masking layer)",
+    )
     has_params: ClassVar[bool] = True
+
+    def makes_mask(self) -> bool:
+        return self.mask_zero
+
+    def mask_of(self, x):
+        return jnp.round(x).astype(jnp.int32) != 0
 
     def out_shape(self, shapes):
         checked_init(self.embeddings_init, (self.vocab_size, self.features), "embeddings_init")

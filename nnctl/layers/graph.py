@@ -108,18 +108,53 @@ class _NestedProblems(Exception):
         self.problems = problems
 
 
-def run_graph(layers: tuple[LayerSpec, ...], x, train: bool, head: bool = True, capture: tuple = ()):
-    """The forward pass over a layer list; call it inside a compact linen method."""
+OUTPUT_MASK = "(output mask)"  # a `capture` key: the (batch, steps) 0/1 mask of the output, or None
+
+
+def mask_flow(layers: Iterable[LayerSpec]) -> dict[str, str]:
+    """Which layers' outputs carry a mask of padded steps: {layer name: name of the layer that made it}.
+
+    A `makes_mask` layer starts one; a layer whose output keeps its first input's steps (`passes_mask`)
+    carries its first input's mask on; every other layer drops it (Keras 3's rule)."""
+    flow: dict[str, str] = {}
+    for layer in layers:
+        assert layer.name is not None and layer.inputs is not None
+        src = flow.get(layer.inputs[0])
+        if layer.makes_mask():
+            flow[layer.name] = layer.name
+        elif src is not None and layer.passes_mask():
+            flow[layer.name] = src
+    return flow
+
+
+def run_graph(
+    layers: tuple[LayerSpec, ...], x, train: bool, head: bool = True, capture: tuple = (), outputs: tuple = ()
+):
+    """The forward pass over a layer list; call it inside a compact linen method. `outputs`: layer names whose
+    outputs are returned (a tuple, in that order) instead of the last layer's; each before its activation when
+    `head` is False (a model with several outputs, `model.outputs`)."""
     env = {INPUT: x}
     out = x
     last = len(layers) - 1
+    flow = mask_flow(layers)
+    masks: dict[str, Any] = {}
+    heads: dict[str, Any] = {}
     for i, layer in enumerate(layers):
         assert layer.name is not None and layer.inputs is not None  # filled in by resolve_names before validation
-        z = layer.apply([env[k] for k in layer.inputs], train)
+        xs = [env[k] for k in layer.inputs]
+        mask = masks.get(flow.get(layer.inputs[0], ""))
+        if layer.makes_mask():
+            masks[layer.name] = layer.mask_of(xs[0])
+        z = layer.apply_masked(xs, train, mask) if (mask is not None and layer.takes_mask) else layer.apply(xs, train)
         out = z if (i == last and not head) else activations.apply(layer.activation, z)
         env[layer.name] = out
+        if layer.name in outputs:
+            heads[layer.name] = out if head else z
+    if outputs:
+        out = tuple(heads[k] for k in outputs)
     if capture:
-        return out, {k: env[k] for k in capture}
+        out_mask = masks.get(flow.get(layers[-1].name or "", ""))
+        return out, {k: (out_mask if k == OUTPUT_MASK else env[k]) for k in capture}
     return out
 
 
@@ -129,5 +164,5 @@ class Network(nn.Module):
     layers: tuple
 
     @nn.compact
-    def __call__(self, x, train: bool = False, head: bool = True, capture: tuple = ()):
-        return run_graph(self.layers, x, train, head, capture)
+    def __call__(self, x, train: bool = False, head: bool = True, capture: tuple = (), outputs: tuple = ()):
+        return run_graph(self.layers, x, train, head, capture, outputs)

@@ -47,6 +47,7 @@ class LayerNorm(LayerSpec):
     center: bool = True
     scale: bool = True
     has_params: ClassVar[bool] = True
+    keeps_mask: ClassVar[bool] = True  # per step: a sequence's mask of padded steps holds for the output
 
     def out_shape(self, shapes):
         return shapes[0]

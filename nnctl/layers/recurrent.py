@@ -12,6 +12,8 @@ The GRU is the classic formulation (Cho et al. 2014; Keras `reset_after=False`):
 both directions run in the same compiled `lax.scan` over time, and their outputs are concatenated
 (forward first). `return_sequences` gives every step's output (T, units) instead of the last one.
 The input projection of all steps is one time-major matmul per direction before the scan (`project`).
+With a mask of padded steps (`masking`, `embedding`'s `mask_zero`) the layer skips them: the state is carried
+over a padded step unchanged and the output there is zero (Keras' semantics; `_rnn_cells.masked_recurrence`).
 
 `simple_rnn`'s `activation` is the recurrence's own f, h_t = f(x_t W + h_{t-1} U + b) (Keras' meaning),
 default tanh. With an explicit f the layer returns the pre-activations (the usual "output before
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional, get_args
 
 import flax.linen as nn
 import jax
@@ -33,6 +35,7 @@ from pydantic import Field
 from nnctl import activations, initializers
 from nnctl.activations import ActivationRef
 from nnctl.initializers import InitRef
+from nnctl.layers._rnn_cells import _mm, fast_recurrence, masked_recurrence, step_fn
 from nnctl.layers.base import KernelMixin, LayerSpec, ShapeError, register_layer
 from nnctl.layers.conv import checked_init
 
@@ -50,143 +53,6 @@ def _stacked(init: Callable, directions: int | None) -> Callable:
     return f
 
 
-def step_fn(cell: str, u: int) -> Callable:
-    """One time step on direction-batched arrays: (carry, projected input) -> (carry, output).
-
-    carry is h (D, B, u) or (h, c) for the LSTM; `xp` = x W + b for this step, (D, B, G*u)."""
-
-    def mm(h, rk):
-        if h.shape[0] == 1:  # one direction: a plain 2-D matmul is cheaper on XLA:CPU than a batched one
-            return (h[0] @ rk[0])[None]
-        return jnp.einsum("dbu,dug->dbg", h, rk)
-
-    if cell == "simple_rnn":
-
-        def step(rk, h, xp):
-            h = jnp.tanh(xp + mm(h, rk))
-            return h, h
-    elif cell == "lstm":
-
-        def step(rk, carry, xp):
-            h, c = carry
-            i, f, g, o = jnp.split(xp + mm(h, rk), 4, axis=-1)
-            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-            h = jax.nn.sigmoid(o) * jnp.tanh(c)
-            return (h, c), h
-    else:
-
-        def step(rk, h, xp):
-            xz, xr, xh = jnp.split(xp, 3, axis=-1)
-            rz, rr, rh = jnp.split(rk, 3, axis=-1)
-            z = jax.nn.sigmoid(xz + mm(h, rz))
-            r = jax.nn.sigmoid(xr + mm(h, rr))
-            hh = jnp.tanh(xh + mm(r * h, rh))
-            h = z * h + (1.0 - z) * hh
-            return h, h
-
-    return step
-
-
-# ---- LSTM and simple RNN with a hand-written backward pass --------------------------------------------
-#
-# Autodiff of `lax.scan` accumulates the recurrent kernel's gradient inside the backward loop: a small
-# (units x batch) @ (batch x G*units) matmul per step. Here the backward loop does only what is sequential
-# (the gate gradients and dh_{t-1} = dz_t U^T); the kernel gradient is one (T*B)-long matmul after it, and
-# the gate activations are saved by the forward pass instead of being recomputed. Same numbers as autodiff
-# to float rounding (tests/test_layers.py checks values and gradients). Reverse mode only: callers that
-# need forward mode (jacfwd) use jacrev instead.
-
-
-def _mm(h, rk):
-    if h.shape[0] == 1:  # one direction: a plain 2-D matmul is cheaper on XLA:CPU than a batched one
-        return (h[0] @ rk[0])[None]
-    return jnp.einsum("dbu,dug->dbg", h, rk)
-
-
-def _mm_t(dz, rk):
-    if dz.shape[0] == 1:
-        return (dz[0] @ rk[0].T)[None]
-    return jnp.einsum("dbg,dug->dbu", dz, rk)
-
-
-def _kernel_grad(hs, dzs):
-    """sum_t h_{t-1}^T dz_t per direction, as one matmul over all steps."""
-    t, d, b, u = hs.shape
-    if d == 1:
-        return (hs[:, 0].reshape(t * b, u).T @ dzs[:, 0].reshape(t * b, -1))[None]
-    return jnp.einsum("tdbu,tdbg->dug", hs, dzs)
-
-
-def _lstm_gates(z, c):
-    i, f, g, o = jnp.split(z, 4, axis=-1)
-    i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
-    c = f * c + i * g
-    tc = jnp.tanh(c)
-    return o * tc, c, (i, f, g, o, tc)
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def fast_recurrence(cell: str, rk, xp, carry0):
-    """(carry_T, outputs) of `cell` ("lstm" or "simple_rnn") over projected inputs xp (T, D, B, G*u)."""
-    return _fast_fwd(cell, rk, xp, carry0)[0]
-
-
-def _fast_fwd(cell, rk, xp, carry0):
-    if cell == "lstm":
-
-        def step(carry, x):
-            h, c = carry
-            h2, c2, acts = _lstm_gates(x + _mm(h, rk), c)
-            return (h2, c2), (h2, h, c, acts)
-
-        carry, (ys, hs, cs, acts) = jax.lax.scan(step, carry0, xp)
-        return (carry, ys), (rk, hs, cs, acts)
-
-    def rnn_step(h, x):
-        h2 = jnp.tanh(x + _mm(h, rk))
-        return h2, (h2, h)
-
-    h, (ys, hs) = jax.lax.scan(rnn_step, carry0, xp)
-    return (h, ys), (rk, hs, ys)
-
-
-def _fast_bwd(cell, res, g):
-    dcarry, dys = g
-    if cell == "lstm":
-        rk, hs, cs, acts = res
-
-        def step(carry, inp):
-            dh, dc = carry
-            dy, c_prev, (i, f, gg, o, tc) = inp
-            dh = dh + dy
-            dct = dc + dh * o * (1.0 - tc * tc)
-            dz = jnp.concatenate(
-                [
-                    dct * gg * i * (1.0 - i),
-                    dct * c_prev * f * (1.0 - f),
-                    dct * i * (1.0 - gg * gg),
-                    dh * tc * o * (1.0 - o),
-                ],
-                axis=-1,
-            )
-            return (_mm_t(dz, rk), dct * f), dz
-
-        dcarry0, dzs = jax.lax.scan(step, dcarry, (dys, cs, acts), reverse=True)
-    else:
-        rk, hs, ys = res
-
-        def step(dh, inp):
-            dy, h = inp
-            dz = (dh + dy) * (1.0 - h * h)
-            return _mm_t(dz, rk), dz
-
-        dcarry0, dzs = jax.lax.scan(step, dcarry, (dys, ys), reverse=True)
-    return _kernel_grad(hs, dzs).astype(rk.dtype), dzs, dcarry0
-
-
-fast_recurrence.defvjp(_fast_fwd, _fast_bwd)
-
-
 class RNNCore(nn.Module):
     cell: str
     units: int
@@ -198,9 +64,10 @@ class RNNCore(nn.Module):
     bias_init: Any
     unit_forget_bias: bool
     activation: Any = None  # simple_rnn only: the recurrence's f (None: tanh, with the hand-written backward)
+    tbptt: Optional[int] = None  # truncated BPTT: gradients flow through at most this many steps
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, mask=None):
         u, g = self.units, GATES[self.cell]
         dirs = 2 if self.bidirectional else None
         lead = (2,) if self.bidirectional else ()
@@ -221,7 +88,9 @@ class RNNCore(nn.Module):
         xp = project(x, w, b)  # (T, D, B, G*u)
         h0 = jnp.zeros((d, x.shape[0], u), xp.dtype)
         carry = (h0, h0) if self.cell == "lstm" else h0
-        if self.activation is not None:  # simple_rnn, f given: outputs are pre-activations, f applied after
+        if mask is not None or self.tbptt is not None:
+            ys, last = self._masked(rk, carry, xp, mask)
+        elif self.activation is not None:  # simple_rnn, f given: outputs are pre-activations, f applied after
             f = self.activation
 
             def act_step(h, p):
@@ -237,6 +106,29 @@ class RNNCore(nn.Module):
             step = step_fn(self.cell, u)
             carry, ys = jax.lax.scan(lambda c, p: step(rk, c, p), carry, xp)
             last = carry
+        return self._output(ys, last, d)
+
+    def _masked(self, rk, carry, xp, mask):
+        """(outputs, last output) with padded steps skipped: mask (B, T), 1 for real steps. The backward
+        direction reads the mask reversed, like its inputs, so it starts at each sequence's last real step."""
+        mt = None
+        if mask is not None:
+            m = mask.astype(xp.dtype).T  # (T, B)
+            mt = m[:, None] if xp.shape[1] == 1 else jnp.stack([m, m[::-1]], axis=1)  # (T, D, B)
+        if self.activation is not None:  # carry the last real pre-activation too (the layer's output)
+            f = self.activation
+
+            def act_step(c, p):
+                a = p + _mm(c[0], rk)
+                return (f(a), a), a
+
+            (_, last), ys = masked_recurrence(act_step, (carry, jnp.zeros_like(carry)), xp, mt, self.tbptt)
+            return ys, last
+        step = step_fn(self.cell, self.units)
+        carry, ys = masked_recurrence(lambda c, p: step(rk, c, p), carry, xp, mt, self.tbptt)
+        return ys, (carry[0] if self.cell == "lstm" else carry)
+
+    def _output(self, ys, last, d):
         if not self.return_sequences:
             return jnp.concatenate(list(last), axis=-1)  # (B, D*u)
         if self.bidirectional:
@@ -274,8 +166,15 @@ class _Recurrent(KernelMixin, LayerSpec):
         "many-to-many; false: the last step only (many-to-one)",
     )
     recurrent_init: InitRef = Field("orthogonal", description="initializer of the recurrent kernel")
+    tbptt: Optional[int] = Field(
+        None,
+        gt=0,
+        description="truncated backpropagation through time: gradients flow through at most this many steps "
+        "(the state is carried on); train.tbptt sets it on every recurrent layer",
+    )
 
     cell: ClassVar[str] = "simple_rnn"
+    takes_mask: ClassVar[bool] = True
 
     def cell_activation(self) -> Callable | None:
         return None
@@ -296,7 +195,16 @@ class _Recurrent(KernelMixin, LayerSpec):
         units = self.units * (2 if self.bidirectional else 1)
         return (shape[0], units) if self.return_sequences else (units,)
 
+    def passes_mask(self) -> bool:
+        return self.return_sequences
+
+    def apply_masked(self, xs, train, mask):
+        return self.core()(xs[0], mask)
+
     def apply(self, xs, train):
+        return self.core()(xs[0])
+
+    def core(self) -> RNNCore:
         return RNNCore(
             self.cell,
             self.units,
@@ -308,8 +216,9 @@ class _Recurrent(KernelMixin, LayerSpec):
             initializers.build(self.bias_init),
             getattr(self, "unit_forget_bias", False),
             self.cell_activation(),
+            self.tbptt,
             name=self.name,
-        )(xs[0])
+        )
 
 
 @register_layer
@@ -325,6 +234,7 @@ class SimpleRNN(_Recurrent):
         "(not applied a second time to the output); default tanh",
     )
     cell: ClassVar[str] = "simple_rnn"
+    takes_mask: ClassVar[bool] = True
 
     def cell_activation(self) -> Callable | None:
         opts = self.activation
@@ -347,3 +257,6 @@ class GRU(_Recurrent):
 
     type: Literal["gru"] = "gru"
     cell: ClassVar[str] = "gru"
+
+
+RECURRENT_TYPES = frozenset(n for cls in (SimpleRNN, LSTM, GRU) for n in get_args(cls.model_fields["type"].annotation))

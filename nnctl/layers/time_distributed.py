@@ -34,6 +34,7 @@ class TimeDistributed(LayerSpec):
     layers: list[AnyLayer] = Field(..., min_length=1)  # bound in nnctl.layers (see the import above)
 
     slow_in_scan: ClassVar[bool] = False
+    keeps_mask: ClassVar[bool] = True  # per step: a sequence's mask of padded steps holds for the output
 
     def children(self):
         return list(self.layers)

@@ -4,7 +4,7 @@ indices, 0/1 labels, values or the input), plus kernel regularizers; metrics sum
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +14,21 @@ from nnctl.chain import Chain, OptimizedByChain, clipped_flag
 from nnctl.engine.loop import Proposal
 from nnctl.engine.state import TrainState
 from nnctl.engine.step import apply_update, forward
+from nnctl.layers.graph import OUTPUT_MASK
 from nnctl.losses import LOSSES, Head
+
+
+class Masked(NamedTuple):
+    """A sequence output (B, T, ...) with its 0/1 mask of real steps (B, T): what `Supervised.forward`
+    returns in place of the bare output when the model's output carries a mask (`masking` layer)."""
+
+    out: jax.Array
+    mask: jax.Array
+
+
+def bare(logits: Any) -> jax.Array:
+    """The output array, with or without a mask."""
+    return logits.out if isinstance(logits, Masked) else logits
 
 
 def init_state(net: Any, key: jax.Array, input_shape: tuple, opt_init: Any) -> TrainState:
@@ -53,6 +67,7 @@ class Supervised(OptimizedByChain):
     compute_dtype: Any = None  # e.g. jnp.bfloat16: forward/backward in it; weights and optimizer stay float32
     target_scale: Any = None  # regression with normalize_target: metrics are reported in the data's units
     class_weight: tuple | None = None  # train.class_weight: one factor per class on the training loss
+    masked: bool = False  # the output is a sequence with a mask of padded steps: losses and metrics skip them
 
     def init(self, key: jax.Array, input_shape: tuple) -> TrainState:
         return init_state(self.net, key, input_shape, self.tx.init)
@@ -66,14 +81,33 @@ class Supervised(OptimizedByChain):
         key: jax.Array | None = None,
         capture: tuple = (),
     ) -> tuple[Any, dict]:
+        if self.masked:
+            return self._forward_masked(params, model_state, x, train, key, capture)
         kw: dict[str, Any] = {"capture": capture} if capture else {}
         return forward(
             self.net, params, model_state, x, train=train, key=key, compute_dtype=self.compute_dtype, head=False, **kw
         )
 
+    def _forward_masked(self, params, model_state, x, train, key, capture):
+        """`forward` with the output as `Masked(output, mask of real steps)`."""
+        (out, acts), ms = forward(
+            self.net,
+            params,
+            model_state,
+            x,
+            train=train,
+            key=key,
+            compute_dtype=self.compute_dtype,
+            head=False,
+            capture=(*capture, OUTPUT_MASK),
+        )
+        acts = dict(acts)
+        res = Masked(out, acts.pop(OUTPUT_MASK).astype(jnp.float32))
+        return ((res, acts) if capture else res), ms
+
     def predict(self, params: Any, model_state: dict, x: jax.Array) -> jax.Array:
         out, _ = self.forward(params, model_state, x, False)
-        return self.head.fn(out)
+        return self.head.fn(bare(out))
 
     def encode(self, params: Any, model_state: dict, x: jax.Array, layer: str) -> jax.Array:
         """The named layer's output (the code of an autoencoder)."""
@@ -84,8 +118,20 @@ class Supervised(OptimizedByChain):
     def penalty(self, params: Any) -> jax.Array:
         return kernel_penalty(params, self.regularizers)
 
-    def per_example(self, logits: jax.Array, y: jax.Array) -> jax.Array:
+    def per_example(self, logits: Any, y: jax.Array) -> jax.Array:
+        if isinstance(logits, Masked):
+            return self.per_sequence(logits, y)
         return LOSSES.build(self.loss_opts, logits, y, self.head)
+
+    def per_sequence(self, logits: Masked, y: jax.Array) -> jax.Array:
+        """A masked sequence's loss: the loss of each real step, averaged over the real steps (each sequence
+        counts once, whatever its length; padded steps count nowhere)."""
+        out, m = logits
+        b, t = m.shape
+        flat = LOSSES.build(
+            self.loss_opts, out.reshape(b * t, *out.shape[2:]), y.reshape(b * t, *y.shape[2:]), self.head
+        )
+        return (flat.reshape(b, t) * m).sum(1) / jnp.maximum(m.sum(1), 1.0)
 
     def train_per_example(self, logits: jax.Array, y: jax.Array) -> jax.Array:
         """The training loss per example: `per_example` times its class's weight (like Keras' `class_weight`
@@ -116,7 +162,8 @@ class Supervised(OptimizedByChain):
         self, sums: dict, logits: jax.Array, y: jax.Array, mask: jax.Array, loss_sum: jax.Array, weight: Any
     ) -> dict:
         m = mask * weight
-        batch = M.batch_sums(M.needs_of(self.metric_names), self.head.fn(logits), y, m, self.num_classes)
+        steps = m[:, None] * logits.mask if isinstance(logits, Masked) else m  # metrics count real steps only
+        batch = M.batch_sums(M.needs_of(self.metric_names), self.head.fn(bare(logits)), y, steps, self.num_classes)
         new = dict(sums)
         for k, v in batch.items():
             new[k] = sums[k] + v

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Optional, TypeAlias, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, field_validator, model_validator
 
 from nnctl.kinds import MODEL_KINDS
 from nnctl.layers import AnyLayer
 from nnctl.layers.graph import resolve_names
+from nnctl.layers.recurrent import RECURRENT_TYPES
 from nnctl.losses import LOSSES
 from nnctl.metrics import METRICS
 from nnctl.objectives.specs import Adversarial, ClipRange, ParamGroup, RegularizerRef
@@ -60,6 +61,12 @@ class ModelSpec(Strict):
     cycle_weight: float = Field(10.0, ge=0, description="cyclegan: lambda of the L1 cycle-consistency term")
     identity_weight: float = Field(
         0.0, ge=0, description="cyclegan: weight of the L1 identity term |G(b) - b| + |F(a) - a| (0: none)"
+    )
+    outputs: Optional[list[str]] = Field(
+        None,
+        description="sequential: names of the layers that are outputs, each trained against the targets with the "
+        "same loss (auxiliary classifiers); the last layer must be one of them: it is the model's output "
+        "(predictions, metrics). Weights: train.loss_weights",
     )
     init_from: Optional[str] = Field(
         None,
@@ -224,6 +231,18 @@ class TrainSpec(Strict):
         default_factory=list,
         description="activity penalties on named layers: activity_l1, activity_kl (sparse), contractive",
     )
+    tbptt: Optional[int] = Field(
+        None,
+        gt=0,
+        le=10**6,
+        description="truncated backpropagation through time: in every recurrent layer, gradients flow through at "
+        "most this many steps (the state is carried on, its gradient cut every k steps); a layer's own tbptt wins",
+    )
+    loss_weights: Optional[list[NonNegativeFloat]] = Field(
+        None,
+        description="with model.outputs: one weight per output, in that order; the loss is the weighted sum of "
+        "the outputs' losses (default: 1 each)",
+    )
     generator: Optional[OptimizerRef] = Field(
         None, description="gan, cyclegan: the generators' optimizer (default: optimizer)"
     )
@@ -289,3 +308,23 @@ class Spec(Strict):
     search: Optional[SearchSpec] = Field(
         None, description="hyperparameters for `nnctl sweep` to search (ignored by `nnctl train`)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tbptt(cls, v: Any) -> Any:
+        """train.tbptt: k becomes `tbptt: k` on every recurrent layer that does not set its own (the resolved
+        spec shows it there)."""
+        k = v.get("train", {}).get("tbptt") if isinstance(v, dict) and isinstance(v.get("train"), dict) else None
+        if k is None or not isinstance(v.get("model"), dict):
+            return v
+        model = dict(v["model"])
+        for part in dict.fromkeys(p for _, kind in MODEL_KINDS.items() for p in kind.parts):
+            if isinstance(model.get(part), list):
+                model[part] = [_with_tbptt(layer, k) for layer in model[part]]
+        return {**v, "model": model}
+
+
+def _with_tbptt(layer: Any, k: Any) -> Any:
+    if not isinstance(layer, dict) or "tbptt" in layer or str(layer.get("type")) not in RECURRENT_TYPES:
+        return layer
+    return {**layer, "tbptt": k}
