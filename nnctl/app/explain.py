@@ -24,6 +24,7 @@ import numpy as np
 
 from nnctl.app.builder import build
 from nnctl.app.explain_bptt import bptt_records
+from nnctl.app.explain_optim import entries, optimizer_rows
 from nnctl.app.explain_text import Names, render, to_json
 from nnctl.app.explain_windows import windows_of
 from nnctl.data.prepare import prepare
@@ -141,7 +142,7 @@ def _explain(spec_path, steps, sample, overrides):
             for layer, role, _ in names.layers
         ]
         extras = _first_step_extras(obj, layers, p, ms, x, y, g_params) if s == 0 else {}
-        records.append({"step": s + 1, "loss": float(loss), "layers": recs} | extras)
+        records.append({"step": s + 1, "loss": float(loss), "layers": recs} | _opt(state, g_params, p, spec) | extras)
     return {
         "notes": _notes(spec),
         "spec": str(spec_path),
@@ -156,6 +157,14 @@ def _explain(spec_path, steps, sample, overrides):
         "names": names,
         "steps": records,
     }
+
+
+def _opt(state, g_params, before, spec) -> dict:
+    """The optimizer's state after the step for the followed weights (the same weights at every step)."""
+    rows = optimizer_rows(
+        state.opt_state, g_params, before, state.params, entries(state.opt_state), spec.train.optimizer
+    )
+    return {"optimizer_state": rows}
 
 
 def _first_step_extras(obj, layers, p, ms, x, y, g_params) -> dict:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from nnctl.app.explain_bptt import render_bptt
+from nnctl.app.explain_optim import render_optimizer
 from nnctl.app.explain_windows import render_windows
 
 LIST_LIMIT = 16  # values shown one by one up to this many per array; larger arrays are summarised
@@ -103,7 +104,9 @@ def to_json(doc: dict) -> dict:
                 if k in r:
                     d[k] = {pk: as_data(pv) for pk, pv in r[k].items()}
             layers.append(d)
-        out["steps"].append({"step": st["step"], "loss": st["loss"], "layers": layers})
+        out["steps"].append(
+            {"step": st["step"], "loss": st["loss"], "layers": layers, "optimizer_state": st.get("optimizer_state", [])}
+        )
         for part in ("windows", "bptt"):
             if st.get(part):
                 out["steps"][-1][part] = [_plain(w) for w in st[part]]
@@ -198,7 +201,8 @@ def render(doc: dict) -> list[str]:
         for r in st["layers"]:
             if "updated" in r:
                 lines += ["    " + s for s in _param_lines(names, r, "updated", "", "_new")]
-    return lines
+    table = render_optimizer(doc["steps"], doc["chain"])
+    return lines + ([""] + table if table else [])
 
 
 def _windows_lines(st: dict) -> list[str]:
