@@ -6,6 +6,7 @@ import math
 import pytest
 
 from nnctl.app.explain import explain_spec, render
+from nnctl.optim import OPTIMIZERS
 from tests.conftest import SPECS
 
 WORKED = str(SPECS / "backprop_worked_example.yaml")
@@ -57,3 +58,26 @@ def test_rmsprop_e_g2_and_eps_outside_the_root():
 def test_plain_sgd_says_it_keeps_no_state():
     doc = explain_spec(WORKED)
     assert "optimizer state: none (sgd -> freeze keeps no state per weight)" in render(doc)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, _ in OPTIMIZERS.items()))
+def test_every_registered_optimizers_state_is_read(name):
+    """Every optimizer's Optax state is walked without error; the notes' names where they apply."""
+    from types import SimpleNamespace
+
+    import jax
+    import jax.numpy as jnp
+
+    from nnctl.app.explain_optim import entries, optimizer_rows
+    from nnctl.optim import OPTIMIZERS
+
+    params = {"dense_0": {"kernel": jnp.ones((2, 2)), "bias": jnp.zeros(2)}}
+    tx = OPTIMIZERS.get(name)()
+    grads = jax.tree.map(jnp.ones_like, params)
+    state = tx.update(grads, tx.init(params), params)[1]
+    opt = SimpleNamespace(type=name, b1=0.9, b2=0.999)  # the registered defaults of adam and adamw
+    rows = optimizer_rows(state, grads, params, params, entries(state), opt)
+    want = {"sgd": set(), "momentum": {"v"}, "momentum_ema": {"v"}, "adam": {"m", "v", "m̂", "v̂"}}
+    want |= {"adamw": want["adam"], "rmsprop": {"E[g²]"}, "adagrad": {"Σg²"}}
+    got = set(rows[0]) - {"weight", "g", "w", "w_new"} if rows else set()
+    assert got == want.get(name, got) and (rows or name == "sgd")

@@ -2,8 +2,9 @@
 
 The values are Optax's own state (the objective's optimizer chain after its real update), read from the
 state's named parts: momentum's `trace` is v (v = βv + g; with `momentum_ema`, the notes' v = βv + (1 − β)g),
-Adam's `mu`, `nu` are m, v, and m̂ = m / (1 − β1^t), v̂ = v / (1 − β2^t) are computed from them with the
-spec's β1, β2 and Optax's step count t; RMSprop's `nu` is E[g²] (centered: `mu` is E[g]); Adagrad's
+Adam's `mu`, `nu` are m, v (for `adam` and `adamw`, m̂ = m / (1 − β1^t), v̂ = v / (1 − β2^t) are computed from
+them with the spec's β1, β2 and Optax's step count t; `adamax`'s v is its running maximum, `nadam`'s m̂ differs,
+so neither gets m̂, v̂); RMSprop's `nu` is E[g²] (centered: `mu` is E[g]); Adagrad's
 `sum_of_squares` is Σg². Any other state part is shown under its Optax name. Frozen weights have no state.
 """
 
@@ -48,7 +49,7 @@ def state_parts(opt_state: Any) -> list[tuple[str, str, Any]]:
                 value = getattr(node, field)
                 if field == "count" and kind == "ScaleByAdamState":
                     out.append((kind, "t", int(np.asarray(value))))
-                elif _param_tree(value):
+                elif isinstance(value, dict) and _param_tree(value):
                     leaves = jax.tree_util.tree_flatten_with_path(
                         value, is_leaf=lambda x: isinstance(x, optax.MaskedNode)
                     )[0]
@@ -90,7 +91,7 @@ def optimizer_rows(opt_state, grads: dict, before: dict, after: dict, followed: 
         for _, name, arrays in parts:
             if isinstance(arrays, dict) and path in arrays:
                 row[name] = _first(arrays[path])
-        if t is not None and "m" in row:  # Adam's bias corrections, from Optax's count and the spec's betas
+        if t and opt.type in ("adam", "adamw") and "m" in row:  # bias corrections: Optax's count, the spec's betas
             row["m̂"] = row["m"] / (1 - opt.b1**t)
             row["v̂"] = row["v"] / (1 - opt.b2**t)
         row["w_new"] = _first(w1[path])
