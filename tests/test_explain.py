@@ -157,15 +157,4 @@ def test_explain_a_single_neuron(tmp_path):
     assert [r["name"] for r in layers] == ["dense_0"] and "delta" in layers[0] and "updated" in layers[0]
 
 
-@pytest.mark.parametrize("spec", sorted(p.name for p in SPECS.glob("*.yaml")))
-def test_explain_runs_on_every_example_spec(spec):
-    """No spec the language accepts crashes explain: it explains one step, or says why it cannot (vae/gan)."""
-    from nnctl.app.explain import explain_spec, render
-    from nnctl.errors import NnctlError
-
-    try:
-        doc = explain_spec(str(SPECS / spec), steps=1, sample=0)
-    except NnctlError as e:
-        assert "this spec's model is" in str(e) or "init_from" in str(e) or "weights.msgpack" in str(e), str(e)
-        return
-    assert doc["steps"] and render(doc)
+# Every example spec (and every layer type): tests/test_explain_sweep.py

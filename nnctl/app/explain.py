@@ -23,7 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnctl.app.builder import build
+from nnctl.app.explain_bptt import bptt_records
+from nnctl.app.explain_optim import entries, optimizer_rows
 from nnctl.app.explain_text import Names, render, to_json
+from nnctl.app.explain_windows import windows_of
 from nnctl.data.prepare import prepare
 from nnctl.engine.state import Counters, TrainState
 from nnctl.engine.step import commit
@@ -115,8 +118,7 @@ def _explain(spec_path, steps, sample, overrides):
         params=params, model_state=f64(state.model_state), opt_state=obj.tx.init(params), step=jnp.int32(0)
     )
 
-    assert spec.model.layers is not None  # a sequential model has layers (the only kind explain accepts)
-    layers = list(spec.model.layers)
+    layers = list(spec.model.layers or ())  # a sequential model has layers (the only kind explain accepts)
     kernel_shapes = {k: tuple(v["kernel"].shape) for k, v in params.items() if isinstance(v, dict) and "kernel" in v}
     names = Names.of(layers, kernel_shapes)
     layer_names = {layer.name for layer in layers}
@@ -147,8 +149,8 @@ def _explain(spec_path, steps, sample, overrides):
             _layer_record(layer, role, acts, zs, g_eps, p, g_params, state.params, trainable)
             for layer, role, _ in names.layers
         ]
-        records.append({"step": s + 1, "loss": float(loss), "layers": recs})
-    opt = spec.train.optimizer
+        extras = _first_step_extras(obj, layers, p, ms, x, y, g_params) if s == 0 else {}
+        records.append({"step": s + 1, "loss": float(loss), "layers": recs} | _opt(state, g_params, p, spec) | extras)
     return {
         "notes": _notes(spec),
         "spec": str(spec_path),
@@ -157,12 +159,25 @@ def _explain(spec_path, steps, sample, overrides):
         "x": np.asarray(x),
         "y": np.asarray(y),
         "loss_name": spec.train.loss.type,
-        "optimizer": opt.type,
-        "learning_rate": getattr(opt, "learning_rate", None),
+        "optimizer": spec.train.optimizer.type,
+        "learning_rate": getattr(spec.train.optimizer, "learning_rate", None),
         "chain": b.chain_desc,
         "names": names,
         "steps": records,
     }
+
+
+def _opt(state, g_params, before, spec) -> dict:
+    """The optimizer's state after the step for the followed weights (the same weights at every step)."""
+    rows = optimizer_rows(
+        state.opt_state, g_params, before, state.params, entries(state.opt_state), spec.train.optimizer
+    )
+    return {"optimizer_state": rows}
+
+
+def _first_step_extras(obj, layers, p, ms, x, y, g_params) -> dict:
+    """The windows of convolution/pooling layers and BPTT of recurrent layers, at the first step's weights."""
+    return {"windows": windows_of(obj.net, layers, p, ms, x), "bptt": bptt_records(obj, layers, p, ms, x, y, g_params)}
 
 
 def _layer_record(layer, role, acts, zs, g_eps, p, g_params, new_p, trainable) -> dict[str, Any]:

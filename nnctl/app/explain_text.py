@@ -9,6 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from nnctl.app.explain_bptt import render_bptt
+from nnctl.app.explain_optim import render_optimizer
+from nnctl.app.explain_windows import render_windows
+
 LIST_LIMIT = 16  # values shown one by one up to this many per array; larger arrays are summarised
 FEW = 4
 
@@ -100,8 +104,18 @@ def to_json(doc: dict) -> dict:
                 if k in r:
                     d[k] = {pk: as_data(pv) for pk, pv in r[k].items()}
             layers.append(d)
-        out["steps"].append({"step": st["step"], "loss": st["loss"], "layers": layers})
+        out["steps"].append(
+            {"step": st["step"], "loss": st["loss"], "layers": layers, "optimizer_state": st.get("optimizer_state", [])}
+        )
+        for part in ("windows", "bptt"):
+            if st.get(part):
+                out["steps"][-1][part] = [_plain(w) for w in st[part]]
     return out
+
+
+def _plain(d: dict) -> dict:
+    """A window record as JSON data (arrays as nested lists)."""
+    return {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
 
 
 def _vals(arr, j) -> str:
@@ -166,6 +180,7 @@ def render(doc: dict) -> list[str]:
                     lines.append("      " + _summary_line("z", z))
                 lines.append("      " + _summary_line("a", a))
             prev = r["name"]
+        lines += _windows_lines(st)
         lines.append(f"  E_total = {_num(st['loss'])}   ({doc['loss_name']}, averaged over the batch)")
         lines.append("  backward pass (delta = dE/dz, then dE/dW = a_prev^T . delta, dE/db = sum of delta)")
         for r in reversed(st["layers"]):
@@ -181,11 +196,26 @@ def render(doc: dict) -> list[str]:
             elif d is not None:
                 lines.append("      " + _summary_line("delta", d))
             lines += ["      " + s for s in _param_lines(names, r, "grads", "dE/d")]
+        lines += _bptt_lines(st)
         lines.append("  update (new weight = the optimizer's step from the gradient; frozen weights stay)")
         for r in st["layers"]:
             if "updated" in r:
                 lines += ["    " + s for s in _param_lines(names, r, "updated", "", "_new")]
-    return lines
+    table = render_optimizer(doc["steps"], doc["chain"])
+    return lines + ([""] + table if table else [])
+
+
+def _windows_lines(st: dict) -> list[str]:
+    if not st.get("windows"):
+        return []
+    head = "  windows (each output cell from its window; example 0, first filter / channel)"
+    return [head, *render_windows(st["windows"])]
+
+
+def _bptt_lines(st: dict) -> list[str]:
+    if not st.get("bptt"):
+        return []
+    return ["  backpropagation through time (the recurrent layers unrolled step by step)", *render_bptt(st["bptt"])]
 
 
 def _formula(names: Names, r, j, prev) -> str:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 
 import jax
 
+from nnctl.app.explain_params import explained, shown
 from nnctl.chain import is_frozen
 from nnctl.kinds import MODEL_KINDS
 from nnctl.kinds.base import abstract_variables
@@ -78,20 +79,52 @@ def layer_table(rows: list[ParamRow]) -> list[dict]:
     return list(out.values())
 
 
-def params_report(loaded: Loaded) -> dict:
+def params_report(loaded: Loaded, explain: bool = False) -> dict:
     """What `nnctl inspect params` shows.
 
     Args:
         loaded: a loaded, checked spec (its data sources need not exist).
+        explain: also write each layer's count as its formula (`formula`, `source` in each layer row).
     Returns:
         {parameters: one row per array, layers: per-layer counts, totals}.
     """
     rows = param_rows(loaded)
-    return {
+    out = {
         "parameters": [asdict(r) | {"shape": list(r.shape)} for r in rows],
         "layers": layer_table(rows),
         "totals": totals(rows),
     }
+    return out | {"formulas": formulas(loaded, rows)} if explain else out
+
+
+def formulas(loaded: Loaded, rows: list[ParamRow]) -> list[dict]:
+    """One row per top-level layer of every part (blocks whole): {layer, type, count, formula, source, text}.
+    A layer's input shape is known inside the spec's parts, except a part's own input in a kind with several
+    parts (there the formula comes from the arrays)."""
+    a, m = loaded.analysis, loaded.spec.model
+    assert a is not None  # the spec was loaded with check=True
+    kind = MODEL_KINDS.get(m.type)
+    arrays = [(r.path.split(":")[-1], r.shape) for r in rows]
+    out: list[dict] = []
+    claimed: set[str] = set()
+    for part in kind.parts:
+        pre = kind.prefix(part)
+        for layer in getattr(m, part) or []:
+            path = f"{pre}{layer.name}"
+            mine = [(p, s) for p, s in arrays if p.startswith(path + "/")]
+            claimed.update(p for p, _ in mine)
+            src = layer.inputs[0] if layer.inputs else None
+            shape = (tuple(a.input_shape) if not pre else None) if src == "input" else a.shapes.get(f"{pre}{src}")
+            d = explained(layer, shape, mine)
+            out.append({"layer": path, "type": layer.type} | d | {"text": shown(d)})
+    rest: dict[str, list] = {}
+    for p, s in arrays:  # layers a kind adds beyond the spec's (a vae's z_mean and z_log_var)
+        if p not in claimed:
+            rest.setdefault(p.rpartition("/")[0], []).append((p, s))
+    for path, mine in rest.items():
+        d = explained(None, None, mine)
+        out.append({"layer": path, "type": "(added by the model kind)"} | d | {"text": shown(d)})
+    return out
 
 
 def model_report(loaded: Loaded) -> dict:

@@ -21,6 +21,9 @@ app.add_typer(inspect_app, name="inspect")
 def inspect_params(
     spec: Annotated[str, typer.Argument(help="A spec file or a run directory.")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key.")] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Write each layer's count as its formula (conv2d: 3·3·3·64 + 64).")
+    ] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
@@ -30,7 +33,7 @@ def inspect_params(
         from nnctl.app.inspect import params_report
         from nnctl.spec import load_spec
 
-        return params_report(load_spec(spec, tuple(set_ or ()), require_sources=False))
+        return params_report(load_spec(spec, tuple(set_ or ()), require_sources=False), explain)
 
     res = guard(body, as_json)
 
@@ -59,6 +62,13 @@ def inspect_params(
         for r in res["layers"]:
             lt.add_row(r["layer"], f"{r['count']:,}")
         c.print(lt)
+        if explain:
+            ft = Table(title="parameter formulas")
+            for col in ("layer", "type", "count"):
+                ft.add_column(col)
+            for r in res["formulas"]:
+                ft.add_row(r["layer"], r["type"], r["text"] + ("" if r["source"] == "formula" else "  (its arrays)"))
+            c.print(ft)
         tot = res["totals"]
         for label, key in (
             ("Total", "total"),

@@ -26,7 +26,8 @@ def explain(
     quiet: QuietOpt = False,
 ):
     """Print training steps layer by layer in the notes' notation: z, a, the loss, delta, dE/dW, dE/db and
-    the updated weights, computed by the same code that trains (in float64)."""
+    the updated weights, computed by the same code that trains (in float64); convolution and pooling windows,
+    BPTT of simple_rnn layers unrolled per step, and the optimizer's state after each step."""
 
     def body():
         from nnctl.app.explain import explain_spec
