@@ -120,6 +120,18 @@ def waveforms(d: Path) -> Values:
     return {"acc": pct(metrics(run)["accuracy"]), "train": pct(metrics(run, "train")["accuracy"])}
 
 
+def tbptt(d: Path) -> Values:
+    """The truncated-BPTT spec and, for comparison, the full-BPTT waveforms spec it is a copy of."""
+    run = trained("specs/waveforms_lstm_tbptt.yaml", d)
+    return {"acc": pct(metrics(run)["accuracy"]), "full": waveforms(d)["acc"]}
+
+
+def aux_heads(d: Path) -> Values:
+    """The main head's test accuracy (the model's output) and the auxiliary head's."""
+    test = metrics(trained("specs/digits_aux_heads.yaml", d))
+    return {"acc": pct(test["accuracy"]), "aux": pct(test["aux_accuracy"])}
+
+
 def _codes(run: Path) -> tuple:
     r = restore(run)
     p, ms = r.weights["params"], r.weights["model_state"]

@@ -240,6 +240,35 @@ CLAIMS = [
             ),
         ),
     ),
+    Claim(
+        "specs/varlen_tagger.yaml",
+        m.accuracy("specs/varlen_tagger.yaml"),
+        (
+            (LAYERS, "{acc} of real steps"),
+            ("specs/varlen_tagger.yaml", "# Full settings (as written): {acc} per-step test accuracy over"),
+        ),
+    ),
+    Claim(
+        "specs/digits_aux_heads.yaml",
+        m.aux_heads,
+        (
+            (
+                "specs/digits_aux_heads.yaml",
+                "# Full settings (as written): {acc} test accuracy (main head; aux head {aux};",
+            ),
+        ),
+    ),
+    Claim(
+        "specs/waveforms_lstm_tbptt.yaml",
+        m.tbptt,
+        (
+            (
+                "specs/waveforms_lstm_tbptt.yaml",
+                "# Full settings (as written): {acc} test accuracy (600 test signals; measured, seed 0; full BPTT:"
+                " {full})",
+            ),
+        ),
+    ),
 ]
 
 
