@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nnctl.errors import DataError, NnctlError, SpecError
+from nnctl.spec import load_text
 
 
 def csv_spec(units=3, loss="categorical_crossentropy", extra_data="", activation="softmax"):
@@ -269,3 +270,15 @@ def test_cli_reports_bad_data_without_traceback(tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert "row 3, column 'b': 'abc' is not a number" in " ".join(r.output.split())
     assert not (tmp_path / "run").exists()  # nothing half-made
+
+
+@pytest.mark.parametrize("value", ["1e39", "100000000000000000000000000000000000000000000000000000000000000", ".inf"])
+def test_inline_number_too_large_for_float32_is_a_located_error(value):
+    """A number beyond float32 (an int too large to convert at all, or one that would become inf) is a spec
+    error naming it, not an OverflowError (found by tests/test_fuzz.py)."""
+    text = (
+        f"name: a\ndata: {{source: inline, x: [[0, 0], [1, {value}]], y: [0, 1]}}\n"
+        "model: {layers: [{type: dense, units: 1, activation: sigmoid}]}\ntrain: {loss: binary_crossentropy}\n"
+    )
+    with pytest.raises(SpecError, match="too large for float32"):
+        load_text(text, "f.yaml")
