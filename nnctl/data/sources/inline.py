@@ -41,6 +41,7 @@ class InlineSource(DataSource):
 def _numbers(values: list, dtype: type, what: str) -> np.ndarray:
     """`values` as an array of `dtype`; a DataError saying `what` when they are not numbers in equal rows, and
     naming the first value too large for `dtype` (it would be inf, or not convert at all)."""
+    a: np.ndarray | None
     try:
         with np.errstate(over="ignore"):
             a = np.asarray(values, dtype=dtype)
