@@ -50,7 +50,7 @@ def _numbers(values: list, dtype: type, what: str) -> np.ndarray:
     except OverflowError:
         a = None
     if a is None or not np.isfinite(a[~np.isnan(a)]).all():
-        big = next(v for v in np.asarray(values, dtype=object).ravel() if _too_big(v, dtype)), "a value")
+        big = next((v for v in np.asarray(values, dtype=object).ravel() if _too_big(v, dtype)), "a value")
         raise DataError(
             f"inline data: {str(big)[:40]} is too large for {np.dtype(dtype).name} (at most {np.finfo(dtype).max:.3g})"
         )
