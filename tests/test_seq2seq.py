@@ -2,7 +2,6 @@
 greedy decoding feeds back its own output, one epoch trains and predicts, its spec checks; (slow) the example
 spec learns to reverse digits free-running."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -114,5 +113,4 @@ def test_a_good_spec_validates():
 def test_reverse_digits_learns_free_running(tmp_path):
     res = train_run(str(SPECS / "seq2seq_reverse.yaml"), str(tmp_path / "r"), ("train.epochs=15",))
     rec = res.records[-1]
-    assert rec["val/free_running_accuracy"] > 0.9, rec
-    assert jax.device_count() >= 1
+    assert rec["val/free_running_accuracy"] > 0.9 and rec["val/free_running_sequence_accuracy"] > 0.6, rec
