@@ -132,6 +132,16 @@ def aux_heads(d: Path) -> Values:
     return {"acc": pct(test["accuracy"]), "aux": pct(test["aux_accuracy"])}
 
 
+def seq2seq(d: Path) -> Values:
+    """Free-running (greedy) test accuracy per digit and per whole sequence, and the teacher-forced one."""
+    test = metrics(trained("specs/seq2seq_reverse.yaml", d))
+    return {
+        "acc": pct(test["free_running_accuracy"]),
+        "seq": pct(test["free_running_sequence_accuracy"]),
+        "tf": pct(test["teacher_forced_accuracy"]),
+    }
+
+
 def _codes(run: Path) -> tuple:
     r = restore(run)
     p, ms = r.weights["params"], r.weights["model_state"]

@@ -249,6 +249,17 @@ CLAIMS = [
         ),
     ),
     Claim(
+        "specs/seq2seq_reverse.yaml",
+        m.seq2seq,
+        (
+            (
+                "specs/seq2seq_reverse.yaml",
+                "# Full settings (as written): {acc} free-running test accuracy per digit, {seq} of the test\n"
+                "# sequences reversed entirely right (teacher-forced: {tf} per digit;",
+            ),
+        ),
+    ),
+    Claim(
         "specs/digits_aux_heads.yaml",
         m.aux_heads,
         (

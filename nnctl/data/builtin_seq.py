@@ -135,3 +135,24 @@ def _token_tags_varlen(seed, n, noise):
     if noise:
         y = np.where((rng.uniform(size=y.shape) < noise) & real, ~y, y)
     return x.astype(np.float32), y.astype(np.int32)
+
+
+REV_STEPS, REV_VOCAB = 8, 10
+
+
+@register_builtin(
+    "reverse_digits",
+    (REV_STEPS,),
+    REV_VOCAB,
+    "sequence to sequence (model.type: seq2seq): 8 random digits 0..9 as token ids; the target is the same "
+    "digits in reverse order (targets (N, 8), 10 classes; n_samples; noise = fraction of target digits "
+    "replaced by a random one, default 0)",
+)
+def _reverse_digits(seed, n, noise):
+    rng = np.random.default_rng(seed)
+    n = n or 2000
+    x = rng.integers(0, REV_VOCAB, (n, REV_STEPS))
+    y = x[:, ::-1].copy()
+    if noise:
+        y = np.where(rng.uniform(size=y.shape) < noise, rng.integers(0, REV_VOCAB, y.shape), y)
+    return x.astype(np.float32), y.astype(np.int32)

@@ -65,9 +65,12 @@ class RNNCore(nn.Module):
     unit_forget_bias: bool
     activation: Any = None  # simple_rnn only: the recurrence's f (None: tanh, with the hand-written backward)
     tbptt: Optional[int] = None  # truncated BPTT: gradients flow through at most this many steps
+    with_carry: bool = False  # also return the final state (h, or (h, c) for the LSTM), each (D, B, units)
 
     @nn.compact
-    def __call__(self, x, mask=None):
+    def __call__(self, x, mask=None, initial=None):
+        """The layer's output; `initial`: the starting state in place of zeros (a seq2seq decoder starts
+        from its encoder's final state), shaped like the carry `with_carry` returns."""
         u, g = self.units, GATES[self.cell]
         dirs = 2 if self.bidirectional else None
         lead = (2,) if self.bidirectional else ()
@@ -88,8 +91,10 @@ class RNNCore(nn.Module):
         xp = project(x, w, b)  # (T, D, B, G*u)
         h0 = jnp.zeros((d, x.shape[0], u), xp.dtype)
         carry = (h0, h0) if self.cell == "lstm" else h0
+        if initial is not None:
+            carry = jax.tree.map(lambda c: c.astype(xp.dtype), initial)
         if mask is not None or self.tbptt is not None:
-            ys, last = self._masked(rk, carry, xp, mask)
+            ys, last, carry = self._masked(rk, carry, xp, mask)
         elif self.activation is not None:  # simple_rnn, f given: outputs are pre-activations, f applied after
             f = self.activation
 
@@ -97,7 +102,7 @@ class RNNCore(nn.Module):
                 a = p + _mm(h, rk)
                 return f(a), a
 
-            _, ys = jax.lax.scan(act_step, carry, xp)
+            carry, ys = jax.lax.scan(act_step, carry, xp)
             last = ys[-1]
         elif self.cell in ("lstm", "simple_rnn"):
             carry, ys = fast_recurrence(self.cell, rk, xp, carry)  # ys: (T, D, B, u)
@@ -106,7 +111,8 @@ class RNNCore(nn.Module):
             step = step_fn(self.cell, u)
             carry, ys = jax.lax.scan(lambda c, p: step(rk, c, p), carry, xp)
             last = carry
-        return self._output(ys, last, d)
+        out = self._output(ys, last, d)
+        return (out, carry) if self.with_carry else out
 
     def _masked(self, rk, carry, xp, mask):
         """(outputs, last output) with padded steps skipped: mask (B, T), 1 for real steps. The backward
@@ -122,11 +128,11 @@ class RNNCore(nn.Module):
                 a = p + _mm(c[0], rk)
                 return (f(a), a), a
 
-            (_, last), ys = masked_recurrence(act_step, (carry, jnp.zeros_like(carry)), xp, mt, self.tbptt)
-            return ys, last
+            (h, last), ys = masked_recurrence(act_step, (carry, jnp.zeros_like(carry)), xp, mt, self.tbptt)
+            return ys, last, h
         step = step_fn(self.cell, self.units)
         carry, ys = masked_recurrence(lambda c, p: step(rk, c, p), carry, xp, mt, self.tbptt)
-        return ys, (carry[0] if self.cell == "lstm" else carry)
+        return ys, (carry[0] if self.cell == "lstm" else carry), carry
 
     def _output(self, ys, last, d):
         if not self.return_sequences:
@@ -204,7 +210,8 @@ class _Recurrent(KernelMixin, LayerSpec):
     def apply(self, xs, train):
         return self.core()(xs[0])
 
-    def core(self) -> RNNCore:
+    def core(self, with_carry: bool = False) -> RNNCore:
+        """The Flax module; `with_carry`: it also returns its final state (see `RNNCore`)."""
         return RNNCore(
             self.cell,
             self.units,
@@ -217,6 +224,7 @@ class _Recurrent(KernelMixin, LayerSpec):
             getattr(self, "unit_forget_bias", False),
             self.cell_activation(),
             self.tbptt,
+            with_carry,
             name=self.name,
         )
 

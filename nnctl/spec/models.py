@@ -38,9 +38,15 @@ class ModelSpec(Strict):
         None,
         min_length=1,
         description="vae: input -> features (the mean and log-variance layers of size latent_dim are added); "
-        "aae: input -> code of latent_dim values",
+        "aae: input -> code of latent_dim values; seq2seq: source sequence -> a recurrent layer whose final "
+        "state starts the decoder",
     )
-    decoder: Optional[list[AnyLayer]] = Field(None, min_length=1, description="vae/aae: latent code -> input")
+    decoder: Optional[list[AnyLayer]] = Field(
+        None,
+        min_length=1,
+        description="vae/aae: latent code -> input; seq2seq: previous target token (id num_classes: start) -> "
+        "one distribution over the target classes per step",
+    )
     generator: Optional[list[AnyLayer]] = Field(
         None, min_length=1, description="gan: noise -> example; cyclegan: example -> example (built twice)"
     )
