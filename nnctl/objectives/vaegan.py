@@ -10,11 +10,12 @@ With s the sigmoid and r, f, p D's logits on x, x~ and x_p, per example:
 (the paper's L_GAN with both fakes, the generator's side non-saturating). `reconstruction` is the vae's:
 train.loss summed over the input's values (pixel-wise; the paper's discriminator-feature loss is not
 offered). The paper weighs the decoder's reconstruction by gamma; here the GAN term is weighed instead
-(adversarial_weight = 1 / gamma), so the reconstruction keeps the vae's scale. One jitted step updates D
-(train.discriminator) on fakes of the current encoder/decoder, then encoder and decoder (train.optimizer, one
-chain) each on the gradient of its own loss, D's new weights judging. Logged: reconstruction, kl, g_loss,
-d_loss, d_real (D's mean probability on real examples), d_fake (on both fakes);
-loss = reconstruction + beta * kl + adversarial_weight * g_loss. Evaluation decodes the mean (no sampling)."""
+(adversarial_weight = 1 / gamma), so the reconstruction keeps the vae's scale. One jitted step computes every
+term in one forward pass and updates all three networks together from it (the paper's algorithm), each on
+the gradient of its own loss: D with train.discriminator, encoder and decoder with train.optimizer (one
+chain). Logged: reconstruction, kl, g_loss, d_loss, d_real (D's mean probability on real examples), d_fake
+(on both fakes); loss = reconstruction + beta * kl + adversarial_weight * g_loss. Evaluation decodes the
+mean (no sampling)."""
 
 from __future__ import annotations
 
@@ -116,12 +117,9 @@ class VAEGAN:
         kl = -0.5 * jnp.sum(1 + log_var - mu**2 - jnp.exp(log_var), axis=-1)
         return recon, kl, self.head.fn(logits), x_p, ms
 
-    def terms(self, p, ms, x, eps, prior, train, key=None, stop=False):
-        """(the per-example terms, D's probabilities (real, fakes), model state); `stop`: no gradient reaches
-        the encoder and decoder through the fakes (D's step)."""
+    def terms(self, p, ms, x, eps, prior, train, key=None):
+        """(the per-example terms, D's probabilities (real, fakes), model state)."""
         recon, kl, x_rec, x_p, ms = self.fakes(p, ms, x, eps, prior, train, key)
-        if stop:
-            x_rec, x_p = jax.lax.stop_gradient(x_rec), jax.lax.stop_gradient(x_p)
         logits = {}
         for name, v in (("real", x), ("fake", x_rec), ("prior", x_p)):
             logits[name], ms = self._fwd(p, ms, v, method="score", train=train, key=key)
@@ -139,30 +137,23 @@ class VAEGAN:
         prior = jax.random.normal(k1, (x.shape[0], self.latent_dim), x.dtype)
         eps = jax.random.normal(k2, (x.shape[0], self.latent_dim), x.dtype)
 
-        def d_obj(dp):
-            t, probs, m = self.terms({**P, **dp}, ms, x, eps, prior, True, k3, stop=True)
-            return masked_mean(t["d_loss"], mask), (tuple(masked_mean(v, mask) for v in probs), m)
+        def obj(params):
+            t, probs, m = self.terms(params, ms, x, eps, prior, True, k3)
+            r, kl, g, d = (masked_mean(t[k], mask) for k in ("reconstruction", "kl", "g_loss", "d_loss"))
+            losses = (r + self.beta * kl, r + self.adversarial_weight * g, d)
+            return losses, (r, kl, g, d, tuple(masked_mean(v, mask) for v in probs), m)
 
-        (dl, ((d_real, d_fake), ms)), gd = jax.value_and_grad(d_obj, has_aux=True)(
-            {"discriminator": P["discriminator"]}
-        )
-        new_d, opt_d, gn_d, gd = self._update("discriminator", opt, P, dl, gd, ("discriminator",))
-        P2 = {**P, **new_d}
-
-        def ae_obj(ap):
-            t, _, m = self.terms({**P2, **ap}, ms, x, eps, prior, True, k3)
-            r, kl, g = (masked_mean(t[k], mask) for k in ("reconstruction", "kl", "g_loss"))
-            return (r + self.beta * kl, r + self.adversarial_weight * g), (r, kl, g, m)
-
-        # one forward pass, one backward pass per loss: each network takes the gradient of its own loss
-        _, back, (recon, kl, g, ms) = jax.vjp(ae_obj, {n: P[n] for n in AUTOENCODER}, has_aux=True)
+        # one forward pass, one backward pass per loss; each network takes the gradient of its own loss and all
+        # three are updated together (the paper's algorithm)
+        _, back, (recon, kl, g, dl, (d_real, d_fake), ms) = jax.vjp(obj, P, has_aux=True)
         one, zero = jnp.ones((), recon.dtype), jnp.zeros((), recon.dtype)
-        g_enc, g_dec = back((one, zero))[0], back((zero, one))[0]
+        g_enc, g_dec, gd = (back(c)[0] for c in ((one, zero, zero), (zero, one, zero), (zero, zero, one)))
+        new_d, opt_d, gn_d, gd = self._update("discriminator", opt, P, dl, gd, ("discriminator",))
         ga = {**{n: g_enc[n] for n in ENCODER}, **{n: g_dec[n] for n in DECODER}}
         total = recon + self.beta * kl + self.adversarial_weight * g
         new_a, opt_a, gn_a, ga = self._update("autoencoder", opt, P, total, ga, AUTOENCODER)
         new = TrainState(
-            params={**P2, **new_a},
+            params={**P, **new_d, **new_a},
             model_state=ms,
             opt_state={"autoencoder": opt_a, "discriminator": opt_d},
             step=state.step + 1,
