@@ -22,7 +22,9 @@ from nnctl.kinds import MODEL_KINDS
 def _generative(run_dir: str) -> Restored:
     r = restore(run_dir)
     if not MODEL_KINDS.get(r.loaded.spec.model.type).can_sample:
-        raise NnctlError(f"{run_dir} is a {r.loaded.spec.model.type} model: `sample` needs a vae, gan or aae run")
+        raise NnctlError(
+            f"{run_dir} is a {r.loaded.spec.model.type} model: `sample` needs a vae, gan, aae or vaegan run"
+        )
     return r
 
 
@@ -103,8 +105,8 @@ def interpolate_run(
         raise NnctlError(f"--steps must be at least 2 (the two ends), got {steps}")
     r = _generative(run_dir)
     m = r.loaded.spec.model
-    if m.type not in ("vae", "aae"):
-        raise NnctlError(f"--interpolate encodes examples, which needs a vae or aae; {run_dir} is a {m.type}")
+    if m.type not in ("vae", "aae", "vaegan"):
+        raise NnctlError(f"--interpolate encodes examples, which needs a vae, aae or vaegan; {run_dir} is a {m.type}")
     if input_path is not None:
         x = r.scalers[0].apply(read_inputs(input_path, r.loaded.spec.data, r.built.data))
         where = input_path

@@ -63,7 +63,7 @@ def sample_run(run_dir: str, n: int, out: str | None = None, seed: int = 0, labe
     r = restore(run_dir)
     m = r.loaded.spec.model
     if not MODEL_KINDS.get(m.type).can_sample:
-        raise NnctlError(f"{run_dir} is a {m.type} model: `sample` needs a vae, gan or aae run")
+        raise NnctlError(f"{run_dir} is a {m.type} model: `sample` needs a vae, gan, aae or vaegan run")
     obj = r.built.loop.obj
     count = getattr(obj, "label_count", 0)  # classes (conditional gan, ACGAN) or InfoGAN's categories
     labels = None

@@ -38,31 +38,35 @@ class ModelSpec(Strict):
         None,
         min_length=1,
         description="vae: input -> features (the mean and log-variance layers of size latent_dim are added); "
-        "aae: input -> code of latent_dim values; seq2seq: source sequence -> a recurrent layer whose final "
+        "aae: input -> code of latent_dim values; vaegan: as vae; seq2seq: source sequence -> a recurrent layer whose final "
         "state starts the decoder",
     )
     decoder: Optional[list[AnyLayer]] = Field(
         None,
         min_length=1,
-        description="vae/aae: latent code -> input; seq2seq: previous target token (id num_classes: start) -> "
+        description="vae/aae/vaegan: latent code -> input; seq2seq: previous target token (id num_classes: start) -> "
         "one distribution over the target classes per step",
     )
     generator: Optional[list[AnyLayer]] = Field(
         None, min_length=1, description="gan: noise -> example; cyclegan: example -> example (built twice)"
     )
     discriminator: Optional[list[AnyLayer]] = Field(
-        None, min_length=1, description="gan/cyclegan: example -> 1 logit; aae: code -> 1 logit"
+        None, min_length=1, description="gan/cyclegan/vaegan: example -> 1 logit; aae: code -> 1 logit"
     )
-    latent_dim: Optional[int] = Field(None, gt=0, le=10**6, description="vae, aae, gan: size of the code / noise")
+    latent_dim: Optional[int] = Field(
+        None, gt=0, le=10**6, description="vae, aae, vaegan, gan: size of the code / noise"
+    )
     conditional: bool = Field(False, description="gan: feed the one-hot class label to both networks")
-    beta: float = Field(1.0, ge=0, description="vae: weight of the KL term")
+    beta: float = Field(1.0, ge=0, description="vae, vaegan: weight of the KL term")
     adversarial: Optional[Adversarial] = Field(
         None,
         description="gan: the adversarial game beyond train.loss (minimax generator loss, WGAN clipping, "
         "WGAN-GP, critic steps, ACGAN, InfoGAN)",
     )
     adversarial_weight: float = Field(
-        1.0, ge=0, description="aae: weight of the encoder's adversarial term -log D(E(x))"
+        1.0,
+        ge=0,
+        description="aae: weight of the encoder's adversarial term -log D(E(x)); vaegan: of the decoder's GAN term",
     )
     cycle_weight: float = Field(10.0, ge=0, description="cyclegan: lambda of the L1 cycle-consistency term")
     identity_weight: float = Field(
@@ -253,7 +257,7 @@ class TrainSpec(Strict):
         None, description="gan, cyclegan: the generators' optimizer (default: optimizer)"
     )
     discriminator: Optional[OptimizerRef] = Field(
-        None, description="gan, cyclegan, aae: the discriminators' optimizer (default: optimizer)"
+        None, description="gan, cyclegan, aae, vaegan: the discriminators' optimizer (default: optimizer)"
     )
     param_groups: list[ParamGroup] = Field(
         default_factory=list,

@@ -1,0 +1,106 @@
+"""`model.type: vaegan`: a vae whose decoder is also a GAN generator, with a discriminator on examples (real vs
+reconstructed vs decoded prior draws; nnctl.objectives.vaegan). Encoder and decoder share `train.optimizer`
+(each stepped on the gradient of its own loss); the discriminator has `train.discriminator` (default
+`train.optimizer`). It samples (`nnctl sample`: decoded prior draws, `--codes`, `--interpolate`), encodes
+(`predict --encode z_mean`) and scores anomalies (`predict`) like a vae."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+
+import jax.numpy as jnp
+
+from nnctl.chain import build_chain
+from nnctl.kinds.base import BuildContext, ModelKind, part_shapes, register_kind
+from nnctl.layers.graph import Network
+from nnctl.losses import head_activation
+from nnctl.objectives.vaegan import AUTOENCODER, VAEGAN, VAEGANNet
+from nnctl.trees import param_paths
+
+
+def _no(what: str, why: str) -> str:
+    return f"{what} {why}; a vaegan does not support it: remove it"
+
+
+@register_kind
+class VaeGan(ModelKind):
+    name = "vaegan"
+    parts = ("encoder", "decoder", "discriminator")
+    uses = ("latent_dim", "beta", "adversarial_weight")
+    doc = "VAE-GAN: encoder + decoder (also the generator) + discriminator on real / reconstructed / sampled examples"
+    losses = ("mse", "mae", "binary_crossentropy", "huber", "least_squares")
+    loss_names = "mse or mae or binary_crossentropy or huber (the reconstruction loss)"
+    can_sample = True
+    kernel_regularizer = "kernel_regularizer is not supported in a vaegan (use train.weight_decay)"
+    unsupported = (
+        (("train", "generator"), "a vaegan's encoder and decoder use train.optimizer (train.generator is a gan's)"),
+        (("train", "class_weight"), _no("train.class_weight", "weights classes; a vaegan learns from inputs alone")),
+        (("train", "regularizers"), _no("train.regularizers", "are activity penalties (its code has the KL term)")),
+        (("data", "corruption"), _no("data.corruption", "is not applied by the vaegan objective")),
+        (("data", "augment"), _no("data.augment", "is not applied by the vaegan objective")),
+        (("train", "metrics"), _no("train.metrics", "are not computed by the vaegan objective (it logs its terms)")),
+    )
+
+    def network(self, model, num_classes):
+        return VAEGANNet(
+            Network(tuple(model.encoder)), Network(tuple(model.decoder)), model.latent_dim,
+            Network(tuple(model.discriminator)),
+        )  # fmt: skip
+
+    def thread(self, loaded, input_shape, info):
+        m = loaded.spec.model
+        sink: tuple[list, list, dict] = ([], [], {})
+        problems = sink[0]
+        part_shapes(loaded, "encoder", m.encoder, tuple(input_shape), sink)
+        out = part_shapes(loaded, "decoder", m.decoder, (m.latent_dim,), sink)
+        if out is not None and tuple(out) != tuple(input_shape):
+            problems.append(
+                loaded.problem(
+                    ("model", "decoder", len(m.decoder) - 1),
+                    f"the decoder outputs {list(out)} but the inputs are {list(input_shape)}: the reconstruction "
+                    "must have the input's shape",
+                )
+            )
+        d_out = part_shapes(loaded, "discriminator", m.discriminator, tuple(input_shape), sink)
+        if d_out is not None and math.prod(d_out) != 1:
+            problems.append(
+                loaded.problem(
+                    ("model", "discriminator", len(m.discriminator) - 1),
+                    f"the discriminator must output one logit per example, got {list(d_out)}: end with "
+                    "{type: dense, units: 1}",
+                )
+            )
+        if loaded.spec.data.task not in (None, "autoencoder"):
+            problems.append(loaded.problem(("data", "task"), "a vaegan learns from the inputs alone: remove data.task"))
+        return sink[2], tuple(input_shape), problems, sink[1]
+
+    def implied_task(self, spec, info):
+        return "autoencoder"
+
+    def objective(self, ctx: BuildContext) -> VAEGAN:
+        m, t = ctx.spec.model, ctx.spec.train
+        frozen, chains = self.frozen_layers(m), {}
+        for group, nets, opt in (
+            ("autoencoder", AUTOENCODER, t.optimizer),
+            ("discriminator", ("discriminator",), t.discriminator or t.optimizer),
+        ):
+            shape = {n: ctx.params_shape[n] for n in nets}
+            groups = [g for g in t.param_groups if any(fnmatch.fnmatchcase(p, g.params) for p in param_paths(shape))]
+            tp = t.model_copy(update={"optimizer": opt})
+            chains[group] = build_chain(tp, shape, ctx.total_steps, ctx.steps_per_epoch, frozen, groups)
+        return VAEGAN(
+            net=ctx.net,
+            head=head_activation(m.decoder[-1].activation, t.loss.type),
+            loss_opts=t.loss,
+            chains=chains,
+            input_shape=tuple(ctx.data.input_shape),
+            latent_dim=m.latent_dim,
+            beta=m.beta,
+            adversarial_weight=m.adversarial_weight,
+            clip=t.gradient_clipping,
+            compute_dtype=jnp.bfloat16 if t.precision == "bf16" else None,
+        )
+
+    def encodable(self, model):
+        return [layer.name for layer in model.encoder] + ["z_mean", "z_log_var"]
