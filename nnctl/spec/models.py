@@ -38,8 +38,8 @@ class ModelSpec(Strict):
         None,
         min_length=1,
         description="vae: input -> features (the mean and log-variance layers of size latent_dim are added); "
-        "aae: input -> code of latent_dim values; vaegan: as vae; seq2seq: source sequence -> a recurrent layer whose final "
-        "state starts the decoder",
+        "aae: input -> code of latent_dim values; vaegan: as vae; seq2seq: source sequence -> a recurrent layer "
+        "whose final state starts the decoder",
     )
     decoder: Optional[list[AnyLayer]] = Field(
         None,
