@@ -14,7 +14,7 @@ probability on prior draws and on codes); `loss` = reconstruction + adversarial_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -27,6 +27,7 @@ from nnctl.engine.step import apply_update, forward, masked_mean
 from nnctl.layers.graph import Network
 from nnctl.losses import LOSSES
 from nnctl.objectives import gan_losses as L
+from nnctl.objectives.parts import ChainedParts
 
 AUTOENCODER = ("encoder", "decoder")
 KEYS = ("reconstruction", "g_loss", "d_loss", "d_real", "d_fake")
@@ -60,7 +61,7 @@ class AAENet(nn.Module):
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class AAE:
+class AAE(ChainedParts):
     net: Any  # AAENet
     head: Any  # the decoder's last activation
     loss_opts: Any
@@ -70,29 +71,8 @@ class AAE:
     clip: Any = None
     compute_dtype: Any = None
 
-    @property
-    def chain(self) -> Chain:
-        return self.chains["autoencoder"]
-
-    @property
-    def lr(self) -> Any:
-        return self.chain.lr
-
-    def describe(self) -> str:
-        return "; ".join(f"{part}: {c.description}" for part, c in self.chains.items())
-
-    def init(self, key, input_shape) -> TrainState:
-        variables = self.net.init({"params": key, "dropout": key}, jnp.zeros((1, *input_shape)), train=False)
-        p = variables["params"]
-        return TrainState(
-            params=p,
-            model_state={k: v for k, v in variables.items() if k != "params"},
-            opt_state={
-                "autoencoder": self.chains["autoencoder"].tx.init({n: p[n] for n in AUTOENCODER}),
-                "discriminator": self.chains["discriminator"].tx.init({"discriminator": p["discriminator"]}),
-            },
-            step=jnp.int32(0),
-        )
+    GROUPS: ClassVar[dict[str, tuple[str, ...]]] = {"autoencoder": AUTOENCODER, "discriminator": ("discriminator",)}
+    LOGGED: ClassVar[str] = "autoencoder"
 
     def _fwd(self, p, ms, *args, method: str, train: bool, key=None, **kw):
         return forward(

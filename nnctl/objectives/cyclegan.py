@@ -15,7 +15,7 @@ Logged: d_loss (D_A + D_B), g_loss (the two adversarial terms), cycle (the two L
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -27,9 +27,13 @@ from nnctl.engine.state import TrainState
 from nnctl.engine.step import apply_update, forward
 from nnctl.layers.graph import Network
 from nnctl.objectives import gan_losses as L
+from nnctl.objectives.parts import ChainedParts
 
 NETS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
-GROUPS = {"generator": ("generator_ab", "generator_ba"), "discriminator": ("discriminator_a", "discriminator_b")}
+GROUPS: dict[str, tuple[str, ...]] = {
+    "generator": ("generator_ab", "generator_ba"),
+    "discriminator": ("discriminator_a", "discriminator_b"),
+}
 KEYS = ("d_loss", "g_loss", "cycle", "identity")
 
 
@@ -66,7 +70,7 @@ def _l1(a, b):
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class CycleGAN:
+class CycleGAN(ChainedParts):
     net: Any  # CycleGANNet
     kind: str  # bce | least_squares | wasserstein (nnctl.objectives.gan_losses)
     chains: dict[str, Chain]  # "generator": over {generator_ab, generator_ba}; "discriminator": over D_A, D_B
@@ -75,26 +79,8 @@ class CycleGAN:
     clip: Any = None
     compute_dtype: Any = None
 
-    @property
-    def chain(self) -> Chain:
-        return self.chains["generator"]
-
-    @property
-    def lr(self) -> Any:
-        return self.chain.lr
-
-    def describe(self) -> str:
-        return "; ".join(f"{part}: {c.description}" for part, c in self.chains.items())
-
-    def init(self, key, input_shape) -> TrainState:
-        variables = self.net.init({"params": key, "dropout": key}, jnp.zeros((1, *input_shape)), train=False)
-        p = variables["params"]
-        return TrainState(
-            params=p,
-            model_state={k: v for k, v in variables.items() if k != "params"},
-            opt_state={g: self.chains[g].tx.init({n: p[n] for n in nets}) for g, nets in GROUPS.items()},
-            step=jnp.int32(0),
-        )
+    GROUPS: ClassVar[dict[str, tuple[str, ...]]] = GROUPS
+    LOGGED: ClassVar[str] = "generator"
 
     def _fwd(self, p, ms, *args, method: str, train: bool, key=None):
         return forward(self.net, p, ms, *args, train=train, key=key, compute_dtype=self.compute_dtype, method=method)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +34,7 @@ from nnctl.layers.graph import Network
 from nnctl.losses import LOSSES
 from nnctl.objectives import gan_losses as L
 from nnctl.objectives.nets import VAENet
+from nnctl.objectives.parts import ChainedParts
 
 ENCODER = ("encoder", "z_mean", "z_log_var")
 DECODER = ("decoder",)
@@ -66,7 +67,7 @@ def vaegan_terms(recon, kl, real, fake, prior) -> dict:
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class VAEGAN:
+class VAEGAN(ChainedParts):
     net: Any  # VAEGANNet
     head: Any  # the decoder's last activation
     loss_opts: Any
@@ -78,29 +79,8 @@ class VAEGAN:
     clip: Any = None
     compute_dtype: Any = None
 
-    @property
-    def chain(self) -> Chain:
-        return self.chains["autoencoder"]
-
-    @property
-    def lr(self) -> Any:
-        return self.chain.lr
-
-    def describe(self) -> str:
-        return "; ".join(f"{part}: {c.description}" for part, c in self.chains.items())
-
-    def init(self, key, input_shape) -> TrainState:
-        variables = self.net.init({"params": key, "dropout": key}, jnp.zeros((1, *input_shape)), train=False)
-        p = variables["params"]
-        return TrainState(
-            params=p,
-            model_state={k: v for k, v in variables.items() if k != "params"},
-            opt_state={
-                "autoencoder": self.chains["autoencoder"].tx.init({n: p[n] for n in AUTOENCODER}),
-                "discriminator": self.chains["discriminator"].tx.init({"discriminator": p["discriminator"]}),
-            },
-            step=jnp.int32(0),
-        )
+    GROUPS: ClassVar[dict[str, tuple[str, ...]]] = {"autoencoder": AUTOENCODER, "discriminator": ("discriminator",)}
+    LOGGED: ClassVar[str] = "autoencoder"
 
     def _fwd(self, p, ms, *args, method: str | None, train: bool, key=None, **kw):
         return forward(
