@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
+from nnctl.chain import build_chain
 from nnctl.layers.base import frozen_layer_names
 from nnctl.layers.graph import thread_shapes
 from nnctl.losses import LOSSES
 from nnctl.registry import Registry
+from nnctl.trees import param_paths
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,17 @@ class ModelKind:
     def frozen_layers(self, model: Any) -> list[str]:
         """Paths of the layers with `trainable: false`."""
         return [n for part in self.parts for n in frozen_layer_names(getattr(model, part) or [], self.prefix(part))]
+
+    def part_chains(self, ctx: BuildContext, plan: Iterable[tuple[str, tuple[str, ...], Any]]) -> dict[str, Any]:
+        """{chain: Chain} of a kind training several networks, from (chain, the sub-networks it updates, its
+        optimizer spec); each `train.param_groups` entry applies to the chains whose parameters it matches."""
+        t, frozen, chains = ctx.spec.train, self.frozen_layers(ctx.spec.model), {}
+        for name, nets, opt in plan:
+            shape = {n: ctx.params_shape[n] for n in nets}
+            groups = [g for g in t.param_groups if any(fnmatch.fnmatchcase(p, g.params) for p in param_paths(shape))]
+            tp = t.model_copy(update={"optimizer": opt})
+            chains[name] = build_chain(tp, shape, ctx.total_steps, ctx.steps_per_epoch, frozen, groups)
+        return chains
 
     def thread(self, loaded: Any, input_shape: tuple, info: Any) -> tuple[dict, tuple | None, list, list]:
         """(shapes by layer name, output shape for the data pipeline, problems, warnings)."""

@@ -6,18 +6,15 @@ one optimizer (`train.generator`, default `train.optimizer`), discriminators ano
 
 from __future__ import annotations
 
-import fnmatch
 import math
 
 import jax.numpy as jnp
 
-from nnctl.chain import build_chain
 from nnctl.kinds.base import BuildContext, ModelKind, part_shapes, register_kind
 from nnctl.kinds.gan_checks import LOSS_KIND
 from nnctl.layers.base import frozen_layer_names
 from nnctl.losses import LOSSES
 from nnctl.objectives.cyclegan import GROUPS, CycleGAN, CycleGANNet
-from nnctl.trees import param_paths
 
 COPIES = {"generator": GROUPS["generator"], "discriminator": GROUPS["discriminator"]}
 
@@ -87,13 +84,7 @@ class CycleGan(ModelKind):
 
     def objective(self, ctx: BuildContext) -> CycleGAN:
         m, t = ctx.spec.model, ctx.spec.train
-        chains, frozen = {}, self.frozen_layers(m)
-        for part, nets in COPIES.items():
-            tp = t.model_copy(update={"optimizer": getattr(t, part) or t.optimizer})
-            shape = {n: ctx.params_shape[n] for n in nets}
-            paths = param_paths(shape)
-            groups = [g for g in t.param_groups if any(fnmatch.fnmatchcase(p, g.params) for p in paths)]
-            chains[part] = build_chain(tp, shape, ctx.total_steps, ctx.steps_per_epoch, frozen, groups)
+        chains = self.part_chains(ctx, ((part, nets, getattr(t, part) or t.optimizer) for part, nets in COPIES.items()))
         return CycleGAN(
             net=ctx.net,
             kind=LOSS_KIND[LOSSES.canonical(t.loss.type)],

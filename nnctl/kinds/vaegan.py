@@ -6,17 +6,14 @@ reconstructed vs decoded prior draws; nnctl.objectives.vaegan). Encoder and deco
 
 from __future__ import annotations
 
-import fnmatch
 import math
 
 import jax.numpy as jnp
 
-from nnctl.chain import build_chain
 from nnctl.kinds.base import BuildContext, ModelKind, part_shapes, register_kind
 from nnctl.layers.graph import Network
 from nnctl.losses import head_activation
 from nnctl.objectives.vaegan import AUTOENCODER, VAEGAN, VAEGANNet
-from nnctl.trees import param_paths
 
 
 def _no(what: str, why: str) -> str:
@@ -80,15 +77,11 @@ class VaeGan(ModelKind):
 
     def objective(self, ctx: BuildContext) -> VAEGAN:
         m, t = ctx.spec.model, ctx.spec.train
-        frozen, chains = self.frozen_layers(m), {}
-        for group, nets, opt in (
+        plan = (
             ("autoencoder", AUTOENCODER, t.optimizer),
             ("discriminator", ("discriminator",), t.discriminator or t.optimizer),
-        ):
-            shape = {n: ctx.params_shape[n] for n in nets}
-            groups = [g for g in t.param_groups if any(fnmatch.fnmatchcase(p, g.params) for p in param_paths(shape))]
-            tp = t.model_copy(update={"optimizer": opt})
-            chains[group] = build_chain(tp, shape, ctx.total_steps, ctx.steps_per_epoch, frozen, groups)
+        )
+        chains = self.part_chains(ctx, plan)
         return VAEGAN(
             net=ctx.net,
             head=head_activation(m.decoder[-1].activation, t.loss.type),
