@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -177,3 +178,31 @@ def _sequence_key_problems(kind: ModelKind, loaded: Any) -> list:
         msg = "train.tbptt truncates recurrent layers; this model has none"
         problems.append(loaded.problem(("train", "tbptt"), msg))
     return problems
+
+
+def decoder_problems(loaded: Any, latent_dim: int, input_shape: tuple, sink: tuple[list, list, dict]) -> None:
+    """Thread the code through `model.decoder`; a problem in `sink` unless it reconstructs the input's shape."""
+    decoder = loaded.spec.model.decoder
+    out = part_shapes(loaded, "decoder", decoder, (latent_dim,), sink)
+    if out is not None and tuple(out) != tuple(input_shape):
+        sink[0].append(
+            loaded.problem(
+                ("model", "decoder", len(decoder) - 1),
+                f"the decoder outputs {list(out)} but the inputs are {list(input_shape)}: the reconstruction "
+                "must have the input's shape",
+            )
+        )
+
+
+def one_logit_problems(loaded: Any, shape: tuple, per: str, sink: tuple[list, list, dict]) -> None:
+    """Thread `shape` through `model.discriminator`; a problem in `sink` unless it ends in one logit per `per`."""
+    layers = loaded.spec.model.discriminator
+    d_out = part_shapes(loaded, "discriminator", layers, shape, sink)
+    if d_out is not None and math.prod(d_out) != 1:
+        sink[0].append(
+            loaded.problem(
+                ("model", "discriminator", len(layers) - 1),
+                f"the discriminator must output one logit per {per}, got {list(d_out)}: end with "
+                "{type: dense, units: 1}",
+            )
+        )

@@ -6,11 +6,9 @@ reconstructed vs decoded prior draws; nnctl.objectives.vaegan). Encoder and deco
 
 from __future__ import annotations
 
-import math
-
 import jax.numpy as jnp
 
-from nnctl.kinds.base import BuildContext, ModelKind, part_shapes, register_kind
+from nnctl.kinds.base import BuildContext, ModelKind, decoder_problems, one_logit_problems, part_shapes, register_kind
 from nnctl.layers.graph import Network
 from nnctl.losses import head_activation
 from nnctl.objectives.vaegan import AUTOENCODER, VAEGAN, VAEGANNet
@@ -50,24 +48,8 @@ class VaeGan(ModelKind):
         sink: tuple[list, list, dict] = ([], [], {})
         problems = sink[0]
         part_shapes(loaded, "encoder", m.encoder, tuple(input_shape), sink)
-        out = part_shapes(loaded, "decoder", m.decoder, (m.latent_dim,), sink)
-        if out is not None and tuple(out) != tuple(input_shape):
-            problems.append(
-                loaded.problem(
-                    ("model", "decoder", len(m.decoder) - 1),
-                    f"the decoder outputs {list(out)} but the inputs are {list(input_shape)}: the reconstruction "
-                    "must have the input's shape",
-                )
-            )
-        d_out = part_shapes(loaded, "discriminator", m.discriminator, tuple(input_shape), sink)
-        if d_out is not None and math.prod(d_out) != 1:
-            problems.append(
-                loaded.problem(
-                    ("model", "discriminator", len(m.discriminator) - 1),
-                    f"the discriminator must output one logit per example, got {list(d_out)}: end with "
-                    "{type: dense, units: 1}",
-                )
-            )
+        decoder_problems(loaded, m.latent_dim, tuple(input_shape), sink)
+        one_logit_problems(loaded, tuple(input_shape), "example", sink)
         if loaded.spec.data.task not in (None, "autoencoder"):
             problems.append(loaded.problem(("data", "task"), "a vaegan learns from the inputs alone: remove data.task"))
         return sink[2], tuple(input_shape), problems, sink[1]
