@@ -20,25 +20,37 @@ OPTIMIZERS = FnRegistry("optimizer")
 
 # The options each optimizer and schedule reads as runtime inputs of the compiled programs
 # (nnctl.app.hyper): changing them reuses the compiled program. Listed are the options used only in
-# arithmetic whose float32 result is the same for a Python float and a float32 array; Optax forms `1 - b`
-# from a Python float in float64, so betas/decay/rho stay compiled in (the results would change in the last
-# bits otherwise), as do step counts and the warm-up schedule (its Optax checks need concrete values).
+# arithmetic whose float32 result is the same for a Python float and an input; step counts and the warm-up
+# schedule stay compiled in (its Optax checks need concrete values). The fractions in PAIRED (betas, decays,
+# rho) reach Optax as `nnctl.rate.Rate`, b with its complement 1 - b computed on the host: Optax forms
+# `1 - b` from a Python float in float64, which a float32 input alone would not reproduce bit for bit.
 RUNTIME: dict[str, tuple[str, ...]] = {
     "sgd": ("learning_rate", "momentum"),
     "momentum": ("learning_rate", "momentum"),
+    "momentum_ema": ("learning_rate", "momentum"),
     "adagrad": ("learning_rate", "initial_accumulator_value", "eps"),
-    "adadelta": ("learning_rate", "eps"),
-    "rmsprop": ("learning_rate", "eps", "momentum"),
-    "adam": ("learning_rate", "eps"),
-    "adamw": ("learning_rate", "eps", "weight_decay"),
-    "nadam": ("learning_rate", "eps"),
-    "adamax": ("learning_rate", "eps"),
-    "lion": ("learning_rate", "weight_decay"),
+    "adadelta": ("learning_rate", "rho", "eps"),
+    "rmsprop": ("learning_rate", "decay", "eps", "momentum"),
+    "adam": ("learning_rate", "b1", "b2", "eps"),
+    "adamw": ("learning_rate", "b1", "b2", "eps", "weight_decay"),
+    "nadam": ("learning_rate", "b1", "b2", "eps"),
+    "adamax": ("learning_rate", "b1", "b2", "eps"),
+    "lion": ("learning_rate", "b1", "b2", "weight_decay"),
     "constant": ("value",),
     "cosine": ("initial",),
     "exponential": ("initial", "decay_rate"),
     "step": ("initial", "factor"),
     "reduce_on_plateau": ("initial",),
+}
+PAIRED: dict[str, tuple[str, ...]] = {
+    "momentum_ema": ("momentum",),
+    "adadelta": ("rho",),
+    "rmsprop": ("decay",),
+    "adam": ("b1", "b2"),
+    "adamw": ("b1", "b2"),
+    "nadam": ("b1", "b2"),
+    "adamax": ("b1", "b2"),
+    "lion": ("b1", "b2"),
 }
 
 

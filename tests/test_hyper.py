@@ -1,9 +1,11 @@
 """Hyperparameters are inputs of the compiled programs: two specs that differ only in the learning rate,
-schedule values, weight decay, momentum, eps, seed, epoch count or early-stopping settings lower to the same
-program text (so the persistent cache serves the second), and a changed shape does not."""
+schedule values, weight decay, momentum, eps, betas, decays, dropout rates, seed, epoch count or early-stopping
+settings lower to the same program text (so the persistent cache serves the second), and a changed shape does
+not. The betas, decays and dropout rates read as inputs give the bits of the same values compiled in."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,13 +14,15 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from nnctl.app.builder import build
-from nnctl.app.fitting import CAPACITY
+from nnctl.app.fitting import CAPACITY, fit
 from nnctl.app.hyper import lift, runtime_values
 from nnctl.data.prepare import prepare
 from nnctl.engine.compiled import steps_fns
+from nnctl.rate import Rate
 from nnctl.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,21 +35,23 @@ def built(*overrides: str):
     return build(loaded, prepare(loaded.spec, loaded.analysis, loaded.base_dir))
 
 
-def programs(b) -> tuple[str, str, str]:
-    """The text of the init program, the fused multi-epoch program and the one-step program."""
+def programs(b, chunk: bool = True) -> tuple[str, ...]:
+    """The text of the init program, the one-step program and (chunk) the fused multi-epoch program."""
     make, shape = b.lifted(), tuple(b.data.input_shape)
     init = jax.jit(lambda hp: make(hp).start(shape)).lower(b.hp)
     carry = jax.eval_shape(lambda hp: make(hp).start(shape), b.hp)
     data = (jnp.asarray(b.data.x_train), jnp.asarray(b.data.y_train))
     val = (jnp.asarray(b.data.x_val), jnp.asarray(b.data.y_val))
-    chunk = jax.jit(lambda hp, c, tr, va, lim: make(hp).chunk(c, tr, va, lim, CAPACITY)).lower(
-        b.hp, carry, data, val, jnp.int32(b.epochs)
-    )
     fns = steps_fns(b.loop, make, b.hp)
     idx, mask = fns.perm(jnp.int32(0))
     sums, counters = fns.sums0()
     step = fns.train.func.lower(b.hp, carry.state, sums, counters, data, idx, mask, jnp.int32(0), 0)
-    return init.as_text(), chunk.as_text(), step.as_text()
+    if not chunk:
+        return init.as_text(), step.as_text()
+    fused = jax.jit(lambda hp, c, tr, va, lim: make(hp).chunk(c, tr, va, lim, CAPACITY)).lower(
+        b.hp, carry, data, val, jnp.int32(b.epochs)
+    )
+    return init.as_text(), step.as_text(), fused.as_text()
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +64,7 @@ def reference():
     [
         ("train.optimizer.learning_rate=0.003", "seed=11", "train.epochs=35", "train.optimizer.eps=1e-6"),
         ("train.early_stopping.patience=3", "train.early_stopping.min_delta=0.01"),
+        ("train.optimizer.b1=0.8", "train.optimizer.b2=0.99", "model.layers[1].rate=0.35"),
     ],
 )
 def test_runtime_values_do_not_change_the_programs(reference, overrides):
@@ -71,17 +78,52 @@ def test_schedule_momentum_and_weight_decay_are_inputs():
     assert programs(built(other, "train.weight_decay=5e-3")) == a
 
 
+def _same_programs(optimizer: str, changed: tuple[str, str]) -> None:
+    a = programs(built(f"train.optimizer={optimizer}"), chunk=False)
+    assert programs(built(f"train.optimizer={optimizer.replace(*changed)}"), chunk=False) == a, optimizer
+
+
+def test_rmsprop_decay_is_an_input():
+    _same_programs("{type: rmsprop, decay: 0.9, centered: true, momentum: 0.5}", ("0.9", "0.95"))
+
+
+@pytest.mark.slow
+def test_other_decays_are_inputs():
+    """lion's betas, adadelta's rho and momentum_ema's momentum (init and step programs)."""
+    _same_programs("{type: lion, b1: 0.9, b2: 0.99}", ("0.99", "0.98"))
+    _same_programs("{type: adadelta, rho: 0.9}", ("0.9", "0.8"))
+    _same_programs("{type: momentum_ema, momentum: 0.9}", ("0.9", "0.7"))
+
+
+def test_a_zero_dropout_rate_stays_compiled_in(reference):
+    assert programs(built("model.layers[1].rate=0"), chunk=False)[1] != reference[1]
+
+
 def test_shapes_still_compile(reference):
-    assert programs(built("train.batch_size=8"))[1] != reference[1]
+    assert programs(built("train.batch_size=8"))[2] != reference[2]
 
 
 def test_lift_replaces_only_the_listed_options():
     spec = load_spec(IRIS, BASE + ("train.weight_decay=1e-3",)).spec
     values = runtime_values(spec)
-    assert set(values) == {"train.weight_decay", "train.optimizer.learning_rate", "train.optimizer.eps"}
-    lifted = lift(spec, dict.fromkeys(values, 2.0))
+    opt = ("learning_rate", "eps", "b1", "b2")
+    assert set(values) == {"train.weight_decay", "model.layers[1].rate", *(f"train.optimizer.{f}" for f in opt)}
+    assert values["train.optimizer.b2"] == Rate(np.float32(0.999), np.float32(1 - 0.999))  # 1 - b in float64
+    lifted = lift(spec, {k: 2.0 for k in values if "b1" not in k})
     assert lifted.train.optimizer.learning_rate == 2.0 and lifted.train.optimizer.b1 == spec.train.optimizer.b1
-    assert lifted.train.weight_decay == 2.0 and lifted.model == spec.model
+    assert lifted.train.weight_decay == 2.0 and lifted.model.layers[1].rate == 2.0
+    assert lifted.model.layers[0] is spec.model.layers[0] and spec.model.layers[1].rate == 0.2
+
+
+def test_betas_and_dropout_as_inputs_give_the_compiled_in_bits():
+    """The same spec trained with b1, b2 and the dropout rate read as inputs (`Rate`) and compiled in (left
+    out of the lifted values, so the objective sees the Python floats): the records are bit-identical."""
+    b = built("train.epochs=4", "train.optimizer.b1=0.85", "model.layers[1].rate=0.3")
+    inputs = {k: v for k, v in b.hp["spec"].items() if not isinstance(v, Rate)}
+    assert len(inputs) == len(b.hp["spec"]) - 3
+    constants = dataclasses.replace(b, hp={**b.hp, "spec": inputs})
+    runs = [[{k: v for k, v in r.items() if k != "time"} for r in fit(x).records] for x in (b, constants)]
+    assert len(runs[0]) == 4 and runs[0] == runs[1]
 
 
 def _train(tmp_path: Path, cache: Path, name: str, *sets: str) -> dict:
@@ -93,10 +135,16 @@ def _train(tmp_path: Path, cache: Path, name: str, *sets: str) -> dict:
 
 
 @pytest.mark.slow
-def test_second_run_with_new_learning_rate_is_served_by_the_cache(tmp_path):
+def test_second_run_with_new_hyperparameters_is_served_by_the_cache(tmp_path):
     cache = tmp_path / "cache"
     cold = _train(tmp_path, cache, "a", "train.epochs=30", "train.optimizer.learning_rate=0.01")
-    warm = _train(tmp_path, cache, "b", "train.epochs=45", "train.optimizer.learning_rate=0.002", "seed=3")
+    warm = _train(
+        tmp_path,
+        cache,
+        "b",
+        *("train.epochs=45", "train.optimizer.learning_rate=0.002", "seed=3"),
+        *("train.optimizer.b2=0.99", "train.optimizer.b1=0.8", "model.layers[1].rate=0.35"),
+    )
     assert cold["compile_cache"]["from_cache"] == 0
     assert warm["compile_cache"]["from_cache"] == warm["compile_cache"]["programs"] > 0
     assert warm["compile_seconds"] < 0.5 * cold["compile_seconds"]

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnctl.app.diagnose import probe_for
-from nnctl.app.hyper import hyperparams, lift
+from nnctl.app.hyper import hyperparams, lift, lifts_model
 from nnctl.data.prepare import Dataset
 from nnctl.data.shards import materialized
 from nnctl.data.stream import choose_placement, data_bytes, window_size
@@ -132,10 +132,13 @@ def _in_memory(data: Dataset) -> Dataset:
 
 
 def _loop_for(kind: Any, ctx: BuildContext, loop: Loop) -> Callable[[Any], Loop]:
-    """hp -> the loop with the objective rebuilt from the spec with hp's runtime options (nnctl.app.hyper)."""
+    """hp -> the loop with the objective rebuilt from the spec with hp's runtime options (nnctl.app.hyper);
+    the network too when they reach it (dropout rates)."""
 
     def make(hp: Any) -> Loop:
-        o = kind.objective(dataclasses.replace(ctx, spec=lift(ctx.spec, hp["spec"])))
+        spec = lift(ctx.spec, hp["spec"])
+        net = kind.network(spec.model, ctx.data.num_classes) if lifts_model(hp["spec"]) else ctx.net
+        o = kind.objective(dataclasses.replace(ctx, spec=spec, net=net))
         return dataclasses.replace(
             loop, obj=o, seed=hp["seed"], max_steps=hp["max_steps"], es=hp["es"], plateau_scale=o.chain.plateau_scale
         )

@@ -3,8 +3,8 @@ each written to its own normal run directory.
 
 `plan_groups` loads every member's spec (the base spec with its `--set` overrides), prepares its data (once
 per distinct split) and groups the members that can share one program: the same spec once the runtime values
-(`runtime_paths`: learning rate and schedule values, weight decay, momentum, eps, seed, early-stopping
-settings) are set aside, and data of the same shapes. `train_group` trains one group with
+(`runtime_paths`: learning rate and schedule values, weight decay, momentum, eps, betas and decays, dropout
+rates, seed, early-stopping settings) are set aside, and data of the same shapes. `train_group` trains one group with
 `nnctl.app.population_fit` and writes each member's run directory as `train_run` would (resolved spec, data
 record, logs, weights, summary with its test score), so `nnctl eval` and `nnctl runs` treat it like any run.
 """
@@ -48,10 +48,13 @@ def signature(spec: Any) -> str:
     doc.update(name=None, search=None)
     keep_seed = spec.train.class_weight is not None  # balanced weights come from the seed's split
     for path in runtime_paths(spec) - ({"seed"} if keep_seed else set()):
-        *head, last = path.split(".")
+        *head, last = path.replace("[", ".[").split(".")  # model.layers[1].rate: a list item by index
         node = doc
         for step in head:
-            node = node.get(step) if isinstance(node, dict) else None
+            if isinstance(node, list) and step[1:-1].isdigit() and int(step[1:-1]) < len(node):
+                node = node[int(step[1:-1])]
+            else:
+                node = node.get(step) if isinstance(node, dict) else None
         if isinstance(node, dict) and last in node and node[last] is not None:
             node[last] = "<runtime>"
     return json.dumps(doc, sort_keys=True, default=str)

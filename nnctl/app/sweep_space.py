@@ -116,7 +116,10 @@ def _population(loaded: Loaded, search: SearchSpec, base: dict) -> tuple[int, st
     size = min(AUTO_POPULATION, search.trials) if auto else int(search.population)
     if not shaping and blocked is None:
         return size, None, []
-    allowed = "learning rate and schedule values, weight decay, momentum, eps, seed, early-stopping settings"
+    allowed = (
+        "learning rate and schedule values, weight decay, momentum, eps, betas, decays, dropout rates, seed, "
+        "early-stopping settings"
+    )
     if auto:
         why = f"{shaping[0]} changes the compiled program" if shaping else f"the spec sets {blocked}"
         return 1, f"population: auto trains one trial at a time: {why}", []

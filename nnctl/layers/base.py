@@ -48,6 +48,9 @@ class LayerSpec(Strict):
     # `apply_masked`; any other layer drops it. See `nnctl.layers.graph.mask_flow`.
     keeps_mask: ClassVar[bool] = False
     takes_mask: ClassVar[bool] = False
+    # Fractions read as inputs of the compiled programs (`nnctl.app.hyper`), as `nnctl.rate.Rate` inside a
+    # trace: changing them reuses the compiled program. A zero stays compiled in (it removes the layer's work).
+    runtime: ClassVar[tuple[str, ...]] = ()
 
     # --- shape threading ---------------------------------------------------------------------------
     def out_shape(self, shapes: list[Shape]) -> Shape:

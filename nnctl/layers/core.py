@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 from pydantic import Field
 
 from nnctl import initializers
@@ -63,6 +65,23 @@ class Dense(KernelMixin, LayerSpec):
         )(x)
 
 
+class _Dropout(nn.Module):
+    """Flax's `nn.Dropout` (its arithmetic, bit for bit) with the rate a float or a runtime input
+    (`nnctl.rate.Rate`: the rate with its complement, the keep probability, computed on the host)."""
+
+    rate: Any
+
+    @nn.compact
+    def __call__(self, x, train):
+        if not train or (isinstance(self.rate, (int, float)) and self.rate == 0):
+            return x
+        keep = 1.0 - self.rate
+        mask = jax.random.bernoulli(self.make_rng("dropout"), p=keep, shape=x.shape)
+        # XLA turns a division by a constant into a product with its float32 reciprocal: so does the input
+        scaled = x / keep if isinstance(keep, float) else x * (1 / keep.astype(x.dtype))
+        return jax.lax.select(mask, scaled, jnp.zeros_like(x))
+
+
 @register_layer
 class Dropout(LayerSpec):
     """Zeroes each input with probability `rate` during training (scaled by 1/(1-rate)); identity otherwise."""
@@ -70,12 +89,13 @@ class Dropout(LayerSpec):
     type: Literal["dropout"] = "dropout"
     rate: float = Field(..., ge=0.0, lt=1.0)
     keeps_mask: ClassVar[bool] = True  # per step: a sequence's mask of padded steps holds for the output
+    runtime: ClassVar[tuple[str, ...]] = ("rate",)  # an input of the compiled programs (nnctl.app.hyper)
 
     def out_shape(self, shapes):
         return shapes[0]
 
     def apply(self, xs, train):
-        return nn.Dropout(self.rate, deterministic=not train, name=self.name)(xs[0])
+        return _Dropout(self.rate, name=self.name)(xs[0], train)
 
 
 @register_layer
