@@ -128,6 +128,36 @@ def test_signature_ignores_runtime_values_only(tmp_path):
     assert signature(load_spec(str(f), ("train.weight_decay=0",)).spec) != base  # a zero drops a link
 
 
+ADAM_DROPOUT = SPEC.replace(
+    "    - {type: dense, units: 3", "    - {type: dropout, rate: 0.2}\n    - {type: dense, units: 3"
+).replace("{type: sgd, learning_rate: 0.05, momentum: 0.5}", "{type: adam, learning_rate: 0.01}")
+
+
+def test_betas_and_dropout_rates_are_population_values(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(ADAM_DROPOUT)
+    base = signature(load_spec(str(f)).spec)
+    changed = ("train.optimizer.b1=0.8", "train.optimizer.b2=0.99", "model.layers[1].rate=0.4")
+    assert signature(load_spec(str(f), changed).spec) == base
+    assert signature(load_spec(str(f), ("model.layers[1].rate=0",)).spec) != base  # a zero removes the dropout
+
+
+@pytest.mark.slow
+def test_members_differing_in_betas_and_dropout_equal_separate_runs(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(ADAM_DROPOUT)
+    values = [("train.optimizer.b2=0.99", "model.layers[1].rate=0.4"), ("train.optimizer.b1=0.7",)]
+    members = [Member(tmp_path / f"p{i}", ov) for i, ov in enumerate(values)]
+    groups, errors = plan_groups(str(f), values)
+    assert not errors and len(groups) == 1 and groups[0].blocker is None
+    pop = train_group(str(f), groups[0], members)
+    alone = train_run(str(f), str(tmp_path / "s0"), values[0])
+    assert len(pop[0].records) == len(alone.records) > 0
+    for key in ("train/loss", "val/loss", "grad_norm"):
+        got, want = [r[key] for r in pop[0].records], [r[key] for r in alone.records]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
 SWEEP = (
     SPEC
     + """\
