@@ -1,8 +1,8 @@
 """Many trials in one compiled program: the fused loop of `Loop.chunk`, under `jax.vmap` over the members.
 
-A population is P members of one compiled loop that differ only in their runtime inputs (`hp`: learning rate,
-weight decay, momentum, eps, seed, step limit, early-stopping settings; see nnctl.app.hyper) and, when their
-seeds split the data differently, in their data. `make(hp)` rebuilds the loop from one member's inputs inside
+A population is P members of one compiled loop that differ only in their runtime inputs (`hp`: learning rate, weight
+decay, momentum, eps, betas, dropout rates, seed, step limit, early-stopping settings; see nnctl.app.hyper) and, when
+their seeds split the data differently, in their data. `make(hp)` rebuilds the loop from one member's inputs inside
 the trace, exactly as a single run's programs do, so each member runs the program a separate run would run.
 
 * `start`: the initial carries of all members (init from each member's seed), one program.

@@ -130,8 +130,9 @@ class SearchSpec(Strict):
     population: Union[Literal["auto"], Annotated[int, Field(ge=1)]] = Field(
         1,
         description="trials trained at once as one compiled program (jax.vmap); needs every searched path to be "
-        "a runtime hyperparameter (learning rate, schedule values, weight decay, momentum, eps, seed, "
-        "early-stopping settings). auto: 16 (at most `trials`) when the space allows it, else one at a time",
+        "a runtime hyperparameter (learning rate, schedule values, weight decay, momentum, eps, betas, decays, "
+        "dropout rates, seed, early-stopping settings). auto: 16 (at most `trials`) when the space allows it, "
+        "else one at a time",
     )
 
     @field_validator("space")
