@@ -78,21 +78,28 @@ def test_schedule_momentum_and_weight_decay_are_inputs():
     assert programs(built(other, "train.weight_decay=5e-3")) == a
 
 
-def _same_programs(optimizer: str, changed: tuple[str, str]) -> None:
-    a = programs(built(f"train.optimizer={optimizer}"), chunk=False)
-    assert programs(built(f"train.optimizer={optimizer.replace(*changed)}"), chunk=False) == a, optimizer
+LAYERS = (
+    "model.layers=[{type: dense, units: 16, activation: relu}, {type: batch_norm, momentum: 0.9}, "
+    "{type: dropout, rate: 0.3}, {type: dense, units: 3, activation: softmax}]"
+)
+
+
+def _same_programs(override: str, changed: tuple[str, str]) -> None:
+    a = programs(built(override), chunk=False)
+    assert programs(built(override.replace(*changed)), chunk=False) == a, override
 
 
 def test_rmsprop_decay_is_an_input():
-    _same_programs("{type: rmsprop, decay: 0.9, centered: true, momentum: 0.5}", ("0.9", "0.95"))
+    _same_programs("train.optimizer={type: rmsprop, decay: 0.9, centered: true, momentum: 0.5}", ("0.9", "0.95"))
 
 
 @pytest.mark.slow
-def test_other_decays_are_inputs():
-    """lion's betas, adadelta's rho and momentum_ema's momentum (init and step programs)."""
-    _same_programs("{type: lion, b1: 0.9, b2: 0.99}", ("0.99", "0.98"))
-    _same_programs("{type: adadelta, rho: 0.9}", ("0.9", "0.8"))
-    _same_programs("{type: momentum_ema, momentum: 0.9}", ("0.9", "0.7"))
+def test_other_fractions_are_inputs():
+    """lion's betas, adadelta's rho, momentum_ema's momentum, batch_norm's momentum (init and step programs)."""
+    _same_programs("train.optimizer={type: lion, b1: 0.9, b2: 0.99}", ("0.99", "0.98"))
+    _same_programs("train.optimizer={type: adadelta, rho: 0.9}", ("0.9", "0.8"))
+    _same_programs("train.optimizer={type: momentum_ema, momentum: 0.9}", ("0.9", "0.7"))
+    _same_programs(LAYERS, ("momentum: 0.9", "momentum: 0.95"))
 
 
 def test_a_zero_dropout_rate_stays_compiled_in(reference):

@@ -1,16 +1,16 @@
 """Hyperparameters as inputs of the compiled programs, not constants in them.
 
-The compiled training programs take one small pytree `hp` as their first argument: the spec's runtime
-options (learning rate and schedule values, weight decay, momentum, eps, betas, decays: `nnctl.optim.RUNTIME`;
-dropout rates: `LayerSpec.runtime`), the seed, the step limit and the early-stopping settings. Fractions
-whose complement Optax or Flax computes (`1 - b1`, `1 - rate`) travel as `nnctl.rate.Rate`, so the programs
-that read them compute the bits of the compiled-in constants. Inside the trace the objective (and the
-network, for dropout rates) is rebuilt from a copy of the spec whose runtime options are the traced values,
-so the program's text does not depend on them and the persistent compilation cache serves a run that
-changes only those values. Shapes, other layer settings, step counts and the options that decide the
-program's structure (a zero weight decay or momentum removes a link, a zero dropout rate the dropout) are
-still compiled in. The epoch count never reaches a program: the epoch limit of a fused call is an argument
-and the record buffer has a fixed capacity (`nnctl.app.fitting.CAPACITY`).
+The compiled training programs take one small pytree `hp` as their first argument: the spec's runtime options
+(learning rate and schedule values, weight decay, momentum, eps, betas, decays: `nnctl.optim.RUNTIME`; dropout
+rates, batch-norm momenta: `LayerSpec.runtime`), the seed, the step limit and the early-stopping settings.
+Fractions whose complement Optax or Flax computes (`1 - b1`, `1 - rate`) travel as `nnctl.rate.Rate`, so the
+programs that read them compute the bits of the compiled-in constants. Inside the trace the objective (and the
+network, for dropout rates) is rebuilt from a copy of the spec whose runtime options are the traced values, so
+the program's text does not depend on them and the persistent compilation cache serves a run that changes only
+those values. Shapes, other layer settings, step counts and the options that decide the program's structure (a
+zero weight decay or momentum removes a link, a zero dropout rate the dropout) are still compiled in. The epoch
+count never reaches a program: the epoch limit of a fused call is an argument and the record buffer has a fixed
+capacity (`nnctl.app.fitting.CAPACITY`).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ class BatchNorm(LayerSpec):
 
     type: Literal["batch_norm", "batchnorm"] = "batch_norm"
     momentum: float = Field(0.99, gt=0, lt=1, description="running-average momentum")
+    runtime: ClassVar[tuple[str, ...]] = ("momentum",)  # an input of the compiled programs (nnctl.app.hyper)
     epsilon: float = Field(1e-3, gt=0)
     center: bool = True
     scale: bool = True
