@@ -77,8 +77,12 @@ class _Dropout(nn.Module):
             return x
         keep = 1.0 - self.rate
         mask = jax.random.bernoulli(self.make_rng("dropout"), p=keep, shape=x.shape)
-        # XLA turns a division by a constant into a product with its float32 reciprocal: so does the input
-        scaled = x / keep if isinstance(keep, float) else x * (1 / keep.astype(x.dtype))
+        if isinstance(keep, float):
+            scaled = x / keep
+        elif x.dtype == jnp.float32:  # XLA turns a float32 division by a constant into a product with its reciprocal
+            scaled = x * (1 / keep)
+        else:  # (not a bfloat16 one)
+            scaled = x / keep.astype(x.dtype)
         return jax.lax.select(mask, scaled, jnp.zeros_like(x))
 
 
