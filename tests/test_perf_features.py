@@ -144,6 +144,17 @@ def test_second_train_reuses_cached_programs(tmp_path):
             entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
             assert entries, "the first run wrote nothing to the compilation cache"
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries  # nothing new compiled
+    # `nnctl eval` compiles through the same cache (it used to compile every program again in each process)
+    env["NNCTL_CACHE_DIR"] = str(tmp_path / "eval-cache")
+    r = subprocess.run(
+        [sys.executable, "-m", "nnctl", "eval", str(tmp_path / "run0"), "--split", "train", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert any((tmp_path / "eval-cache").iterdir()), "nnctl eval did not use the persistent compilation cache"
 
 
 def test_cli_import_is_lazy():

@@ -21,6 +21,7 @@ from nnctl.data.stream import choose_placement, data_bytes, window_size
 from nnctl.early_stopping import EarlyStopping
 from nnctl.engine.loop import Loop
 from nnctl.errors import SpecError
+from nnctl.jaxcfg import configure
 from nnctl.kinds import MODEL_KINDS, BuildContext
 from nnctl.kinds.base import abstract_variables
 from nnctl.layers.base import needs_step_loop
@@ -46,6 +47,7 @@ class Built:
     window: int = 1  # batches per compiled call when streaming
     prefetch: int = 2
     hp: Any = None  # the compiled programs' runtime inputs (nnctl.app.hyper.hyperparams)
+    variables: Any = None  # shapes and dtypes of every variable of the network (kinds.base.abstract_variables)
     loop_for: Callable[[Any], Loop] | None = None  # hp (traced) -> the loop whose options read them
 
     def lifted(self) -> Callable[[Any], Loop]:
@@ -60,6 +62,7 @@ def build(loaded: Loaded, data: Dataset) -> Built:
     Raises:
         SpecError: problems only the data reveals (metrics for the task, class weights).
     """
+    configure()  # the persistent compilation cache, before anything is compiled (train, eval, predict...)
     spec, t = loaded.spec, loaded.spec.train
     check_metrics(loaded, data.task)
     kind = MODEL_KINDS.get(spec.model.type)
@@ -69,21 +72,20 @@ def build(loaded: Loaded, data: Dataset) -> Built:
     nb = math.ceil(n_train / bs)
     epochs = t.epochs if t.steps is None else math.ceil(t.steps / nb)
     assert epochs is not None  # validation sets epochs (default 10) when steps is not given
-    params_shape = abstract_variables(net, data.input_shape).get("params", {})  # {} for a model without weights
+    variables = abstract_variables(net, data.input_shape)  # no "params" for a model without weights
     ctx = BuildContext(
         spec=spec,
         data=data,
         net=net,
-        params_shape=params_shape,
+        params_shape=variables.get("params", {}),
         total_steps=epochs * nb if t.steps is None else t.steps,
         steps_per_epoch=nb,
         class_weight=class_weights(loaded, data),
     )
     obj = kind.objective(ctx)
     monitor, es, restore = early_stopping(spec, data)
-    fuse = t.fuse
-    if fuse == "auto":
-        fuse = "steps" if jax.default_backend() == "cpu" and needs_step_loop(kind.layers(spec.model)) else "epochs"
+    auto = "steps" if jax.default_backend() == "cpu" and needs_step_loop(kind.layers(spec.model)) else "epochs"
+    fuse = auto if t.fuse == "auto" else t.fuse
     assert loaded.analysis is not None  # the spec was loaded with check=True
     loop = Loop(
         obj=obj,
@@ -107,7 +109,6 @@ def build(loaded: Loaded, data: Dataset) -> Built:
     where = choose_placement(t.data_placement, data_bytes(data.x_train, data.y_train, data.x_val, data.y_val))
     if where != "stream":
         data = _in_memory(data)
-    batch_bytes = bs * (data.x_train[:1].nbytes + data.y_train[:1].nbytes)
     return Built(
         loaded=loaded,
         data=data,
@@ -115,12 +116,13 @@ def build(loaded: Loaded, data: Dataset) -> Built:
         loop=loop,
         epochs=epochs,
         fuse=fuse,
-        param_count=sum(math.prod(x.shape) for x in jax.tree.leaves(params_shape)),
+        param_count=sum(math.prod(x.shape) for x in jax.tree.leaves(ctx.params_shape)),
         chain_desc=obj.describe(),
         placement=where,
-        window=window_size(t.stream.window, fuse, batch_bytes, nb),
+        window=window_size(t.stream.window, fuse, bs * (data.x_train[:1].nbytes + data.y_train[:1].nbytes), nb),
         prefetch=t.stream.prefetch,
-        hp=hyperparams(spec, es, loop.max_steps),  # the runtime inputs and the loop that reads them
+        hp=hyperparams(spec, es, loop.max_steps),
+        variables=variables,  # the runtime inputs and the loop that reads them
         loop_for=_loop_for(kind, ctx, loop),
     )
 

@@ -23,7 +23,6 @@ from nnctl.data.newdata import prepare_new
 from nnctl.data.prepare import Dataset, Imputer, Scaler, prepare
 from nnctl.data.sources.csv import CsvLayout
 from nnctl.errors import DataError, RunDirError, SpecError
-from nnctl.kinds.base import abstract_variables
 from nnctl.spec import Loaded, load_text
 
 
@@ -76,7 +75,7 @@ def restore(run_dir: str | Path, new_data: bool = False) -> Restored:
     if sc.get("csv"):  # new inputs are read by the trained columns and categories, whatever the file holds now
         data = replace(data, layout=CsvLayout(tuple(sc["csv"]["features"]), sc["csv"]["categories"]))
     b = build(loaded, data)
-    abstract = abstract_variables(b.loop.obj.net, data.input_shape)
+    abstract = b.variables  # the shapes of the network build() made (abstract_variables, traced once)
     template = {
         "params": abstract.get("params", {}),
         "model_state": {k: v for k, v in abstract.items() if k != "params"},

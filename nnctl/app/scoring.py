@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,14 +42,23 @@ def score_arrays(b: Built, weights: dict, x: np.ndarray, y: np.ndarray) -> dict:
     )  # evaluation reads the weights only
     if b.placement == "stream":  # too big for the device at once: the same batches, streamed
         sums = stream_evaluate(loop, stream_fns(loop), state, x, y, jax.device_put, b.window, b.prefetch)
-    else:
-        sums = jax.jit(lambda s, d: loop.evaluate(s, d, len(x)))(state, (jnp.asarray(x), jnp.asarray(y)))
+    else:  # the metrics are finished in the same program (not by a dozen small eager ones)
+        sums, metrics = jax.jit(lambda s, d: _finished(loop, loop.evaluate(s, d, len(x))))(
+            state, (jnp.asarray(x), jnp.asarray(y))
+        )
+        return result_of_sums(b, sums, len(x), metrics)
     return result_of_sums(b, sums, len(x))
 
 
-def result_of_sums(b: Built, sums: dict, n: int) -> dict:
-    """{examples, metrics, task[, confusion_matrix, class_names]} from the evaluation sums of `n` examples."""
-    out = {k: float(v) for k, v in b.loop.obj.finalize(sums).items()}
+def _finished(loop: Any, sums: dict) -> tuple[dict, dict]:
+    return sums, loop.obj.finalize(sums)
+
+
+def result_of_sums(b: Built, sums: dict, n: int, metrics: dict | None = None) -> dict:
+    """{examples, metrics, task[, confusion_matrix, class_names]} from the evaluation sums of `n` examples
+    (`metrics`: the objective's `finalize` of them, when already computed)."""
+    metrics = b.loop.obj.finalize(sums) if metrics is None else metrics
+    out = {k: float(v) for k, v in metrics.items()}
     result = {"examples": int(n), "metrics": out, "task": b.data.task}
     if "confusion" in sums:
         result["confusion_matrix"] = np.asarray(sums["confusion"]).astype(int).tolist()

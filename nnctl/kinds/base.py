@@ -154,8 +154,12 @@ def _used(spec: Any, path: tuple) -> bool:
 def abstract_variables(net: Any, input_shape: tuple) -> dict:
     """Shapes and dtypes of every variable of `net`, without computing anything (jax.eval_shape)."""
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-    k = jax.random.key(0)
-    return jax.eval_shape(lambda key, x: net.init({"params": key, "dropout": key}, x, train=False), k, x)
+
+    def init(x: Any) -> Any:
+        key = jax.random.key(0)  # made inside the trace: nothing is computed (or compiled) for it
+        return net.init({"params": key, "dropout": key}, x, train=False)
+
+    return jax.eval_shape(init, x)
 
 
 def part_shapes(loaded: Any, name: str, layers: list, shape: tuple, sink: tuple[list, list, dict]) -> tuple | None:
