@@ -15,3 +15,10 @@ def test_readme_states_the_test_command_duration_next_to_it():
     m = re.search(r"about (\d+) minutes on 2 cores", paragraph.replace("\n", " "))
     assert m, "the paragraph introducing the test command states its duration"
     assert int(m.group(1)) <= 5
+
+
+def test_the_suite_runs_on_every_core():
+    """The budget holds because the tests run on every core (pytest-xdist, installed by the test extra)."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "-n auto" in ci and "--dist loadfile" in ci
+    assert '"pytest-xdist' in (ROOT / "pyproject.toml").read_text()
