@@ -5,13 +5,14 @@
   `--xla_cpu_experimental_ynn_fusion_type=-individual_convolution`. YNNPACK's kernel-gradient convolution
   (a window as large as the image) was most of a small CNN's training step; the flag changes nothing but
   convolutions (dots, reductions and elementwise fusions keep YNNPACK). A user's own
-  `--xla_cpu_experimental_ynn_fusion_type` in `XLA_FLAGS` wins, and `NNCTL_XLA_DEFAULTS=off` leaves
-  `XLA_FLAGS` untouched. XLA reads its flags once per process: in a program that ran JAX before importing
+  `--xla_cpu_experimental_ynn_fusion_type` in `XLA_FLAGS` wins, and `NNCTL_XLA_DEFAULTS=off` turns both
+  settings of this module off. XLA reads its flags once per process: in a program that ran JAX before importing
   nnctl the setting does not apply (nothing fails; convolutions are just slower).
 * `keep_heap_top` (run when the package is imported): glibc's `M_MMAP_THRESHOLD` and `M_TOP_PAD`, so the
   large buffers of a compiled step come from the heap and what a step frees is kept for the next step,
-  instead of each buffer being mapped, faulted in page by page and unmapped again on every step. Other C
-  libraries: nothing.
+  instead of each buffer being mapped, faulted in page by page and unmapped again on every step. The price:
+  the process keeps memory it freed, so its peak RSS is higher (bench/RESULTS.md). Other C libraries:
+  nothing.
 """
 
 from __future__ import annotations
@@ -35,16 +36,23 @@ def xla_flags(current: str) -> str:
     return f"{current} {YNN_FLAG}={YNN_DEFAULT}".strip()
 
 
+def turned_off(environ: MutableMapping[str, str] = os.environ) -> bool:
+    """`NNCTL_XLA_DEFAULTS=off`: nnctl sets neither the XLA flag nor the heap options."""
+    return environ.get(OFF_ENV, "").strip().lower() in ("off", "0", "false", "no")
+
+
 def set_xla_flags(environ: MutableMapping[str, str] = os.environ) -> None:
-    """Add nnctl's XLA:CPU default to `XLA_FLAGS` (unless `NNCTL_XLA_DEFAULTS=off`)."""
-    if environ.get(OFF_ENV, "").strip().lower() in ("off", "0", "false", "no"):
+    """Add nnctl's XLA:CPU default to `XLA_FLAGS` (unless turned off)."""
+    if turned_off(environ):
         return
     environ["XLA_FLAGS"] = xla_flags(environ.get("XLA_FLAGS", ""))
 
 
 def keep_heap_top(pad: int = TOP_PAD, threshold: int = MMAP_THRESHOLD) -> bool:
     """glibc: large blocks from the heap, `pad` bytes kept at its top when freeing. True when set (False:
-    not glibc)."""
+    not glibc, or turned off)."""
+    if turned_off():
+        return False
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library the process already runs on
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to set
