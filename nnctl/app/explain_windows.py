@@ -94,7 +94,11 @@ def window_record(layer: Any, variables: dict, x) -> dict:
         cell["inputs"] = [float(x0[p]) for p in pos]
         if "params" in variables:
             cell["weights"] = [float(g[p]) for p in pos]
-            cell["bias"] = cell["value"] - float(sum(a * w for a, w in zip(cell["inputs"], cell["weights"])))
+            terms = [a * w for a, w in zip(cell["inputs"], cell["weights"])]
+            rest = cell["value"] - float(sum(terms))
+            # the output is float32: a rest within its rounding of the sum is no bias, only rounding
+            noise = 8 * float(np.finfo(out.dtype).eps) * (abs(cell["value"]) + float(sum(abs(t) for t in terms)))
+            cell["bias"] = rest if abs(rest) > noise else 0.0
         elif is_max:
             cell["gradient_to"] = [[int(i) for i in p] for p in np.argwhere(g != 0)]
         rec["cells"].append(cell)
