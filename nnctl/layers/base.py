@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, get_args
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from nnctl.activations import ActivationRef
 from nnctl.initializers import InitRef
@@ -24,6 +24,9 @@ class ShapeError(ValueError):
 
 class LayerSpec(Strict):
     """Keys every layer accepts."""
+
+    # Each layer class builds its pydantic schema when first used (see nnctl.layers._ByType).
+    model_config = ConfigDict(defer_build=True)
 
     name: Optional[str] = Field(None, description="layer name (default <type>_<index>); used in parameter paths")
     inputs: Optional[list[str]] = Field(
