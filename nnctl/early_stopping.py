@@ -19,8 +19,17 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
+
+
+def _scalar(value, dtype) -> jax.Array:
+    """`jnp.float32(value)` (int32, bool_) without an eager XLA program: one per dtype, compiled or loaded from
+    the cache by every process (issue 12). The same array: same dtype, not weakly typed, same value."""
+    return jax.device_put(np.asarray(value, dtype))
+
 
 REASONS = [
     "",
@@ -71,16 +80,16 @@ class EarlyStopping:
         enabled: bool = True,
     ) -> EarlyStopping:
         sign = 1.0 if mode == "min" else -1.0
-        f32 = lambda v: None if v is None else jnp.float32(v)
+        f32 = lambda v: None if v is None else _scalar(v, np.float32)
         return cls(
-            best=jnp.float32(jnp.inf * sign),
-            best_epoch=jnp.int32(-1),
-            wait=jnp.int32(0),
-            stopped=jnp.bool_(False),
-            reason=jnp.int32(0),
-            patience=jnp.int32(patience),
-            min_delta=jnp.float32(abs(min_delta)),
-            start_from_epoch=jnp.int32(start_from_epoch),
+            best=_scalar(jnp.inf * sign, np.float32),
+            best_epoch=_scalar(-1, np.int32),
+            wait=_scalar(0, np.int32),
+            stopped=_scalar(False, np.bool_),
+            reason=_scalar(0, np.int32),
+            patience=_scalar(patience, np.int32),
+            min_delta=_scalar(abs(min_delta), np.float32),
+            start_from_epoch=_scalar(start_from_epoch, np.int32),
             baseline=f32(baseline),
             stopping_threshold=f32(stopping_threshold),
             divergence_threshold=f32(divergence_threshold),

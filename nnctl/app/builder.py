@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from nnctl.app.diagnose import probe_for
@@ -100,7 +99,7 @@ def build(loaded: Loaded, data: Dataset) -> Built:
         restore_best=restore,
         halt_on_nonfinite=t.on_nonfinite == "stop",
         out_shape=tuple(loaded.analysis.output_shape),
-        y_dtype=jnp.asarray(data.y_train[:1]).dtype,
+        y_dtype=jax.device_put(data.y_train[:1]).dtype,  # jnp.asarray would compile a program
         seed=spec.seed,
         placement=placement(t.devices, bs),
         plateau_scale=obj.chain.plateau_scale,

@@ -139,7 +139,7 @@ def fit(
     cache0 = cache_count()
     run = _Run(b, on_epoch, stop or StopFlag(), ckpt)
     place = b.loop.placement
-    put = place.put if place else (lambda tree: jax.tree.map(jnp.asarray, tree))
+    put = place.put if place else jax.device_put  # jnp.asarray compiled a program per array shape (issue 12)
     t0, c0 = time.perf_counter(), time.process_time()
     transfer = None
     if start is None:
@@ -205,7 +205,7 @@ def _fused(run: _Run, carry: Carry, put: Callable, target_chunk_s: float) -> Car
     t, c = time.perf_counter(), time.process_time()
     compiled = (
         _jit(b, lambda hp, c, tr, va, lim: make(hp).chunk(c, tr, va, lim, cap), donate_argnums=1)
-        .lower(b.hp, carry, train_data, val_data, jnp.int32(b.epochs))
+        .lower(b.hp, carry, train_data, val_data, jax.device_put(np.int32(b.epochs)))
         .compile()
     )
     run.compile_s += time.perf_counter() - t
@@ -220,7 +220,7 @@ def _fused(run: _Run, carry: Carry, put: Callable, target_chunk_s: float) -> Car
         new = None
         if more:
             lim = min(e_next + k, b.epochs if not every else min(b.epochs, (e_next // every + 1) * every))
-            carry, recs = compiled(b.hp, carry, train_data, val_data, jnp.int32(lim))
+            carry, recs = compiled(b.hp, carry, train_data, val_data, jax.device_put(np.int32(lim)))
             new, e_next = (recs, e_next, lim), lim
         if inflight is None and new is None:
             return carry

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 from pydantic import BaseModel
 
@@ -108,7 +108,7 @@ def hyperparams(spec: Any, es: Any, max_steps: int) -> dict[str, Any]:
     """The `hp` argument of a spec's compiled programs, as host values."""
     return {
         "spec": runtime_values(spec),
-        "seed": jnp.asarray(np.int64(spec.seed)),  # what jax.random.key does with a Python int
-        "max_steps": jnp.int32(max_steps),
+        "seed": jax.device_put(np.int64(spec.seed)),  # what jax.random.key does with a Python int
+        "max_steps": jax.device_put(np.int32(max_steps)),  # not jnp.int32: no eager XLA program
         "es": es,
     }

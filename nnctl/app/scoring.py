@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from nnctl.app.builder import Built
@@ -38,13 +37,14 @@ def score_arrays(b: Built, weights: dict, x: np.ndarray, y: np.ndarray) -> dict:
     like the run's data: scaled, encoded)."""
     loop = b.loop
     state = TrainState(
-        params=weights["params"], model_state=weights["model_state"], opt_state=None, step=jnp.int32(0)
+        params=weights["params"], model_state=weights["model_state"], opt_state=None, step=jax.device_put(np.int32(0))
     )  # evaluation reads the weights only
     if b.placement == "stream":  # too big for the device at once: the same batches, streamed
         sums = stream_evaluate(loop, stream_fns(loop), state, x, y, jax.device_put, b.window, b.prefetch)
     else:  # the metrics are finished in the same program (not by a dozen small eager ones)
         sums, metrics = jax.jit(lambda s, d: _finished(loop, loop.evaluate(s, d, len(x))))(
-            state, (jnp.asarray(x), jnp.asarray(y))
+            state,
+            jax.device_put((x, y)),  # not jnp.asarray: no eager program per array
         )
         return result_of_sums(b, sums, len(x), metrics)
     return result_of_sums(b, sums, len(x))
