@@ -99,7 +99,7 @@ def build(loaded: Loaded, data: Dataset) -> Built:
         restore_best=restore,
         halt_on_nonfinite=t.on_nonfinite == "stop",
         out_shape=tuple(loaded.analysis.output_shape),
-        y_dtype=jax.device_put(data.y_train[:1]).dtype,  # jnp.asarray would compile a program
+        y_dtype=jax.device_put(np.asarray(data.y_train[:1])).dtype,  # jnp.asarray: an XLA program
         seed=spec.seed,
         placement=placement(t.devices, bs),
         plateau_scale=obj.chain.plateau_scale,

@@ -27,7 +27,7 @@ from nnctl.app.builder import Built
 from nnctl.app.transfer import start_from
 from nnctl.data.stream import windows
 from nnctl.early_stopping import REASONS
-from nnctl.engine.compiled import HostFns, stack_records, steps_fns, stream_evaluate, stream_fns
+from nnctl.engine.compiled import HostFns, stack_records, steps_fns, stream_evaluate, stream_fns, to_device
 from nnctl.engine.state import Carry
 from nnctl.jaxcfg import CacheCount, cache_count, configure
 
@@ -139,7 +139,7 @@ def fit(
     cache0 = cache_count()
     run = _Run(b, on_epoch, stop or StopFlag(), ckpt)
     place = b.loop.placement
-    put = place.put if place else jax.device_put  # jnp.asarray compiled a program per array shape (issue 12)
+    put = place.put if place else (lambda tree: jax.tree.map(jnp.asarray, tree))
     t0, c0 = time.perf_counter(), time.process_time()
     transfer = None
     if start is None:
@@ -198,8 +198,9 @@ def _fused(run: _Run, carry: Carry, put: Callable, target_chunk_s: float) -> Car
     b, ckpt = run.b, run.ckpt
     every = ckpt.every if ckpt is not None else None
     data = b.data
-    train_data = put((data.x_train, data.y_train))
-    val_data = put((data.x_val, data.y_val)) if data.x_val is not None else None
+    send = put if b.loop.placement else to_device  # no eager program per split
+    train_data = send((data.x_train, data.y_train))
+    val_data = send((data.x_val, data.y_val)) if data.x_val is not None else None
     cap = CAPACITY  # one program serves every chunk size: the epoch limit is an argument
     make = b.lifted()
     t, c = time.perf_counter(), time.process_time()

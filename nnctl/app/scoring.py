@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from nnctl.app.builder import Built
-from nnctl.engine.compiled import stream_evaluate, stream_fns
+from nnctl.engine.compiled import stream_evaluate, stream_fns, to_device
 from nnctl.engine.state import TrainState
 from nnctl.errors import DataError
 
@@ -44,7 +44,7 @@ def score_arrays(b: Built, weights: dict, x: np.ndarray, y: np.ndarray) -> dict:
     else:  # the metrics are finished in the same program (not by a dozen small eager ones)
         sums, metrics = jax.jit(lambda s, d: _finished(loop, loop.evaluate(s, d, len(x))))(
             state,
-            jax.device_put((x, y)),  # not jnp.asarray: no eager program per array
+            to_device((x, y)),
         )
         return result_of_sums(b, sums, len(x), metrics)
     return result_of_sums(b, sums, len(x))

@@ -114,6 +114,14 @@ def stream_evaluate(
     return sums
 
 
+def to_device(tree: Any) -> Any:
+    """`jax.tree.map(jnp.asarray, tree)` without the small XLA program that `jnp.asarray` runs (traced, lowered,
+    loaded from the cache) per numpy array shape (issue 12). Each numpy array is copied and the copy sent with
+    `jax.device_put`: on CPU the device array may share an aligned host array's memory, and the transfer may
+    still be under way when `device_put` returns, so the caller's array must not be what the device reads."""
+    return jax.tree.map(lambda a: jax.device_put(np.array(a)) if isinstance(a, np.ndarray) else jnp.asarray(a), tree)
+
+
 def stack_records(records: dict) -> list[dict]:
     """Host side: the per-epoch records of one call (arrays with a leading epoch axis) -> list of dicts."""
     host = jax.device_get(records)
