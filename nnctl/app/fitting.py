@@ -94,9 +94,9 @@ class _Run:
         `epoch` and its share of `seconds`, joins `records` and goes to `on_epoch`, in order. Returns how many."""
         n = len(cols["epoch"])
         recs = stack_records({**cols, "epoch": cols["epoch"] + 1}, time=seconds / max(n, 1))
-        on_epoch, records = self.on_epoch, self.records
+        self.records.extend(recs)
+        on_epoch = self.on_epoch
         for r in recs:
-            records.append(r)
             on_epoch(r)
         tail = 0  # epochs at the end of this call whose every step was skipped
         for r in reversed(recs):
