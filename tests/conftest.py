@@ -10,6 +10,8 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # Compiling dominates the suite (most tests train a small model once), so the tests ask LLVM for its quickest
 # code generation (-O0): ~35 % less compile time, the same results on every spec we compared. Set XLA_FLAGS
 # yourself to test with other settings (for example the default: XLA_FLAGS=--xla_force_host_platform_device_count=1).
+# what a user's own `nnctl` runs with, before the default below (tests/test_example_numbers.py measures with it)
+os.environ.setdefault("NNCTL_TEST_USER_XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1 --xla_backend_optimization_level=0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAX_NUMPY_RANK_PROMOTION", "raise")  # also in the CLI processes tests start

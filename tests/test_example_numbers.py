@@ -4,11 +4,15 @@ claim that the script measures, and `--check` fails when a written number differ
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
 from bench import example_numbers as ex
+from tests.conftest import ROOT
 
 SPEC_CLAIM = re.compile(r"Full settings|Measured|Reaches|error is", re.I)
 
@@ -81,6 +85,14 @@ def test_check_fails_on_a_differing_number_and_write_fixes_it(tmp_path, monkeypa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("claim", ex.CLAIMS, ids=[c.spec for c in ex.CLAIMS])
-def test_documented_number_is_measured(claim, tmp_path):
-    assert ex.reconcile(claim, claim.measure(tmp_path), write=False) == []
+@pytest.mark.parametrize("spec", sorted({c.spec for c in ex.CLAIMS}))
+def test_documented_numbers_are_measured(spec):
+    """The script itself, in a process with the user's XLA settings: the documented numbers were measured
+    that way, and the tests' own LLVM -O0 (tests/conftest.py) moves conv and recurrent results."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    if os.environ["NNCTL_TEST_USER_XLA_FLAGS"]:
+        env["XLA_FLAGS"] = os.environ["NNCTL_TEST_USER_XLA_FLAGS"]
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.example_numbers", spec], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -186,3 +186,44 @@ def test_devices_and_precision_are_validated(bad, fragment):
 
     with pytest.raises(SpecError, match=fragment):
         load_spec(str(SPECS / "xor.yaml"), (bad,))
+
+
+def test_stack_records_matches_a_dict_per_row_with_extra_entries_last():
+    import numpy as np
+
+    from nnctl.engine.compiled import stack_records
+
+    recs = {
+        "train/loss": np.array([0.5, np.nan, 0.25], np.float32),
+        'it\'s "odd" \\ key': np.array([1, 2, 3], np.int32),
+        "improved": np.array([True, False, True]),
+        "active": np.array([True, True, False]),
+    }
+    out = stack_records(recs, time=0.125)
+    cols = {k: recs[k][:2].tolist() for k in sorted(recs) if k != "active"}  # device_get: a pytree, keys sorted
+    want = [{**dict(zip(cols, row)), "time": 0.125} for row in zip(*cols.values())]
+    assert [list(r) for r in out] == [list(r) for r in want]
+    assert [{k: str(v) for k, v in r.items()} for r in out] == [{k: str(v) for k, v in r.items()} for r in want]
+    assert [type(v) for v in out[0].values()] == [bool, int, float, float]
+    assert stack_records({"active": np.zeros(0, bool), "epoch": np.zeros(0, np.int32)}) == []
+
+
+def test_emit_numbers_epochs_from_one_and_counts_trailing_all_skipped_epochs():
+    import numpy as np
+
+    from nnctl.app.fitting import _Run
+
+    seen: list = []
+    run = _Run(None, seen.append, None, None)  # type: ignore[arg-type]  (emit needs no built spec)
+    nan = float("nan")
+
+    def call(losses, skipped, first):
+        n = len(losses)
+        cols = {"epoch": np.arange(first, first + n, dtype=np.int32), "skipped_steps": np.array(skipped, np.float32)}
+        return run.emit({**cols, "train/loss": np.array(losses, np.float32)}, 2.0)
+
+    assert call([1.0, nan, nan], [0, 1, 1], 0) == 3 and run.dead == 2
+    assert call([nan, nan], [1, 1], 3) == 2 and run.dead == 4  # a whole call of dead epochs continues the run
+    assert call([nan, 0.5], [1, 1], 5) == 2 and run.dead == 0  # skipped steps but a finite loss: not dead
+    assert [r["epoch"] for r in seen] == [1, 2, 3, 4, 5, 6, 7] and run.records == seen
+    assert [r["time"] for r in seen] == [2.0 / 3] * 3 + [1.0] * 4

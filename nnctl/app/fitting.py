@@ -27,7 +27,15 @@ from nnctl.app.builder import Built
 from nnctl.app.transfer import start_from
 from nnctl.data.stream import windows
 from nnctl.early_stopping import REASONS
-from nnctl.engine.compiled import HostFns, stack_records, steps_fns, stream_evaluate, stream_fns, to_device
+from nnctl.engine.compiled import (
+    HostFns,
+    host_records,
+    stack_records,
+    steps_fns,
+    stream_evaluate,
+    stream_fns,
+    to_device,
+)
 from nnctl.engine.state import Carry
 from nnctl.jaxcfg import CacheCount, cache_count, configure
 
@@ -89,14 +97,22 @@ class _Run:
     fresh: int = 0  # records before this session (a resumed run's)
     dead: int = 0  # epochs in a row whose every step was skipped (on_nonfinite: skip_step)
 
-    def emit(self, recs: list[dict], seconds: float) -> None:
+    def emit(self, cols: dict, seconds: float) -> int:
+        """The records of one call (`host_records` columns, epochs counted from 0): each gets its 1-based
+        `epoch` and its share of `seconds`, joins `records` and goes to `on_epoch`, in order. Returns how many."""
+        n = len(cols["epoch"])
+        recs = stack_records({**cols, "epoch": cols["epoch"] + 1}, time=seconds / max(n, 1))
+        self.records.extend(recs)
+        on_epoch = self.on_epoch
         for r in recs:
-            r["time"] = seconds / max(len(recs), 1)
-            r["epoch"] = int(r["epoch"]) + 1
-            self.records.append(r)
-            self.on_epoch(r)
-            all_skipped = r.get("skipped_steps", 0) > 0 and not math.isfinite(float(r["train/loss"]))
-            self.dead = self.dead + 1 if all_skipped else 0
+            on_epoch(r)
+        tail = 0  # epochs at the end of this call whose every step was skipped
+        for r in reversed(recs):
+            if not (r.get("skipped_steps", 0) > 0 and not math.isfinite(float(r["train/loss"]))):
+                break
+            tail += 1
+        self.dead = self.dead + tail if tail == n else tail
+        return n
 
     def halted(self) -> bool:
         """A stop signal arrived, or too many epochs in a row skipped every step (the run is dead)."""
@@ -226,17 +242,17 @@ def _fused(run: _Run, carry: Carry, put: Callable, target_chunk_s: float) -> Car
         if inflight is None and new is None:
             return carry
         if inflight is not None:
-            recs = stack_records(inflight[0])  # waits for that call only
+            cols = host_records(inflight[0])  # waits for that call only
             now, cpu = time.perf_counter(), time.process_time()
             secs, t_mark = now - t_mark, now
             run.train_s += secs
             run.train_cpu_s, c_mark = run.train_cpu_s + cpu - c_mark, cpu
-            run.emit(recs, secs)
-            stopped = stopped or len(recs) < inflight[2] - inflight[1]
+            n = run.emit(cols, secs)
+            stopped = stopped or n < inflight[2] - inflight[1]
             if new is None:
                 run.save(carry)  # `carry` is that call's result: nothing was dispatched after it
-            if recs:  # size the next call to ~target_chunk_s
-                k = int(min(max(1, target_chunk_s / max(secs / len(recs), 1e-7)), cap))
+            if n:  # size the next call to ~target_chunk_s
+                k = int(min(max(1, target_chunk_s / max(secs / n, 1e-7)), cap))
         inflight = new
 
 
@@ -271,12 +287,10 @@ def _host_driven(run: _Run, carry: Carry, put: Callable) -> Carry:
             run.compile_cpu_s += time.process_time() - c_end
             t_first += time.perf_counter() - t_end
             c_first = (c_first or 0.0) + time.process_time() - c_end
-        recs = stack_records(
-            jax.tree.map(lambda a: jnp.asarray(a)[None], {**rec, "active": jnp.bool_(True), "epoch": epoch})
-        )
+        cols = host_records(jax.tree.map(lambda a: jnp.asarray(a)[None], {**rec, "epoch": epoch}))
         run.train_s += time.perf_counter() - (t_first if t_first is not None else t)
         run.train_cpu_s += time.process_time() - (c_first if c_first is not None else c)
-        run.emit(recs, time.perf_counter() - t)
+        run.emit(cols, time.perf_counter() - t)
         run.save(carry)
     return carry
 
