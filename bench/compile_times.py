@@ -101,10 +101,11 @@ def measure(spec: Path, repeats: int, new_values: bool = True) -> dict:
 
 
 def _halved_rate(spec: Path) -> list[str]:
-    """`--set` halving the spec's learning rates where they are plain numbers (schedules are left alone): a
-    gan's generator and discriminator rates, else the optimizer's."""
+    """`--set` halving the spec's learning rates where they are plain numbers (schedules are left alone): the
+    generator and discriminator rates where the spec has them, else the optimizer's."""
     s = load_spec(str(spec), check=False).spec  # (a model.init_from run need not exist yet)
-    names = ("generator", "discriminator") if s.model.type == "gan" else ("optimizer",)
+    parts = [n for n in ("generator", "discriminator") if getattr(s.train, n, None) is not None]
+    names = parts or ["optimizer"]  # the adversarial kinds (gan, aae, vaegan, cyclegan) have one per network
     out = []
     for name in names:
         lr = getattr(s.train, name).learning_rate
