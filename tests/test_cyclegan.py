@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from nnctl.app import restore, train_run
 from nnctl.cli import app
 from nnctl.errors import SpecError
-from nnctl.spec import load_text
+from nnctl.spec import load_spec, load_text
 from tests.conftest import SPECS
 
 BRIEF = ("data.n_samples=256", "train.epochs=1", "train.evaluate_test=false", "model.identity_weight=0.5")
@@ -32,7 +32,6 @@ def test_one_epoch_trains_four_networks_and_translates_both_ways(tmp_path):
 
 def test_freeze_acts_on_both_copies_of_a_layer():
     from nnctl.app.inspect import param_rows
-    from nnctl.spec import load_spec
 
     loaded = load_spec(SPECS / "cyclegan_moons.yaml", ("model.generator.0.trainable=false",))
     frozen = sorted({r.layer for r in param_rows(loaded) if r.kind == "frozen"})
@@ -61,6 +60,15 @@ def test_cyclegan_spec_errors(source, g, d, where, says):
     with pytest.raises(SpecError) as e:
         load_text(CYC.format(source=source, g=g, d=d), "c.yaml")
     assert where in str(e.value) and says in str(e.value), str(e.value)
+
+
+def test_an_optimizer_that_both_parts_override_is_an_error_not_ignored():
+    with pytest.raises(SpecError) as e:
+        load_spec(SPECS / "cyclegan_moons.yaml", ("train.optimizer.type=sgd", "train.optimizer.learning_rate=0.1"))
+    assert "train.optimizer is only the default of train.generator and train.discriminator" in str(e.value)
+    load_spec(SPECS / "cyclegan_moons.yaml", ("train.generator.learning_rate=0.0005",))  # the way to change it
+    gan = CYC.format(source="builtin:moons", g=2, d=1).replace("train: {", "train: {optimizer: {type: sgd}, ")
+    load_text(gan, "c.yaml")  # without train.generator and train.discriminator it is their default: used
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+from pydantic import TypeAdapter
 
 from nnctl.chain import build_chain
 from nnctl.layers.base import frozen_layer_names
@@ -97,6 +98,7 @@ class ModelKind:
         """Problems with keys this kind does not support, its losses, and kernel regularizers in its parts."""
         spec = loaded.spec
         problems = [loaded.problem(path, reason) for path, reason in self.unsupported if _used(spec, path)]
+        problems += _shadowed_optimizer(self, loaded)
         if spec.train.diagnostics and not self.diagnostics:
             problems.append(
                 loaded.problem(
@@ -141,6 +143,24 @@ def register_kind(cls: type[ModelKind]) -> type[ModelKind]:
     """Class decorator: register one instance under the class's `name`."""
     MODEL_KINDS.register(cls.name)(cls())
     return cls
+
+
+def _shadowed_optimizer(kind: ModelKind, loaded: Any) -> list:
+    """train.optimizer in a kind whose parts each have an optimizer key of their own (train.generator and
+    train.discriminator), all of them set: it is only their default, so it would be ignored."""
+    own = [p for p in ("generator", "discriminator") if p in kind.parts]
+    train = loaded.spec.train
+    if len(own) < 2 or any(getattr(train, p) is None for p in own):
+        return []
+    field = type(train).model_fields["optimizer"]  # a run's own spec.yaml writes the default out: not a mistake
+    if train.optimizer == TypeAdapter(field.annotation).validate_python(field.get_default(call_default_factory=True)):
+        return []
+    msg = (
+        f"train.optimizer is only the default of train.generator and train.discriminator, and this {kind.name} "
+        "sets both: it would be ignored. Move its settings into them (e.g. --set train.generator.learning_rate=...)"
+        " or remove it"
+    )
+    return [loaded.problem(("train", "optimizer"), msg)]
 
 
 def _used(spec: Any, path: tuple) -> bool:
