@@ -109,6 +109,13 @@ train:
             ),
             "unknown input 'dense_7'. Did you mean 'dense_0'?",
         ),
+        (  # found by tests/test_fuzz.py: an empty list crashed the mask and shape checks (IndexError)
+            lambda s: s.replace(
+                "{type: dense, units: 3, activation: softmax}",
+                "{type: dense, units: 3, activation: softmax, inputs: []}",
+            ),
+            "model.layers[1].inputs: list should have at least 1 item",
+        ),
         (
             lambda s: s.replace("activation: relu", "activation: {type: leaky_relu, slope: 0.1}"),
             "unknown key 'slope'. Did you mean",

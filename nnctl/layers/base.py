@@ -31,6 +31,7 @@ class LayerSpec(Strict):
     name: Optional[str] = Field(None, description="layer name (default <type>_<index>); used in parameter paths")
     inputs: Optional[list[str]] = Field(
         None,
+        min_length=1,
         description="names of the layers feeding this one (default: the previous layer; the model input is `input`)",
     )
     activation: Optional[ActivationRef] = Field(None, description="activation applied to the layer's output")
