@@ -287,7 +287,7 @@ def _host_driven(run: _Run, carry: Carry, put: Callable) -> Carry:
             run.compile_cpu_s += time.process_time() - c_end
             t_first += time.perf_counter() - t_end
             c_first = (c_first or 0.0) + time.process_time() - c_end
-        cols = host_records(jax.tree.map(lambda a: jnp.asarray(a)[None], {**rec, "epoch": epoch}))
+        cols = host_records(jax.tree.map(lambda a: np.asarray(a)[None], {**rec, "epoch": epoch}))  # no device op
         run.train_s += time.perf_counter() - (t_first if t_first is not None else t)
         run.train_cpu_s += time.process_time() - (c_first if c_first is not None else c)
         run.emit(cols, time.perf_counter() - t)

@@ -152,8 +152,7 @@ def _shadowed_optimizer(kind: ModelKind, loaded: Any) -> list:
     train = loaded.spec.train
     if len(own) < 2 or any(getattr(train, p) is None for p in own):
         return []
-    field = type(train).model_fields["optimizer"]  # a run's own spec.yaml writes the default out: not a mistake
-    if train.optimizer == TypeAdapter(field.annotation).validate_python(field.get_default(call_default_factory=True)):
+    if train.optimizer == _default_optimizer(type(train)):  # a run's own spec.yaml writes the default out
         return []
     msg = (
         f"train.optimizer is only the default of train.generator and train.discriminator, and this {kind.name} "
@@ -161,6 +160,18 @@ def _shadowed_optimizer(kind: ModelKind, loaded: Any) -> list:
         " or remove it"
     )
     return [loaded.problem(("train", "optimizer"), msg)]
+
+
+_DEFAULT_OPTIMIZER: dict = {}  # train section class -> its validated default optimizer
+
+
+def _default_optimizer(train_cls: Any) -> Any:
+    """The validated default of `train.optimizer` (its union's adapter is built once per process)."""
+    if train_cls not in _DEFAULT_OPTIMIZER:
+        field = train_cls.model_fields["optimizer"]
+        default = field.get_default(call_default_factory=True)
+        _DEFAULT_OPTIMIZER[train_cls] = TypeAdapter(field.annotation).validate_python(default)
+    return _DEFAULT_OPTIMIZER[train_cls]
 
 
 def _used(spec: Any, path: tuple) -> bool:
