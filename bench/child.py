@@ -5,13 +5,14 @@ IMPL: nnctl | nnctl-stream (`train.data_placement: stream`) | jax | torch | a va
 Prints one JSON line: throughput after compile/warm-up, compile (or warm-up) seconds, and the process's
 peak resident memory (ru_maxrss), so each implementation's memory is measured on its own. The timed part is
 measured twice: wall seconds (`seconds`) and CPU seconds of the whole process, every thread
-(`cpu_seconds`, time.process_time; for nnctl from the warm-up epoch's record to the last record, the clock read at
-those two records only), which is what the pinned mode of the suite reports: on a shared machine
+(`cpu_seconds`, time.process_time; for nnctl from the warm-up epoch's records to the last records, the clock read
+after those two calls only), which is what the pinned mode of the suite reports: on a shared machine
 a process waiting for its core accrues wall time but no CPU time. With BENCH_PIN_CORE=N in the environment
 the process first pins itself (all its threads, before jax or torch start any) to core N.
 
 nnctl is driven through its public API only: `nnctl.spec.load_spec`, `nnctl.data.prepare.prepare`,
-`nnctl.app.build` / `nnctl.app.fit`, and the documented fields of `Built` (fuse, placement) and `FitResult`
+`nnctl.app.build` / `nnctl.app.fit` (its `on_records` hook: each call's records as columns, the way a long
+run of a tiny model is watched), and the documented fields of `Built` (fuse, placement) and `FitResult`
 (records with each epoch's `time` and `train/loss`, compile_s). tests/test_bench_smoke.py runs this path.
 """
 
@@ -49,17 +50,17 @@ def run_nnctl(w, x, y, overrides: tuple = ()) -> dict:
         marks: list[float] = []
         last = w.epochs + 1  # the spec's epochs (nnctl_spec): the warm-up epoch and the timed ones
 
-        def mark(r: dict) -> None:  # the CPU clock at the warm-up record and at the last one only: reading it at
-            if not marks or r["epoch"] == last:  # every record cost ~0.5 us per epoch (a system call), charged
-                marks.append(time.process_time())  # to nnctl but not to the reference loop
+        def mark(cols: dict) -> None:  # the CPU clock after the warm-up epoch's call and after the last call:
+            if not marks or cols["epoch"][-1] == last:  # records read as columns, one call at a time
+                marks.append(time.process_time())
 
-        res = fit(b, on_epoch=mark)
+        res = fit(b, on_records=mark)
         if len(marks) < 2:  # stopped before the last epoch: up to the return of fit
             marks.append(time.process_time())
     recs = res.records
     timed = recs[1:]  # the first epoch is the warm-up (its call also measured the chunk size)
     secs = sum(r["time"] for r in timed)
-    # CPU time from the warm-up epoch's record to the last record: the timed epochs, host-side records included
+    # CPU time from the warm-up call's records to the last call's: the timed epochs, host-side records included
     return {
         "seconds": secs,
         "cpu_seconds": marks[-1] - marks[0],

@@ -214,7 +214,7 @@ def test_emit_numbers_epochs_from_one_and_counts_trailing_all_skipped_epochs():
     from nnctl.app.fitting import _Run
 
     seen: list = []
-    run = _Run(None, seen.append, None, None)  # type: ignore[arg-type]  (emit needs no built spec)
+    run = _Run(None, seen.append, None, None, None)  # type: ignore[arg-type]  (emit needs no built spec)
     nan = float("nan")
 
     def call(losses, skipped, first):
@@ -227,3 +227,38 @@ def test_emit_numbers_epochs_from_one_and_counts_trailing_all_skipped_epochs():
     assert call([nan, 0.5], [1, 1], 5) == 2 and run.dead == 0  # skipped steps but a finite loss: not dead
     assert [r["epoch"] for r in seen] == [1, 2, 3, 4, 5, 6, 7] and run.records == seen
     assert [r["time"] for r in seen] == [2.0 / 3] * 3 + [1.0] * 4
+
+
+def test_records_without_on_epoch_are_columns_until_read_and_the_same_dicts():
+    """No `on_epoch`: a call's records are kept as columns (no dict per epoch on the host) and read back as
+    the same dicts, in order, with `on_records` seeing each call's columns first; a resumed run's earlier
+    records and dicts added later keep their places."""
+    import numpy as np
+
+    from nnctl.app.fitting import _Run
+    from nnctl.engine.compiled import Records
+
+    calls: list = []
+    lazy = _Run(None, None, calls.append, None, None, records=Records([{"epoch": 0, "old": True}]))  # type: ignore[arg-type]
+    eager_seen: list = []
+    eager = _Run(None, eager_seen.append, None, None, None, records=Records([{"epoch": 0, "old": True}]))  # type: ignore[arg-type]
+    for first, losses in ((0, [1.0, 0.5]), (2, [0.25, float("nan"), 0.125])):
+        n = len(losses)
+        cols = {
+            "epoch": np.arange(first, first + n, dtype=np.int32),
+            "skipped_steps": np.zeros(n, np.float32),
+            "train/loss": np.array(losses, np.float32),
+        }
+        assert lazy.emit(dict(cols), 1.5) == eager.emit(dict(cols), 1.5) == n
+    assert len(lazy.records) == 6 and not lazy.records._rows[1:]  # nothing built yet
+    assert [c["epoch"].tolist() for c in calls] == [[1, 2], [3, 4, 5]] and calls[1]["time"].tolist() == [0.5] * 3
+    assert (
+        [str(r) for r in lazy.records]
+        == [str(r) for r in eager.records]
+        == ["{'epoch': 0, 'old': True}"] + [str(r) for r in eager_seen]
+    )
+    assert lazy.records[-1]["epoch"] == 5 and [r["epoch"] for r in lazy.records[1:3]] == [1, 2]
+    lazy.records.add_columns({"epoch": np.array([6])}, time=1.0)
+    lazy.records.extend([{"epoch": 7}])
+    assert [r["epoch"] for r in lazy.records] == [0, 1, 2, 3, 4, 5, 6, 7] and len(lazy.records) == 8
+    assert lazy.records != [] and Records() == []

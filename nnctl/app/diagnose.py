@@ -13,6 +13,7 @@ Flags (each judged on the last epoch's record; none for a healthy network):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -47,11 +48,11 @@ def probe_for(spec: Any, x_train: np.ndarray, y_train: np.ndarray) -> Probe:
     )
 
 
-def _series(records: list[dict], layer: str, quantity: str) -> list[float]:
+def _series(records: Sequence[dict], layer: str, quantity: str) -> list[float]:
     return [float(r.get(f"diag/{layer}/{quantity}", math.nan)) for r in records]
 
 
-def _since(values: list[float], records: list[dict], limit: float) -> int:
+def _since(values: list[float], records: Sequence[dict], limit: float) -> int:
     """The epoch from which `values` stayed at or above `limit` up to the end."""
     i = len(values)
     while i > 0 and values[i - 1] >= limit:
@@ -63,7 +64,7 @@ def _pct(v: float) -> str:
     return f"{100 * v:.0f}%"
 
 
-def layer_flags(records: list[dict], spec: Any) -> list[str]:
+def layer_flags(records: Sequence[dict], spec: Any) -> list[str]:
     """Dead-ReLU and saturation flags, in layer order."""
     out = []
     for layer in spec.model.layers[:-1]:
@@ -86,7 +87,7 @@ def layer_flags(records: list[dict], spec: Any) -> list[str]:
     return out
 
 
-def gradient_flags(records: list[dict], spec: Any) -> list[str]:
+def gradient_flags(records: Sequence[dict], spec: Any) -> list[str]:
     """The vanishing / exploding gradient flag: the first layer's gradient norm against the last one's."""
     names = [layer.name for layer in spec.model.layers]
     live = [n for n in names if any(v > 0 for v in _series(records, n, "grad_norm"))]  # skips frozen layers
@@ -111,7 +112,7 @@ def gradient_flags(records: list[dict], spec: Any) -> list[str]:
     return []
 
 
-def diagnose(records: list[dict], spec: Any) -> list[str]:
+def diagnose(records: Sequence[dict], spec: Any) -> list[str]:
     """Every flag of a run's per-layer records (the last epoch's), in plain words; [] when healthy."""
     if not records:
         return []

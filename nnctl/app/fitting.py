@@ -12,9 +12,8 @@ epoch body is the same program, so an interrupted and resumed run ends bit-ident
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,9 @@ from nnctl.data.stream import windows
 from nnctl.early_stopping import REASONS
 from nnctl.engine.compiled import (
     HostFns,
+    Records,
     host_records,
-    stack_records,
+    rows_of,
     steps_fns,
     stream_evaluate,
     stream_fns,
@@ -45,7 +45,7 @@ CAPACITY = 4096  # epochs one fused call can record: fixed, so the epoch count n
 @dataclass
 class FitResult:
     carry: Carry
-    records: list
+    records: Sequence[dict]  # every epoch's record (`Records`: dicts built from columns when first read)
     compile_s: float
     train_s: float
     status: str  # finished | stopped_early | failed | interrupted
@@ -84,10 +84,11 @@ class _Run:
     """The mutable host-side state of one fit: records, clocks, checkpoints."""
 
     b: Built
-    on_epoch: Callable[[dict], None]
+    on_epoch: Callable[[dict], None] | None
+    on_records: Callable[[dict], None] | None
     stop: StopFlag
     ckpt: Any
-    records: list = field(default_factory=list)
+    records: Records = field(default_factory=Records)
     compile_s: float = 0.0
     compile_cpu_s: float = 0.0  # process CPU time over the same intervals as compile_s (this session)
     train_s: float = 0.0
@@ -99,18 +100,26 @@ class _Run:
 
     def emit(self, cols: dict, seconds: float) -> int:
         """The records of one call (`host_records` columns, epochs counted from 0): each gets its 1-based
-        `epoch` and its share of `seconds`, joins `records` and goes to `on_epoch`, in order. Returns how many."""
+        `epoch` and its share of `seconds` (`time`) and joins `records`; `on_records` gets the call's columns,
+        then `on_epoch` each record, in order. Dicts are built only for `on_epoch` or when `records` is read.
+        Returns how many."""
         n = len(cols["epoch"])
-        recs = stack_records({**cols, "epoch": cols["epoch"] + 1}, time=seconds / max(n, 1))
-        self.records.extend(recs)
-        on_epoch = self.on_epoch
-        for r in recs:
-            on_epoch(r)
-        tail = 0  # epochs at the end of this call whose every step was skipped
-        for r in reversed(recs):
-            if not (r.get("skipped_steps", 0) > 0 and not math.isfinite(float(r["train/loss"]))):
-                break
-            tail += 1
+        share = seconds / max(n, 1)
+        cols = {**cols, "epoch": cols["epoch"] + 1}
+        if self.on_records is not None:
+            self.on_records({**cols, "time": np.full(n, share)})
+        if self.on_epoch is None:
+            self.records.add_columns(cols, time=share)
+        else:
+            recs = rows_of(cols, {"time": share})
+            self.records.extend(recs)
+            for r in recs:
+                self.on_epoch(r)
+        # epochs at the end of this call whose every step was skipped (loss not finite), counted column-wise
+        skipped = cols.get("skipped_steps")
+        dead = np.zeros(n, bool) if skipped is None else (skipped > 0) & ~np.isfinite(cols["train/loss"])
+        live = np.flatnonzero(~dead)
+        tail = n - (int(live[-1]) + 1 if live.size else 0)
         self.dead = self.dead + tail if tail == n else tail
         return n
 
@@ -133,17 +142,19 @@ class _Run:
 
 def fit(
     b: Built,
-    on_epoch: Callable[[dict], None] = lambda r: None,
+    on_epoch: Callable[[dict], None] | None = None,
     stop: StopFlag | None = None,
     target_chunk_s: float = 0.25,
     start: Resume | None = None,
     ckpt: Any = None,
+    on_records: Callable[[dict], None] | None = None,
 ) -> FitResult:
     """Train from the spec's initial weights, or from `start` (a restored checkpoint).
 
     Args:
         b: the built spec (nnctl.app.builder.build).
-        on_epoch: called with each epoch's record, in order.
+        on_epoch: called with each epoch's record (a dict), in order.
+        on_records: called first with each call's records as columns (key -> array, a row per epoch).
         stop: set by a signal handler; the fit stops after the call in flight and checkpoints.
         target_chunk_s: seconds a fused call aims at (epochs per call are sized from it).
         start: a restored checkpoint to continue from.
@@ -153,7 +164,7 @@ def fit(
     """
     configure()  # persistent compilation cache
     cache0 = cache_count()
-    run = _Run(b, on_epoch, stop or StopFlag(), ckpt)
+    run = _Run(b, on_epoch, on_records, stop or StopFlag(), ckpt)
     place = b.loop.placement
     put = place.put if place else (lambda tree: jax.tree.map(jnp.asarray, tree))
     t0, c0 = time.perf_counter(), time.process_time()
@@ -168,7 +179,7 @@ def fit(
         run.compile_cpu_s = time.process_time() - c0
     else:
         carry = put(start.carry)
-        run.records, run.fresh = list(start.records), len(start.records)
+        run.records, run.fresh = Records(start.records), len(start.records)
         run.compile_s, run.train_s = start.compile_s + time.perf_counter() - t0, start.train_s
         run.compile_cpu_s = time.process_time() - c0
     run.saved_epoch = int(carry.epoch)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ class Group:
 class MemberResult:
     run_dir: Path
     summary: dict
-    records: list = field(default_factory=list)
+    records: Sequence[dict] = field(default_factory=list)
 
 
 class PopulationInterrupted(TrainingInterrupted):

@@ -11,7 +11,7 @@ import signal
 import socket
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ OnEpoch = Callable[[dict], None]
 class TrainResult:
     run_dir: Path
     summary: dict
-    records: list = field(default_factory=list)
+    records: Sequence[dict] = field(default_factory=list)
 
 
 def train_run(

@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +199,7 @@ def claim(sweep_dir: Path, trial: Trial) -> Path:
     return run_dir
 
 
-def finish(plan: Plan, study: optuna.Study, trial: Trial, records: list[dict], summary: dict) -> None:
+def finish(plan: Plan, study: optuna.Study, trial: Trial, records: Sequence[dict], summary: dict) -> None:
     """Tell the study a trained trial's score: its best epoch's value of the search metric."""
     trial.set_user_attr("epochs", len(records))
     trial.set_user_attr("status", summary.get("status"))
