@@ -2,8 +2,8 @@
 
 * `nnctl-nometrics`: the workload without `train.metrics` (no accuracy sums, no confusion matrix);
 * `nnctl-bare`: records off: no metrics, and, patched in the measuring process only, no finiteness guard
-  (every proposed step is kept; no `isfinite`, no select over the whole training state) and no gradient
-  norm. What nnctl costs per step beyond the hand-written loop is then (nnctl - nnctl-bare) + the rest;
+  (every proposed step is kept; no `isfinite`, no conditional update) and no gradient norm. What nnctl
+  costs per step beyond the hand-written loop is then (nnctl - nnctl-bare) + the rest;
 * `nnctl-oldpool`: max pooling with autodiff's gradient (the tie-counting rule) instead of `window_max`'s;
 * `nnctl-oldproj`: the recurrent input projection batch-major (one einsum, then time-major gates) instead of
   time-major (`project`).
@@ -50,26 +50,22 @@ def patch(impl: str) -> None:
 
 def _no_guard_no_gnorm() -> None:
     import jax.numpy as jnp
-    import optax
 
     from nnctl.engine import loop
-    from nnctl.engine.state import Counters
+    from nnctl.engine import step as nstep
+    from nnctl.engine.state import TrainState
     from nnctl.objectives import supervised
 
     def commit(state, proposed, counters, loss, gnorm, clipped, max_steps, halt_on_nonfinite) -> Any:
-        c = Counters(
-            grad_norm=counters.grad_norm,
-            clipped=counters.clipped,
-            steps=counters.steps + 1,
-            skipped=counters.skipped,
-            bad_step=counters.bad_step,
-            bad_what=counters.bad_what,
-        )
-        return proposed, c, jnp.bool_(True)
+        c = counters.count(jnp.bool_(True), jnp.bool_(False), jnp.float32(0), jnp.float32(0))
+        return (proposed() if callable(proposed) else proposed), c, jnp.bool_(True)
 
-    def apply_update(tx, trainable, opt_state, params, loss, grads) -> Any:
-        updates, new_opt = tx.update(grads, opt_state, params, value=loss)
-        return optax.apply_updates(params, updates), new_opt, jnp.float32(0), grads
+    def deferred_update(tx, trainable, state, loss, grads, model_state) -> Any:
+        def proposed() -> TrainState:
+            params, opt = nstep.optimizer_step(tx, state.opt_state, state.params, loss, grads)
+            return TrainState(params=params, model_state=model_state, opt_state=opt, step=state.step + 1)
+
+        return proposed, grads, jnp.float32(0)
 
     loop.commit = commit  # type: ignore[assignment]
-    supervised.apply_update = apply_update  # type: ignore[assignment]
+    supervised.deferred_update = deferred_update  # type: ignore[assignment]

@@ -196,6 +196,10 @@ def _weights(m, shape):
     return jnp.repeat(m, shape[1] // m.shape[1], axis=1)
 
 
+SMALL_CONFUSION = 1 << 14  # batch x classes^2 up to which the confusion matrix is summed elementwise: a tiny
+# matmul is a library call that costs more than the whole sum on XLA:CPU (4 % of an iris step, issue 12)
+
+
 def batch_sums(needs: set[str], out, y, mask, num_classes: int) -> dict:
     """Sums over one batch that metrics are computed from. mask: (B,) 1 for real examples, 0 for padding;
     or (B, T) for a sequence output with padded steps (every metric then counts the real steps only)."""
@@ -211,7 +215,11 @@ def batch_sums(needs: set[str], out, y, mask, num_classes: int) -> dict:
             pred = jnp.argmax(out, -1).reshape(out.shape[0], -1)  # (B, 1), or (B, T) for per-step labels
             true, w, c = y.reshape(y.shape[0], -1), _weights(m, pred.shape), num_classes
         oh_t = jax.nn.one_hot(true.reshape(-1), c) * w.reshape(-1, 1)
-        sums["confusion"] = oh_t.T @ jax.nn.one_hot(pred.reshape(-1), c)
+        oh_p = jax.nn.one_hot(pred.reshape(-1), c)
+        if oh_t.shape[0] * c * c <= SMALL_CONFUSION:  # one fused reduction, no matmul call (exact either way:
+            sums["confusion"] = (oh_t[:, :, None] * oh_p[:, None, :]).sum(0)  # sums of 0/1 products)
+        else:
+            sums["confusion"] = oh_t.T @ oh_p
     if "ranking" in needs:
         c = out.shape[-1]
         scores = out.reshape(-1, c)

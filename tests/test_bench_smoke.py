@@ -108,7 +108,7 @@ def test_bench_records_off_variant_trains_the_same(tiny_xor, capsys, monkeypatch
     from nnctl.engine import loop
     from nnctl.objectives import supervised
 
-    for module, attr in ((loop, "commit"), (supervised, "apply_update")):  # restored after the test
+    for module, attr in ((loop, "commit"), (supervised, "deferred_update")):  # restored after the test
         monkeypatch.setattr(module, attr, getattr(module, attr))
     w, run = tiny_xor
     on, off = run("nnctl", capsys), run("nnctl-bare", capsys)

@@ -75,7 +75,7 @@ def one_step(text, *overrides):
 
     def step(state):
         p = b.obj.propose(state, x, y, jnp.ones(64), jax.random.key(1))
-        return {"init": state.params, "new": p.state.params, "loss": p.loss, "values": p.values}
+        return {"init": state.params, "new": p.proposed().params, "loss": p.loss, "values": p.values}
 
     if (text, overrides) not in _STEPS:
         _STEPS[(text, overrides)] = jax.device_get(jax.jit(step)(_INIT[text]))
@@ -151,9 +151,9 @@ def test_bf16_computes_in_bfloat16_and_keeps_float32_state(text):
     state = jax.eval_shape(lambda k: b32.obj.init(k, tuple(b32.data.input_shape)), jax.random.key(0))
     x, y = jnp.asarray(b32.data.x_train[:8]), jnp.asarray(b32.data.y_train[:8])
     args = (state, x, y, jnp.ones(8), jax.random.key(1))
-    assert _bf16_dots(jax.make_jaxpr(lambda *a: b16.obj.propose(*a).state)(*args))
-    assert not _bf16_dots(jax.make_jaxpr(lambda *a: b32.obj.propose(*a).state)(*args))
-    out = jax.eval_shape(lambda *a: b16.obj.propose(*a).state, *args)
+    assert _bf16_dots(jax.make_jaxpr(lambda *a: b16.obj.propose(*a).proposed())(*args))
+    assert not _bf16_dots(jax.make_jaxpr(lambda *a: b32.obj.propose(*a).proposed())(*args))
+    out = jax.eval_shape(lambda *a: b16.obj.propose(*a).proposed(), *args)
     floats = [a.dtype for a in jax.tree.leaves((out.params, out.opt_state)) if jnp.issubdtype(a.dtype, jnp.floating)]
     assert floats and all(d == jnp.float32 for d in floats)
 

@@ -54,7 +54,7 @@ def one_step():
     def step(adversarial_weight, beta):
         obj = dataclasses.replace(b.obj, adversarial_weight=adversarial_weight, beta=beta)
         p = obj.propose(state, x, None, jnp.ones(32), jax.random.key(1))
-        return p.state.params, p.values
+        return p.proposed().params, p.values
 
     return lambda adv=0.5, beta=1.0: jax.device_get(step(adv, beta))
 

@@ -26,14 +26,19 @@ RECORD_BLOCK = 64  # epochs whose records are gathered in a small buffer before 
 
 @dataclass(frozen=True)
 class Proposal:
-    """One objective step before the finite check: the new state, its loss, gradient norm, whether the
-    gradients were clipped, and whatever the objective's `add` needs to sum the batch's metrics."""
+    """One objective step before the finite check: the new state (or a function making it, run only for a kept
+    step: `step.deferred_update`), its loss, gradient norm, whether the gradients were clipped, and whatever the
+    objective's `add` needs to sum the batch's metrics."""
 
-    state: TrainState
+    state: TrainState | Callable[[], TrainState]
     loss: jax.Array
     gnorm: jax.Array
     clipped: jax.Array
     values: Any
+
+    def proposed(self) -> TrainState:
+        """The proposed state itself (the update run, when it is a function)."""
+        return self.state() if callable(self.state) else self.state
 
 
 class Objective(Protocol):

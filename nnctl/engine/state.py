@@ -32,19 +32,38 @@ class TrainState:
 
 @struct.dataclass
 class Counters:
-    """Per-epoch bookkeeping of the training steps (sums over the steps taken)."""
+    """Per-epoch bookkeeping of the training steps, packed so that a step updates it with two fused operations
+    (one per array; six scalars were six XLA:CPU kernels per step, issue 12):
 
-    grad_norm: jax.Array
-    clipped: jax.Array
-    steps: jax.Array
-    skipped: jax.Array
-    bad_step: jax.Array  # step of the first non-finite loss/gradient of the epoch, -1: none
-    bad_what: jax.Array  # 1: loss, 2: gradients
+    * `sums`, float32[4]: the gradient norms of the steps taken, how many of them were clipped, the steps
+      taken, the steps skipped;
+    * `first_bad`, int32[2]: the step of the epoch's first non-finite loss or gradient (-1: none) and what it
+      was (1: loss, 2: gradients)."""
+
+    sums: jax.Array
+    first_bad: jax.Array
 
     @classmethod
     def zero(cls) -> Counters:
-        f = jnp.float32(0)
-        return cls(grad_norm=f, clipped=f, steps=f, skipped=f, bad_step=jnp.int32(-1), bad_what=jnp.int32(0))
+        return cls(sums=jnp.zeros(4, jnp.float32), first_bad=jnp.array([-1, 0], jnp.int32))
+
+    grad_norm = property(lambda self: self.sums[0])
+    clipped = property(lambda self: self.sums[1])
+    steps = property(lambda self: self.sums[2])
+    skipped = property(lambda self: self.sums[3])
+    bad_step = property(lambda self: self.first_bad[0])
+    bad_what = property(lambda self: self.first_bad[1])
+
+    def count(self, ok: jax.Array, bad: jax.Array, gnorm: jax.Array, clipped: jax.Array) -> Counters:
+        """One step: taken (`ok`: its gradient norm and clip flag summed), skipped (`bad`), or neither."""
+        inc = jnp.stack([jnp.where(ok, gnorm, 0.0), jnp.where(ok, clipped, 0.0), ok, bad]).astype(jnp.float32)
+        return Counters(sums=self.sums + inc, first_bad=self.first_bad)
+
+    def first(self, now: jax.Array, step: jax.Array, what: jax.Array) -> Counters:
+        """Note `step` and `what` when `now` is the epoch's first non-finite step."""
+        return Counters(
+            sums=self.sums, first_bad=jnp.where(now, jnp.stack([step, what]).astype(jnp.int32), self.first_bad)
+        )
 
 
 @struct.dataclass

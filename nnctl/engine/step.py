@@ -3,13 +3,15 @@
 * `forward`: a network applied with its dropout RNG, mutable state (batch statistics) while training, and the
   mixed-precision cast (`train.precision: bf16`: weights and inputs cast down, outputs and state back to
   float32; gradients flow back to the float32 weights through the cast).
-* `apply_update`: frozen gradients zeroed, the global norm taken (logged, before clipping), the Optax update.
+* `apply_update`: frozen gradients zeroed, the global norm taken (logged, before clipping), the Optax update;
+  `deferred_update`: the same, with the update as a function `commit` runs only for a kept step.
 * `commit`: the proposed state is kept only when the step is active (under `max_steps`, no earlier
   non-finite step when halting) and its loss and gradients are finite; the counters record it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -50,20 +52,48 @@ def forward(
     return net.apply(variables, *args, train=train, rngs=rngs, method=method, **kw), model_state
 
 
+def prepare_grads(trainable: Any, grads: Any) -> tuple[Any, jax.Array]:
+    """(gradients with frozen ones zeroed, their global norm): what the finite check and the logs read."""
+    if trainable is not None:
+        grads = jax.tree.map(lambda g, t: g if t else jnp.zeros_like(g), grads, trainable)
+    return grads, optax.tree.norm(grads)
+
+
+def optimizer_step(tx: optax.GradientTransformation, opt_state: Any, params: Any, loss: jax.Array, grads: Any) -> tuple:
+    """(new params, new optimizer state) of one Optax update."""
+    updates, new_opt = tx.update(grads, opt_state, params, value=loss)
+    return optax.apply_updates(params, updates), new_opt
+
+
 def apply_update(
     tx: optax.GradientTransformation, trainable: Any, opt_state: Any, params: Any, loss: jax.Array, grads: Any
 ) -> tuple[Any, Any, jax.Array, Any]:
     """(new params, new optimizer state, gradient norm, gradients with frozen ones zeroed) of one optimizer."""
-    if trainable is not None:
-        grads = jax.tree.map(lambda g, t: g if t else jnp.zeros_like(g), grads, trainable)
-    gnorm = optax.tree.norm(grads)
-    updates, new_opt = tx.update(grads, opt_state, params, value=loss)
-    return optax.apply_updates(params, updates), new_opt, gnorm, grads
+    grads, gnorm = prepare_grads(trainable, grads)
+    new_params, new_opt = optimizer_step(tx, opt_state, params, loss, grads)
+    return new_params, new_opt, gnorm, grads
+
+
+def deferred_update(
+    tx: optax.GradientTransformation, trainable: Any, state: TrainState, loss: jax.Array, grads: Any, model_state: Any
+) -> tuple[Callable[[], TrainState], Any, jax.Array]:
+    """(the proposed state as a function, gradients with frozen ones zeroed, gradient norm) of one optimizer.
+
+    The gradient norm needs no update, so `commit` can decide first and run the update only for a kept step
+    (`lax.cond`): the same values as selecting after the update, without XLA copying the optimizer state that
+    the select reads back (measured 10 % of a small model's step on XLA:CPU)."""
+    grads, gnorm = prepare_grads(trainable, grads)
+
+    def proposed() -> TrainState:
+        params, opt = optimizer_step(tx, state.opt_state, state.params, loss, grads)
+        return TrainState(params=params, model_state=model_state, opt_state=opt, step=state.step + 1)
+
+    return proposed, grads, gnorm
 
 
 def commit(
     state: TrainState,
-    proposed: TrainState,
+    proposed: TrainState | Callable[[], TrainState],
     counters: Counters,
     loss: jax.Array,
     gnorm: jax.Array,
@@ -71,21 +101,18 @@ def commit(
     max_steps: int,
     halt_on_nonfinite: bool,
 ) -> tuple[TrainState, Counters, jax.Array]:
-    """Keep `proposed` when the step is active and finite. Returns (state, counters, ok)."""
+    """Keep `proposed` (a state, or a function making it: `deferred_update`) when the step is active and finite.
+    Returns (state, counters, ok)."""
     finite_loss, finite_grad = jnp.isfinite(loss), jnp.isfinite(gnorm)
     active = (state.step < max_steps) & (counters.bad_step < 0 if halt_on_nonfinite else True)
     ok = active & finite_loss & finite_grad
-    state = tree_where(ok, proposed, state)
+    if callable(proposed):
+        state = jax.lax.cond(ok, proposed, lambda: state)
+    else:
+        state = tree_where(ok, proposed, state)
     bad = active & ~(finite_loss & finite_grad)
     first = bad & (counters.bad_step < 0)
-    counters = Counters(
-        grad_norm=counters.grad_norm + jnp.where(ok, gnorm, 0.0),
-        clipped=counters.clipped + jnp.where(ok, clipped, 0.0),
-        steps=counters.steps + ok,
-        skipped=counters.skipped + bad,
-        bad_step=jnp.where(first, state.step, counters.bad_step),
-        bad_what=jnp.where(first, jnp.where(finite_loss, 2, 1), counters.bad_what),
-    )
+    counters = counters.count(ok, bad, gnorm, clipped).first(first, state.step, jnp.where(finite_loss, 2, 1))
     return state, counters, ok
 
 

@@ -27,7 +27,7 @@ from nnctl import activations
 from nnctl.chain import Chain, OptimizedByChain, clipped_flag
 from nnctl.engine.loop import Proposal
 from nnctl.engine.state import TrainState
-from nnctl.engine.step import apply_update, forward
+from nnctl.engine.step import deferred_update, forward
 from nnctl.losses import LOSSES, Head
 from nnctl.objectives.supervised import init_state
 
@@ -168,8 +168,7 @@ class Seq2Seq(OptimizedByChain):
             return (self.per_example(logits, y) * mask).sum() / n, (new_ms, logits)
 
         (loss, (new_ms, logits)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-        params, opt, gnorm, grads = apply_update(self.tx, self.trainable, state.opt_state, state.params, loss, grads)
-        new = TrainState(params=params, model_state=new_ms, opt_state=opt, step=state.step + 1)
+        new, grads, gnorm = deferred_update(self.tx, self.trainable, state, loss, grads, new_ms)
         free, _ = self.greedy(state.params, state.model_state, x)
         return Proposal(new, loss, gnorm, clipped_flag(self.clip, grads), (logits, free, y, loss * mask.sum()))
 

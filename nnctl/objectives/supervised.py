@@ -3,6 +3,7 @@ indices, 0/1 labels, values or the input), plus kernel regularizers; metrics sum
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -13,7 +14,7 @@ from nnctl import metrics as M
 from nnctl.chain import Chain, OptimizedByChain, clipped_flag
 from nnctl.engine.loop import Proposal
 from nnctl.engine.state import TrainState
-from nnctl.engine.step import apply_update, forward
+from nnctl.engine.step import deferred_update, forward
 from nnctl.layers.graph import OUTPUT_MASK
 from nnctl.losses import LOSSES, Head
 
@@ -194,11 +195,9 @@ class Supervised(OptimizedByChain):
     # --- steps --------------------------------------------------------------------------------------------------
     def update(
         self, state: TrainState, loss: jax.Array, grads: Any, model_state: dict
-    ) -> tuple[TrainState, Any, jax.Array]:
-        """(proposed state, gradients as applied, gradient norm) of one optimizer step."""
-        params, opt, gnorm, grads = apply_update(self.tx, self.trainable, state.opt_state, state.params, loss, grads)
-        new = TrainState(params=params, model_state=model_state, opt_state=opt, step=state.step + 1)
-        return new, grads, gnorm
+    ) -> tuple[Callable[[], TrainState], Any, jax.Array]:
+        """(proposed state as a function, gradients as applied, gradient norm) of one optimizer step."""
+        return deferred_update(self.tx, self.trainable, state, loss, grads, model_state)
 
     def propose(self, state: TrainState, x: jax.Array, y: jax.Array, mask: jax.Array, key: jax.Array) -> Proposal:
         n = jnp.maximum(mask.sum(), 1.0)

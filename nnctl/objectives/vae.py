@@ -27,7 +27,7 @@ from nnctl.augment import augment_batch, corrupt
 from nnctl.chain import Chain, OptimizedByChain, clipped_flag
 from nnctl.engine.loop import Proposal
 from nnctl.engine.state import TrainState
-from nnctl.engine.step import apply_update, forward, masked_mean
+from nnctl.engine.step import deferred_update, forward, masked_mean
 from nnctl.losses import LOSSES
 from nnctl.objectives.regularized import activity_penalties, jacobian_norm2
 from nnctl.objectives.supervised import init_state, kernel_penalty
@@ -157,8 +157,7 @@ class VAE(OptimizedByChain):
             return (loss if p.extra is None else loss + p.extra), p
 
         (loss, p), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-        params, opt, gnorm, grads = apply_update(self.tx, self.trainable, state.opt_state, state.params, loss, grads)
-        new = TrainState(params=params, model_state=p.model_state, opt_state=opt, step=state.step + 1)
+        new, grads, gnorm = deferred_update(self.tx, self.trainable, state, loss, grads, p.model_state)
         return Proposal(new, loss, gnorm, clipped_flag(self.clip, grads), p)
 
     def add(self, sums, values, mask, weight) -> dict:
