@@ -18,6 +18,7 @@ run of a tiny model is watched), and the documented fields of `Built` (fuse, pla
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import resource
@@ -54,7 +55,10 @@ def run_nnctl(w, x, y, overrides: tuple = ()) -> dict:
             if not marks or cols["epoch"][-1] == last:  # records read as columns, one call at a time
                 marks.append(time.process_time())
 
-        res = fit(b, on_records=mark)
+        if "on_records" in inspect.signature(fit).parameters:
+            res = fit(b, on_records=mark)
+        else:  # an nnctl before on_records (bench/paired.py's base): its dict per record, read as one
+            res = fit(b, on_epoch=lambda r: mark({"epoch": [r["epoch"]]}))
         if len(marks) < 2:  # stopped before the last epoch: up to the return of fit
             marks.append(time.process_time())
     recs = res.records
