@@ -185,7 +185,7 @@ class Loop:
         new = Carry(
             state=state,
             es=es,
-            best=tree_where(improved, state.weights(), carry.best),
+            best=jax.lax.cond(improved, state.weights, lambda: carry.best),  # a copy only when improved
             good=tree_where(counters.bad_step < 0, state.weights(), carry.good),
             stopped=carry.stopped | (reason > 0),
             reason=jnp.where(carry.stopped, carry.reason, reason),
