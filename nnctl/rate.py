@@ -4,7 +4,7 @@ Optax and Flax compute `1 - b` from a Python float: in float64, rounded once to 
 a float32 input b gives different last bits, so a program that reads b as an input would not reproduce the
 one with b compiled in. `Rate` carries b together with its complement 1 - b, computed on the host the way
 the compiled-in constant is, and answers the only arithmetic those libraries do with such a value
-(`1 - b`, `b * x`, `x * b`, `b ** n`): handed to `optax.adam`, `optax.rmsprop`, ... or to the `dropout`
+(`1 - b`, `b * x`, `x * b`, `b ** n`, `b > 0`): handed to `optax.adam`, `optax.rmsprop`, ... or to the `dropout`
 layer, it gives the bits of the compiled-in float. It is a pytree (two leaves), so it travels in `hp`.
 """
 
@@ -43,3 +43,10 @@ class Rate:
 
     def __pow__(self, other: Any) -> Any:
         return self.value**other
+
+    def __gt__(self, other: Any) -> bool:
+        """`b > 0` (what Flax's attention asks before its dropout): True, as a Rate is made only for a
+        non-zero value (a zero stays compiled in: nnctl.app.hyper); any other comparison is refused."""
+        if isinstance(other, (int, float)) and other == 0:
+            return True
+        raise TypeError(f"a Rate is compared with 0 only, not with {other!r}")

@@ -133,6 +133,30 @@ def test_betas_and_dropout_as_inputs_give_the_compiled_in_bits():
     assert len(runs[0]) == 4 and runs[0] == runs[1]
 
 
+def test_attention_dropout_is_an_input_with_the_compiled_in_bits():
+    """multi_head_attention's dropout: another rate gives the same programs, and read as an input it gives the
+    records of the same rate compiled in (Flax's attention dropout, fed a `Rate`)."""
+
+    def attention(*sets: str):
+        loaded = load_spec(str(ROOT / "specs" / "majority_attention.yaml"), ("train.epochs=2", *sets))
+        return build(loaded, prepare(loaded.spec, loaded.analysis, loaded.base_dir))
+
+    b = attention("model.layers[2].dropout=0.25")
+    assert isinstance(b.hp["spec"]["model.layers[2].dropout"], Rate)
+    assert programs(attention("model.layers[2].dropout=0.4"), chunk=False) == programs(b, chunk=False)
+    inputs = {k: v for k, v in b.hp["spec"].items() if k != "model.layers[2].dropout"}
+    constants = dataclasses.replace(b, hp={**b.hp, "spec": inputs})
+    runs = [[{k: v for k, v in r.items() if k != "time"} for r in fit(x).records] for x in (b, constants)]
+    without = [r["train/loss"] for r in fit(attention()).records]
+    assert runs[0] == runs[1] and [r["train/loss"] for r in runs[0]] != without  # the dropout is applied
+
+
+def test_a_rate_answers_only_greater_than_zero():
+    assert Rate.of(0.3) > 0 and Rate.of(0.3) > 0.0
+    with pytest.raises(TypeError, match="compared with 0 only"):
+        _ = Rate.of(0.3) > 0.2
+
+
 def _train(tmp_path: Path, cache: Path, name: str, *sets: str) -> dict:
     env = {**os.environ, "NNCTL_CACHE_DIR": str(cache)}
     args = [a for s in sets for a in ("--set", s)]

@@ -32,6 +32,7 @@ class MultiHeadAttention(LayerSpec):
     bias_init: InitRef = Field("zeros", description="initializer of the projection biases")
     use_bias: bool = True
     has_params: ClassVar[bool] = True
+    runtime: ClassVar[tuple[str, ...]] = ("dropout",)  # an input of the compiled programs (nnctl.app.hyper)
 
     def out_shape(self, shapes):
         shape = shapes[0]
@@ -49,7 +50,8 @@ class MultiHeadAttention(LayerSpec):
             num_heads=self.num_heads,
             qkv_features=self.num_heads * self.key_dim,
             out_features=self.output_dim or x.shape[-1],
-            dropout_rate=self.dropout,
+            dropout_rate=self.dropout,  # a float, or a runtime `Rate`: Flax's dropout arithmetic (1 - rate, a
+            # Bernoulli draw at that probability, 0 or 1 divided by it) gives the compiled-in bits either way
             deterministic=not train,
             kernel_init=initializers.build(self.kernel_init),
             bias_init=initializers.build(self.bias_init),
