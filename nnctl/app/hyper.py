@@ -2,7 +2,8 @@
 
 The compiled training programs take one small pytree `hp` as their first argument: the spec's runtime options
 (learning rate and schedule values, weight decay, momentum, eps, betas, decays: `nnctl.optim.RUNTIME`; dropout
-rates (attention's too), batch-norm momenta: `LayerSpec.runtime`), the seed, the step limit and the early-stopping settings.
+rates (attention's too), batch-norm momenta: `LayerSpec.runtime`), the seed, the step limit and the
+early-stopping settings.
 Fractions whose complement Optax or Flax computes (`1 - b1`, `1 - rate`) travel as `nnctl.rate.Rate`, so the
 programs that read them compute the bits of the compiled-in constants. Inside the trace the objective (and the
 network, for dropout rates) is rebuilt from a copy of the spec whose runtime options are the traced values, so
