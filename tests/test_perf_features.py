@@ -262,3 +262,38 @@ def test_records_without_on_epoch_are_columns_until_read_and_the_same_dicts():
     lazy.records.extend([{"epoch": 7}])
     assert [r["epoch"] for r in lazy.records] == [0, 1, 2, 3, 4, 5, 6, 7] and len(lazy.records) == 8
     assert lazy.records != [] and Records() == []
+
+
+@pytest.mark.parametrize("nan_at", [None, 3])
+def test_conditional_update_and_select_keep_the_same_steps(monkeypatch, nan_at):
+    """The finite-step guard runs the update under `lax.cond` on CPU and computes-then-selects elsewhere
+    (`step.conditional_update`): both keep the same steps (a poisoned batch skipped by both) and reach the same
+    weights to float rounding."""
+    from nnctl.app.builder import build
+    from nnctl.app.fitting import fit
+    from nnctl.data.prepare import prepare
+    from nnctl.engine import step
+    from nnctl.spec import load_spec
+
+    sets = ("train.epochs=6", "train.on_nonfinite=skip_step")
+    loaded = load_spec(str(SPECS / "iris.yaml"), sets)
+    data = prepare(loaded.spec, loaded.analysis, loaded.base_dir)
+    if nan_at is not None:
+        x = data.x_train.copy()
+        x[nan_at] = np.nan  # one batch of every epoch has a non-finite loss
+        data = dataclasses.replace(data, x_train=x)
+    runs = []
+    for conditional in (True, False):
+        monkeypatch.setattr(step, "conditional_update", lambda c=conditional: c)
+        res = fit(build(loaded, data))
+        runs.append((res, [(r["skipped_steps"], r["step"]) for r in res.records]))
+    (a, steps_a), (b, steps_b) = runs
+    assert steps_a == steps_b and (nan_at is None) == (steps_a[-1][0] == 0)
+    for u, v in zip(jax_leaves(a.weights), jax_leaves(b.weights)):
+        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6)
+
+
+def jax_leaves(tree):
+    import jax
+
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]

@@ -4,7 +4,8 @@
   mixed-precision cast (`train.precision: bf16`: weights and inputs cast down, outputs and state back to
   float32; gradients flow back to the float32 weights through the cast).
 * `apply_update`: frozen gradients zeroed, the global norm taken (logged, before clipping), the Optax update;
-  `deferred_update`: the same, with the update as a function `commit` runs only for a kept step.
+  `deferred_update`: the same, with the update as a function `commit` runs only for a kept step (on CPU; on
+  GPU/TPU it is computed and selected, `conditional_update`).
 * `commit`: the proposed state is kept only when the step is active (under `max_steps`, no earlier
   non-finite step when halting) and its loss and gradients are finite; the counters record it.
 """
@@ -91,6 +92,13 @@ def deferred_update(
     return proposed, grads, gnorm
 
 
+def conditional_update() -> bool:
+    """Whether `commit` runs a deferred update under `lax.cond` (CPU) or computes it and selects (GPU, TPU).
+    XLA:CPU runs a conditional in place; XLA:GPU reads a conditional's predicate back on the host, a sync per
+    step that the select does not need."""
+    return jax.default_backend() == "cpu"
+
+
 def commit(
     state: TrainState,
     proposed: TrainState | Callable[[], TrainState],
@@ -106,10 +114,10 @@ def commit(
     finite_loss, finite_grad = jnp.isfinite(loss), jnp.isfinite(gnorm)
     active = (state.step < max_steps) & (counters.bad_step < 0 if halt_on_nonfinite else True)
     ok = active & finite_loss & finite_grad
-    if callable(proposed):
+    if callable(proposed) and conditional_update():
         state = jax.lax.cond(ok, proposed, lambda: state)
     else:
-        state = tree_where(ok, proposed, state)
+        state = tree_where(ok, proposed() if callable(proposed) else proposed, state)
     bad = active & ~(finite_loss & finite_grad)
     first = bad & (counters.bad_step < 0)
     counters = counters.count(ok, bad, gnorm, clipped).first(first, state.step, jnp.where(finite_loss, 2, 1))
