@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from nnctl.early_stopping import EarlyStopping, reason_code
 from nnctl.engine.state import Carry, Counters, NonFinite, TrainState, tree_where
-from nnctl.engine.step import commit
+from nnctl.engine.step import commit, conditional_update
 
 RECORD_BLOCK = 64  # epochs whose records are gathered in a small buffer before joining the call's buffer
 
@@ -185,7 +185,11 @@ class Loop:
         new = Carry(
             state=state,
             es=es,
-            best=jax.lax.cond(improved, state.weights, lambda: carry.best),  # a copy only when improved
+            best=(  # on CPU a copy only when improved (step.conditional_update)
+                jax.lax.cond(improved, state.weights, lambda: carry.best)
+                if conditional_update()
+                else tree_where(improved, state.weights(), carry.best)
+            ),
             good=tree_where(counters.bad_step < 0, state.weights(), carry.good),
             stopped=carry.stopped | (reason > 0),
             reason=jnp.where(carry.stopped, carry.reason, reason),
