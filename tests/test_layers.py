@@ -552,10 +552,12 @@ def test_bidirectional_matches_pytorch(cell, return_sequences):
 
 @pytest.mark.parametrize("cell", ["simple_rnn", "lstm"])
 @pytest.mark.parametrize("directions", [1, 2])
-def test_hand_written_recurrent_backward_equals_autodiff(cell, directions):
-    """`fast_recurrence`'s backward pass (kernel gradient as one matmul after the scan) gives the gradients
-    autodiff of the plain scan gives, for the kernel, the inputs and the initial state, with cotangents on
-    both the outputs and the final carry."""
+@pytest.mark.parametrize("sequences", [True, False])
+def test_hand_written_recurrent_backward_equals_autodiff(cell, directions, sequences):
+    """`fast_recurrence`'s backward pass (kernel gradient as one matmul after the scan, the LSTM's gate
+    factors kept over the projected inputs) gives the gradients autodiff of the plain scan gives, for the
+    kernel, the inputs and the initial state, with cotangents on both the outputs and the final carry, and
+    on the final carry alone when the outputs are not asked for (`sequences=False`)."""
     from nnctl.layers.recurrent import GATES, fast_recurrence, step_fn
 
     t, b, u = 5, 3, 4
@@ -570,12 +572,18 @@ def test_hand_written_recurrent_backward_equals_autodiff(cell, directions):
     def loss(fn, rk, xp, carry0):
         carry, ys = fn(rk, xp, carry0)
         last = jax.tree.leaves(carry)
-        return (ys * wy).sum() + sum((c**2).sum() for c in last)
+        return (ys * wy).sum() * sequences + sum((c**2).sum() for c in last)
 
     step = step_fn(cell, u)
     plain = lambda rk, xp, c0: jax.lax.scan(lambda c, p: step(rk, c, p), c0, xp)
-    fast = lambda rk, xp, c0: fast_recurrence(cell, rk, xp, c0)
-    np.testing.assert_allclose(fast(rk, xp, carry0)[1], plain(rk, xp, carry0)[1], rtol=1e-6, atol=1e-6)
+    fast = lambda rk, xp, c0: fast_recurrence(cell, rk, xp, c0, sequences)
+    if sequences:
+        np.testing.assert_allclose(fast(rk, xp, carry0)[1], plain(rk, xp, carry0)[1], rtol=1e-6, atol=1e-6)
+    else:
+        assert fast(rk, xp, carry0)[1] is None
+        fast = lambda rk, xp, c0: (fast_recurrence(cell, rk, xp, c0, False)[0], 0.0)
+    for a, b_ in zip(jax.tree.leaves(fast(rk, xp, carry0)[0]), jax.tree.leaves(plain(rk, xp, carry0)[0])):
+        np.testing.assert_allclose(a, b_, rtol=1e-6, atol=1e-6)
     want = jax.grad(lambda *a: loss(plain, *a), argnums=(0, 1, 2))(rk, xp, carry0)
     got = jax.jit(jax.grad(lambda *a: loss(fast, *a), argnums=(0, 1, 2)))(rk, xp, carry0)
     for a, b_ in zip(jax.tree.leaves(want), jax.tree.leaves(got)):

@@ -105,7 +105,7 @@ class RNNCore(nn.Module):
             carry, ys = jax.lax.scan(act_step, carry, xp)
             last = ys[-1]
         elif self.cell in ("lstm", "simple_rnn"):
-            carry, ys = fast_recurrence(self.cell, rk, xp, carry)  # ys: (T, D, B, u)
+            carry, ys = fast_recurrence(self.cell, rk, xp, carry, self.return_sequences)  # ys: (T, D, B, u)
             last = carry[0] if self.cell == "lstm" else carry
         else:
             step = step_fn(self.cell, u)
