@@ -297,3 +297,33 @@ def jax_leaves(tree):
     import jax
 
     return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+@pytest.mark.parametrize(
+    "metrics, argmax_only", [("[accuracy]", True), ("[accuracy, f1, precision]", True), ("[accuracy, auc]", False)]
+)
+def test_confusion_of_a_softmax_head_is_the_argmax_of_its_logits(metrics, argmax_only):
+    """With only confusion-matrix metrics of a softmax head, the sums read the logits' argmax (the softmax is
+    skipped): the same matrices as from the probabilities, ties of the logits included (first class wins)."""
+    import jax.numpy as jnp
+
+    obj = _built(SPECS / "iris.yaml", (f"train.metrics={metrics}",)).loop.obj
+    rng = np.random.default_rng(0)
+    z = jnp.asarray(rng.normal(size=(64, 3)).round(1), jnp.float32)  # rounded: some tied logits
+    y = jnp.asarray(rng.integers(0, 3, 64), jnp.int32)
+    mask = jnp.asarray(rng.random(64) > 0.2, jnp.float32)
+    from nnctl import metrics as M
+
+    assert obj._argmax_only(M.needs_of(obj.metric_names), z, y) is argmax_only
+    sums = obj.add_batch(obj.zero_sums((3,), jnp.int32), z, y, mask, jnp.float32(0), 1.0)
+    p = np.asarray(jax_softmax(z))
+    want = np.zeros((3, 3))
+    for t, k, m in zip(np.asarray(y), p.argmax(-1), np.asarray(mask)):
+        want[t, k] += m
+    np.testing.assert_array_equal(np.asarray(sums["confusion"]), want)
+
+
+def jax_softmax(z):
+    import jax
+
+    return jax.nn.softmax(z)

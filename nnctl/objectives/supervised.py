@@ -159,12 +159,27 @@ class Supervised(OptimizedByChain):
             **jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
         }
 
+    def _argmax_only(self, needs: set, z: jax.Array, y: jax.Array) -> bool:
+        """Whether the metrics read only the argmax of a softmax over classes (a confusion matrix of integer
+        labels): softmax keeps the order of the logits, so their argmax is taken and the softmax skipped (a
+        few small kernels per step). It can differ only where two probabilities round to the same float32
+        while their logits differ, and there it is the larger logit's class."""
+        return (
+            needs == {"confusion"}
+            and self.head.name == "softmax"
+            and z.shape[-1] > 1
+            and jnp.issubdtype(y.dtype, jnp.integer)
+        )
+
     def add_batch(
         self, sums: dict, logits: jax.Array, y: jax.Array, mask: jax.Array, loss_sum: jax.Array, weight: Any
     ) -> dict:
         m = mask * weight
         steps = m[:, None] * logits.mask if isinstance(logits, Masked) else m  # metrics count real steps only
-        batch = M.batch_sums(M.needs_of(self.metric_names), self.head.fn(bare(logits)), y, steps, self.num_classes)
+        needs, z = M.needs_of(self.metric_names), bare(logits)
+        batch = M.batch_sums(
+            needs, z if self._argmax_only(needs, z, y) else self.head.fn(z), y, steps, self.num_classes
+        )
         new = dict(sums)
         for k, v in batch.items():
             new[k] = sums[k] + v
