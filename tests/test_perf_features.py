@@ -327,3 +327,23 @@ def jax_softmax(z):
     import jax
 
     return jax.nn.softmax(z)
+
+
+def test_counters_note_any_int32_step_exactly_in_their_float_array():
+    """Counters is one float32 array; the first non-finite step is kept as two parts that float32 holds
+    exactly, so every int32 step reads back as it was noted, and none reads back as -1."""
+    import jax.numpy as jnp
+
+    from nnctl.engine.state import Counters
+
+    zero = Counters.zero()
+    assert int(zero.bad_step) == -1 and int(zero.bad_what) == 0
+    for step in (0, 1, (1 << 20) - 1, 1 << 20, 16_777_217, 2**31 - 1):
+        c = zero.first(jnp.bool_(True), jnp.int32(step), jnp.int32(2))
+        assert int(c.bad_step) == step and int(c.bad_what) == 2
+        kept = c.first(jnp.bool_(False), jnp.int32(7), jnp.int32(1))  # a later step does not overwrite it
+        assert int(kept.bad_step) == step and int(kept.bad_what) == 2
+    c = zero.count(jnp.bool_(True), jnp.bool_(False), jnp.float32(1.5), jnp.float32(1.0))
+    c = c.count(jnp.bool_(False), jnp.bool_(True), jnp.float32(9.0), jnp.float32(1.0))
+    assert [float(c.grad_norm), float(c.clipped), float(c.steps), float(c.skipped)] == [1.5, 1.0, 1.0, 1.0]
+    assert int(c.bad_step) == -1

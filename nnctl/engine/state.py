@@ -32,38 +32,44 @@ class TrainState:
 
 @struct.dataclass
 class Counters:
-    """Per-epoch bookkeeping of the training steps, packed so that a step updates it with two fused operations
-    (one per array; six scalars were six XLA:CPU kernels per step, issue 12):
+    """Per-epoch bookkeeping of the training steps, packed in one float32[7] array that a step updates with one
+    fused operation (six scalars were six XLA:CPU kernels per step, issue 12):
 
-    * `sums`, float32[4]: the gradient norms of the steps taken, how many of them were clipped, the steps
-      taken, the steps skipped;
-    * `first_bad`, int32[2]: the step of the epoch's first non-finite loss or gradient (-1: none) and what it
-      was (1: loss, 2: gradients)."""
+    * [0:4] the gradient norms of the steps taken, how many of them were clipped, the steps taken, the steps
+      skipped;
+    * [4:7] the step of the epoch's first non-finite loss or gradient (-1: none), as step // 2^20 and
+      step % 2^20 (both exact in float32, for every int32 step), and what it was (1: loss, 2: gradients)."""
 
-    sums: jax.Array
-    first_bad: jax.Array
+    packed: jax.Array
 
     @classmethod
     def zero(cls) -> Counters:
-        return cls(sums=jnp.zeros(4, jnp.float32), first_bad=jnp.array([-1, 0], jnp.int32))
+        return cls(packed=jnp.array([0, 0, 0, 0, -1, _LOW - 1, 0], jnp.float32))  # step -1: none
 
-    grad_norm = property(lambda self: self.sums[0])
-    clipped = property(lambda self: self.sums[1])
-    steps = property(lambda self: self.sums[2])
-    skipped = property(lambda self: self.sums[3])
-    bad_step = property(lambda self: self.first_bad[0])
-    bad_what = property(lambda self: self.first_bad[1])
+    grad_norm = property(lambda self: self.packed[0])
+    clipped = property(lambda self: self.packed[1])
+    steps = property(lambda self: self.packed[2])
+    skipped = property(lambda self: self.packed[3])
+    bad_what = property(lambda self: self.packed[6].astype(jnp.int32))
+
+    @property
+    def bad_step(self) -> jax.Array:
+        return self.packed[4].astype(jnp.int32) * _LOW + self.packed[5].astype(jnp.int32)
 
     def count(self, ok: jax.Array, bad: jax.Array, gnorm: jax.Array, clipped: jax.Array) -> Counters:
         """One step: taken (`ok`: its gradient norm and clip flag summed), skipped (`bad`), or neither."""
-        inc = jnp.stack([jnp.where(ok, gnorm, 0.0), jnp.where(ok, clipped, 0.0), ok, bad]).astype(jnp.float32)
-        return Counters(sums=self.sums + inc, first_bad=self.first_bad)
+        inc = jnp.stack([jnp.where(ok, gnorm, 0.0), jnp.where(ok, clipped, 0.0), ok, bad, 0, 0, 0])
+        return Counters(packed=self.packed + inc.astype(jnp.float32))
 
     def first(self, now: jax.Array, step: jax.Array, what: jax.Array) -> Counters:
-        """Note `step` and `what` when `now` is the epoch's first non-finite step."""
-        return Counters(
-            sums=self.sums, first_bad=jnp.where(now, jnp.stack([step, what]).astype(jnp.int32), self.first_bad)
-        )
+        """Note `step` and `what` when `now` is the epoch's first non-finite step (an elementwise select over
+        the whole array, so that XLA fuses it with `count`)."""
+        step = jnp.asarray(step, jnp.int32)
+        noted = jnp.concatenate([jnp.zeros(4), jnp.stack([step // _LOW, step % _LOW, what])]).astype(jnp.float32)
+        return Counters(packed=jnp.where(now & (jnp.arange(7) >= 4), noted, self.packed))
+
+
+_LOW = 1 << 20  # Counters' two parts of a step: each below 2^24, so exact in float32
 
 
 @struct.dataclass
