@@ -4,6 +4,14 @@
   else `$XDG_CACHE_HOME/nnctl/jax`, else `~/.cache/nnctl/jax`. `NNCTL_CACHE_DIR=off` (or `none`, `0`)
   turns it off. Every compiled program is cached (no minimum compile time), so running the same spec again
   loads its programs from disk instead of compiling them.
+* `configure()` also has JAX lower its random-bit hash (threefry2x32, 20 rounds) with the rounds unrolled on
+  CPU, as JAX already does on every other platform, instead of as a 5-iteration XLA while loop whose every
+  iteration is a dozen small kernels. The bits are the same (the same operations); only the kernels a program
+  runs change. Every epoch draws its permutation and keys from the hash, so on a tiny model that loop was a
+  large part of an epoch (iris: about 7 % of the training time, `bench/RESULTS.md`). It goes through JAX's
+  internal lowering registry: with a JAX whose internals moved, nothing changes (nothing fails; the hash keeps
+  its loop). `NNCTL_XLA_DEFAULTS=off` leaves JAX's lowering alone, like nnctl's other XLA:CPU settings
+  (`nnctl.cpucfg`).
 * `configure()` is idempotent. It also counts the compilations that asked the persistent cache and those
   it served (`CacheCount`), so a run can say its programs came from the cache.
 """
@@ -15,6 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
+
+from nnctl import cpucfg
+
+try:  # JAX internals for `unrolled_threefry`: the lowering registry and the hash's primitive
+    from jax._src.interpreters import mlir as _mlir
+    from jax._src.random import threefry2x32 as _threefry
+except ImportError:  # pragma: no cover - a JAX whose internals moved
+    _mlir = _threefry = None  # type: ignore[assignment]
 
 CACHE_ENV = "NNCTL_CACHE_DIR"
 _OFF = {"", "0", "off", "none", "false", "no"}
@@ -59,6 +75,7 @@ def configure() -> None:
     if _done:
         return
     _done = True
+    unrolled_threefry()  # the same random bits, without a while loop per draw on CPU
     jax.monitoring.register_event_listener(_count)
     d = cache_dir()
     if d is None:
@@ -83,3 +100,15 @@ def device_memory_limit() -> int | None:
     except Exception:  # some backends do not implement it
         stats = {}
     return int(stats["bytes_limit"]) if stats.get("bytes_limit") else None
+
+
+def unrolled_threefry() -> bool:
+    """Lower threefry2x32 with unrolled rounds on CPU (see above). True when set."""
+    if cpucfg.turned_off() or _mlir is None:
+        return False
+    unrolled = getattr(_threefry, "_threefry2x32_lowering_rule", None)  # JAX's rule for every other platform
+    primitive = getattr(_threefry, "threefry2x32_p", None)
+    if unrolled is None or primitive is None:
+        return False
+    _mlir.register_lowering(primitive, unrolled, platform="cpu", inline=False)
+    return True

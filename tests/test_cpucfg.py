@@ -58,3 +58,28 @@ def _probe(**env: str) -> str:
 def test_importing_nnctl_keeps_convolutions_out_of_ynnpack_and_the_opt_out_restores_them():
     assert _probe() == ["False"]  # XLA's own convolution, no YNNPACK call
     assert _probe(NNCTL_XLA_DEFAULTS="off") == ["True"]  # XLA's default: a YNNPACK fusion
+
+
+def test_random_bits_come_from_the_unrolled_hash_and_are_jaxs_own():
+    """After `jaxcfg.configure`, the CPU program drawing a permutation has no while loop for the threefry
+    hash (its rounds unrolled), and its bits equal those of a process that never imported nnctl."""
+    import jax
+    import numpy as np
+
+    from nnctl import jaxcfg
+
+    def draw():
+        return jax.random.permutation(jax.random.fold_in(jax.random.key(7), 3), 150)
+
+    jaxcfg.configure()
+    assert jaxcfg.unrolled_threefry() is True
+    hlo = jax.jit(draw).lower().as_text()
+    assert "threefry" in hlo and "while" not in hlo
+    code = (
+        "import sys, jax, numpy as np; "
+        "print(np.asarray(jax.jit(lambda: jax.random.permutation(jax.random.fold_in(jax.random.key(7), 3), 150))())"
+        ".tolist()); print('nnctl' in sys.modules)"
+    )
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert plain[1] == "False"  # that process never imported nnctl: JAX's own CPU lowering (the loop)
+    assert np.asarray(jax.jit(draw)()).tolist() == [int(v) for v in plain[0].strip("[]").split(",")]
