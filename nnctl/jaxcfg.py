@@ -8,7 +8,7 @@
   CPU, as JAX already does on every other platform, instead of as a 5-iteration XLA while loop whose every
   iteration is a dozen small kernels. The bits are the same (the same operations); only the kernels a program
   runs change. Every epoch draws its permutation and keys from the hash, so on a tiny model that loop was a
-  large part of an epoch (iris: about 7 % of the training time, `bench/RESULTS.md`). It goes through JAX's
+  large part of an epoch (`bench/RESULTS.md`, the paired run of issue 12's last re-run). It goes through JAX's
   internal lowering registry: with a JAX whose internals moved, nothing changes (nothing fails; the hash keeps
   its loop). `NNCTL_XLA_DEFAULTS=off` leaves JAX's lowering alone, like nnctl's other XLA:CPU settings
   (`nnctl.cpucfg`).
