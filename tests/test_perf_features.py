@@ -347,3 +347,34 @@ def test_counters_note_any_int32_step_exactly_in_their_float_array():
     c = c.count(jnp.bool_(False), jnp.bool_(True), jnp.float32(9.0), jnp.float32(1.0))
     assert [float(c.grad_norm), float(c.clipped), float(c.steps), float(c.skipped)] == [1.5, 1.0, 1.0, 1.0]
     assert int(c.bad_step) == -1
+
+
+def test_global_norm_sums_large_gradients_by_rows_and_equals_optax():
+    """The logged gradient norm: small gradients summed exactly as optax sums them (bit-identical), a large
+    one first into a value per row (a reduction XLA:CPU can split across cores), equal to optax's to float32
+    rounding."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from nnctl.engine.step import ROWS_FROM, global_norm
+
+    rng = np.random.default_rng(0)
+    small = {
+        "b": jnp.asarray(rng.normal(size=16), jnp.float32),
+        "k": jnp.asarray(rng.normal(size=(4, 16)), jnp.float32),
+    }
+    assert float(global_norm(small)) == float(optax.tree.norm(small))
+    large = {**small, "w": jnp.asarray(rng.normal(size=(784, 512)), jnp.float32)}
+    np.testing.assert_allclose(float(global_norm(large)), float(optax.tree.norm(large)), rtol=1e-6)
+    np.testing.assert_allclose(
+        float(global_norm(large)), np.sqrt(sum(np.sum(np.float64(v) ** 2) for v in large.values())), rtol=1e-6
+    )
+
+    def row_sums(tree):  # the reductions whose result is a vector (one value per row)
+        eqns = jax.make_jaxpr(global_norm)(tree).jaxpr.eqns
+        return [e.outvars[0].aval.shape for e in eqns if e.primitive.name == "reduce_sum" and e.outvars[0].aval.shape]
+
+    assert row_sums(large) == [(784,)]
+    assert row_sums(small) == []
+    assert 784 * 512 >= ROWS_FROM > 4 * 16
