@@ -60,9 +60,9 @@ def global_norm(grads: Any) -> jax.Array:
     """The global L2 norm of a tree of gradients, as `optax.tree.norm` computes it, except that a gradient of
     at least `ROWS_FROM` elements is summed along its first axis last: its squares are first summed into one
     value per row. XLA:CPU runs a reduction to one scalar on one thread; one with a value per row it splits
-    across the cores, so on a multi-core machine the norm of a large model no longer waits on one core (the
-    digits MLP of the bench: about +10% per wall-clock second on two cores, unchanged on one). Small gradients,
-    and so every value of small models, are summed exactly as before; large ones differ in the last bits."""
+    across the cores, so on a multi-core machine the norm of a large model no longer waits on one core
+    (bench/RESULTS.md, wall-clock mode). Small gradients, and so every value of small models, are summed
+    exactly as before; large ones differ in the last bits."""
     total = []
     for g in jax.tree.leaves(grads):
         sq = jnp.square(g.real) + jnp.square(g.imag)  # optax's square (the imaginary part of a real array is 0)
