@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import cpu_time
 from bench.variants import NNCTL_VARIANTS
 
 HERE = Path(__file__).resolve().parent
@@ -48,13 +49,12 @@ PYC: dict = {"dir": None}  # the session's bytecode cache folder (made on first 
 
 def child_env() -> dict:
     """The environment of a measured process. An installed package has its `.pyc` files, so every child
-    reads and writes its bytecode in one folder of the session (PYTHONPYCACHEPREFIX; the first children fill
-    it) even where the environment sets PYTHONDONTWRITEBYTECODE: otherwise every process would compile
-    nnctl's modules from source, a cost no installed copy pays (as bench.cpu_time does)."""
+    reads and writes its bytecode in one folder of the session (`bench.cpu_time.child_env`; the first children
+    fill it) even where the environment sets PYTHONDONTWRITEBYTECODE: otherwise every process would compile
+    nnctl's modules from source, a cost no installed copy pays."""
     if PYC["dir"] is None:
         PYC["dir"] = tempfile.mkdtemp(prefix="nnctl-bench-pyc-")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    return {**env, "PYTHONPYCACHEPREFIX": PYC["dir"]}
+    return cpu_time.child_env(PYC["dir"], 0, bytecode=True)
 
 
 def sh(args, env=None, timeout=1800) -> subprocess.CompletedProcess:
